@@ -1,0 +1,3 @@
+from dealflow.cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""The ``dealflow`` command: run the local stack, submit deals, follow them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.settings import get_settings
+
+app = typer.Typer(
+    help="Dealflow: hands a won B2B deal from sales to the rest of the company.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+deal_app = typer.Typer(help="Submit won deals and follow them.", no_args_is_help=True)
+db_app = typer.Typer(help="Dealflow's own database.", no_args_is_help=True)
+matrix_app = typer.Typer(help="The responsibility matrix.", no_args_is_help=True)
+stack_app = typer.Typer(help="The local stack on embedded defaults.", no_args_is_help=True)
+app.add_typer(deal_app, name="deal")
+app.add_typer(db_app, name="db")
+app.add_typer(matrix_app, name="matrix")
+app.add_typer(stack_app, name="stack")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _point_prefect_at_our_server() -> None:
+    # Prefect reads its settings when first imported: without this, a CLI call from a
+    # plain shell would talk to a throwaway in-process server instead of the stack's.
+    settings = get_settings()
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    os.environ.setdefault("PREFECT_HOME", str(settings.data_dir.resolve() / "prefect"))
+
+
+@deal_app.command("submit")
+def deal_submit(
+    file: Annotated[Path, typer.Argument(help="The won deal, as JSON or YAML (see examples/).")],
+) -> None:
+    """Validate a won deal, store it and start its flow run (the same deal twice: same run)."""
+    from dealflow.intake import IntakeError, OrchestratorUnavailable, load_deal_file, submit
+    from models.matrix import MatrixError
+
+    try:
+        submission = submit(load_deal_file(file))
+    except IntakeError as exc:
+        raise fail(
+            "The deal was not submitted:\n" + "\n".join(f"  {p}" for p in exc.problems)
+        ) from exc
+    except (OrchestratorUnavailable, MatrixError) as exc:
+        raise fail(f"The deal was not started: {exc}") from exc
+    typer.echo(
+        f"Deal:     {submission.deal_id}" + ("" if submission.new_deal else " (already submitted)")
+    )
+    typer.echo(f"Flow run: {submission.flow_run_url}")
+    typer.echo(f"Status:   dealflow deal status {submission.deal_id}")
+
+
+@deal_app.command("status")
+def deal_status(
+    deal_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show a deal's stage, who it waits on and since when, and its full timeline."""
+    from dealflow.deal_status import DealNotFound, deal_report, format_report
+
+    try:
+        report = deal_report(deal_id)
+    except DealNotFound as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(json.dumps(report, indent=2, default=str) if as_json else format_report(report))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate Dealflow's database to the newest schema."""
+    from dealflow.db import upgrade
+
+    upgrade()
+    typer.echo(f"Database is up to date: {get_settings().resolved_database_url.split('@')[-1]}")
+
+
+@matrix_app.command("check")
+def matrix_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="Matrix file (default: the configured one).")
+    ] = None,
+) -> None:
+    """Validate a responsibility matrix file; every problem is listed with its place."""
+    from models.matrix import MatrixError, load_matrix
+
+    try:
+        matrix = load_matrix(file or get_settings().matrix_path)
+    except MatrixError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"OK: matrix {matrix.label}, {len(matrix.people)} people, gates "
+        + " -> ".join(g.name for g in matrix.gates)
+    )
+
+
+@stack_app.command("up")
+def stack_up(
+    data_dir: Annotated[Path, typer.Option(help="Where the stack keeps its data.")] = Path(
+        ".dealflow"
+    ),
+    prefect_port: int = 4200,
+    web_port: int = 8000,
+    smtp_port: int = 1025,
+    inbox_port: int = 8025,
+) -> None:
+    """Start Prefect, the deal runner, the web service and a mail catcher; Ctrl-C stops them."""
+    import time
+
+    from dealflow.stack import Stack, StackConfig, StackError
+
+    config = StackConfig(
+        data_dir=data_dir,
+        prefect_port=prefect_port,
+        web_port=web_port,
+        smtp_port=smtp_port,
+        inbox_port=inbox_port,
+    )
+    stack = Stack(config)
+    typer.echo("Starting the Dealflow stack (first start takes a minute)...")
+    try:
+        stack.start()
+    except StackError as exc:
+        raise fail(f"The stack did not start: {exc}") from exc
+    typer.echo(
+        f"\nDealflow is running. Logs: {stack.logs}\n"
+        f"  Prefect UI:   {config.prefect_api_url.removesuffix('/api')}\n"
+        f"  Mail inbox:   {config.inbox_url}\n"
+        f"  Web service:  {config.web_url}\n\n"
+        "Submit a deal from another terminal:\n"
+        "  .venv/bin/dealflow deal submit examples/acme.json\n\n"
+        "Press Ctrl-C to stop."
+    )
+    try:
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(1)
+        dead = [name for name, p in stack.processes.items() if p.poll() is not None]
+        typer.secho(f"{', '.join(dead)} stopped:\n" + stack.log_tail(dead[0]), fg="red", err=True)
+    except KeyboardInterrupt:
+        typer.echo("\nStopping...")
+    finally:
+        stack.stop()
+
+
+@app.command("runner", hidden=True)
+def runner(limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 10) -> None:
+    """Serve the deal-handoff deployment from this checkout (part of the stack)."""
+    from dealflow.runner import serve_deployments
+
+    serve_deployments(limit)
+
+
+@app.command("mailcatcher", hidden=True)
+def mailcatcher(smtp_port: int = 1025, http_port: int = 8025, host: str = "127.0.0.1") -> None:
+    """Receive all mail on SMTP and show it on an inbox page (part of the stack)."""
+    from dealflow.mailcatcher import run
+
+    run(get_settings().data_dir.resolve() / "mail", host, smtp_port, http_port)
+
+
+def main() -> None:
+    _point_prefect_at_our_server()
+    app(prog_name="dealflow")
+
+
+if __name__ == "__main__":
+    main()

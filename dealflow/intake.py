@@ -1,0 +1,177 @@
+"""Submitting a won deal: validate it, store it once, start its one flow run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.records import add_transition
+from models.deal import DealIntake
+from models.matrix import load_matrix
+from models.settings import Settings, get_settings
+from models.tables import Deal
+
+
+class IntakeError(ValueError):
+    """The deal cannot be accepted; ``problems`` lists each reason with its place."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class DealConflict(IntakeError):
+    pass
+
+
+class OrchestratorUnavailable(RuntimeError):
+    pass
+
+
+def describe_errors(exc: ValidationError, source: str) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(deal)"
+        got = error.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        problems.append(f"{source}: {where}: {error['msg']}{shown}")
+    return problems
+
+
+def parse_deal(data: Any, source: str) -> DealIntake:
+    try:
+        return DealIntake.model_validate(data)
+    except ValidationError as exc:
+        raise IntakeError(describe_errors(exc, source)) from exc
+
+
+def load_deal_file(path: Path) -> DealIntake:
+    """Read a deal from a JSON or YAML file, with errors that name the file and the field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise IntakeError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise IntakeError([f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"]) from exc
+    except yaml.YAMLError as exc:
+        raise IntakeError([f"{path}: not valid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise IntakeError([f"{path}: expected one deal (an object), got {type(data).__name__}"])
+    return parse_deal(data, str(path))
+
+
+def payload_hash(intake: DealIntake) -> str:
+    canonical = json.dumps(intake.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submission:
+    deal_id: str
+    flow_run_id: str
+    flow_run_url: str
+    new_deal: bool
+
+
+def store_deal(intake: DealIntake) -> bool:
+    """Store the deal once; True if it is new. The same deal again is fine, a changed one is not."""
+    digest = payload_hash(intake)
+    with session_scope() as session:
+        existing = session.get(Deal, intake.deal_id)
+        if existing is not None:
+            if existing.payload_hash != digest:
+                raise DealConflict(
+                    [
+                        f"deal {intake.deal_id} was already submitted with different content "
+                        f"on {existing.created_at:%Y-%m-%d %H:%M} UTC; a submitted deal cannot be "
+                        "changed: reject it and submit it under a new id"
+                    ]
+                )
+            return False
+        now = utcnow()
+        deal = Deal(
+            id=intake.deal_id,
+            title=intake.title,
+            team=intake.team,
+            customer_name=intake.customer.name,
+            amount=intake.amount,
+            currency=intake.currency,
+            sales_rep_email=intake.sales_rep.email,
+            sales_rep_name=intake.sales_rep.name,
+            payload=intake.model_dump(mode="json"),
+            payload_hash=digest,
+            stage="submitted",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(deal)
+        add_transition(
+            session,
+            deal,
+            key="submitted",
+            stage="submitted",
+            event=f"Won deal submitted: {intake.amount} {intake.currency} for {intake.customer.name}",
+            actor=intake.sales_rep.email,
+            at=now,
+        )
+    return True
+
+
+def start_run(intake: DealIntake, settings: Settings) -> str:
+    """The deal's flow run id; Prefect returns the existing run for a deal started before."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(settings.deployment)
+            run = client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={"deal_id": intake.deal_id},
+                name=f"deal-{intake.deal_id}",
+                tags=["dealflow", f"team:{intake.team}"],
+                idempotency_key=f"deal-handoff/{intake.deal_id}",
+            )
+    except ObjectNotFound as exc:
+        raise OrchestratorUnavailable(
+            f"deployment {settings.deployment!r} is not on the Prefect server at "
+            f"{settings.prefect_api_url}: is the stack running (make demo)?"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise OrchestratorUnavailable(
+            f"cannot reach the Prefect server at {settings.prefect_api_url} ({exc}); "
+            "the deal is saved: run the same command again once Prefect is up"
+        ) from exc
+    return str(run.id)
+
+
+def submit(intake: DealIntake, settings: Settings | None = None) -> Submission:
+    settings = settings or get_settings()
+    matrix = load_matrix(settings.matrix_path)
+    try:
+        matrix.route(intake.team, submitter=intake.sales_rep.email)
+    except ValueError as exc:
+        raise IntakeError([f"team: {exc}"]) from exc
+    new_deal = store_deal(intake)
+    run_id = start_run(intake, settings)
+    with session_scope() as session:
+        deal = session.get(Deal, intake.deal_id)
+        assert deal is not None
+        deal.flow_run_id = run_id
+    return Submission(
+        deal_id=intake.deal_id,
+        flow_run_id=run_id,
+        flow_run_url=f"{settings.prefect_ui_url}/runs/flow-run/{run_id}",
+        new_deal=new_deal,
+    )

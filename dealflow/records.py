@@ -1,0 +1,89 @@
+"""Reading and writing a deal's records: the pieces tasks, the web service and the CLI share."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealflow.clock import utcnow
+from models.deal import DealIntake
+from models.tables import Approval, Deal, StageTransition
+
+
+class DealNotFound(LookupError):
+    def __init__(self, deal_id: str) -> None:
+        super().__init__(f"no deal with id {deal_id!r}")
+        self.deal_id = deal_id
+
+
+def get_deal(session: Session, deal_id: str, *, for_update: bool = False) -> Deal:
+    query = select(Deal).where(Deal.id == deal_id)
+    deal = session.scalar(query.with_for_update() if for_update else query)
+    if deal is None:
+        raise DealNotFound(deal_id)
+    return deal
+
+
+def intake_of(deal: Deal) -> DealIntake:
+    return DealIntake.model_validate(deal.payload)
+
+
+def add_transition(
+    session: Session,
+    deal: Deal,
+    *,
+    key: str,
+    stage: str,
+    event: str,
+    actor: str,
+    comment: str = "",
+    at: dt.datetime | None = None,
+) -> bool:
+    """Add one timeline entry under ``key`` unless it is there; True if added now."""
+    exists = session.scalar(
+        select(StageTransition.id).where(
+            StageTransition.deal_id == deal.id, StageTransition.key == key
+        )
+    )
+    if exists is not None:
+        return False
+    at = at or utcnow()
+    session.add(
+        StageTransition(
+            deal_id=deal.id, key=key, stage=stage, event=event, actor=actor, comment=comment, at=at
+        )
+    )
+    deal.stage = stage
+    deal.updated_at = at
+    session.flush()
+    return True
+
+
+def wait_on(deal: Deal, email: str | None, name: str | None, since: dt.datetime | None) -> None:
+    deal.waiting_on, deal.waiting_on_name, deal.waiting_since = email, name, since
+
+
+def timeline(session: Session, deal_id: str) -> list[StageTransition]:
+    return list(
+        session.scalars(
+            select(StageTransition)
+            .where(StageTransition.deal_id == deal_id)
+            .order_by(StageTransition.at, StageTransition.id)
+        )
+    )
+
+
+def approvals(session: Session, deal_id: str) -> list[Approval]:
+    return list(
+        session.scalars(
+            select(Approval).where(Approval.deal_id == deal_id).order_by(Approval.position)
+        )
+    )
+
+
+def get_approval(session: Session, deal_id: str, gate: str) -> Approval | None:
+    return session.scalar(
+        select(Approval).where(Approval.deal_id == deal_id, Approval.gate == gate)
+    )

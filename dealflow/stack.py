@@ -1,0 +1,233 @@
+"""The local stack: a Prefect server, the runner of our deployments, the web service and a
+mail catcher, each a child process with its log under the data folder.
+
+``make demo`` runs it for a person; the end-to-end tests start the same stack on free
+ports with their own SMTP receiver, so that what is tested is what a user runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from models.settings import PROJECT_ROOT
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    web_port: int = 8000
+    smtp_port: int = 1025
+    inbox_port: int = 8025
+    mail_catcher: bool = True
+    runner_poll_seconds: int = 1
+    runner_limit: int = 10
+    database_url: str = ""
+    prefect_database_url: str = ""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://{self.host}:{self.prefect_port}/api"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{self.host}:{self.inbox_port}"
+
+
+def prefect_env(config: StackConfig) -> dict[str, str]:
+    """Prefect settings for every process of the stack: its home stays in the data folder."""
+    env = {
+        "PREFECT_HOME": str(config.data_dir.resolve() / "prefect"),
+        "PREFECT_API_URL": config.prefect_api_url,
+        "PREFECT_SERVER_API_HOST": config.host,
+        "PREFECT_SERVER_API_PORT": str(config.prefect_port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": str(config.runner_poll_seconds),
+        "PREFECT_UI_URL": config.prefect_api_url.removesuffix("/api"),
+    }
+    if config.prefect_database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = config.prefect_database_url
+    return env
+
+
+def stack_env(config: StackConfig) -> dict[str, str]:
+    data = config.data_dir.resolve()
+    env = {
+        **prefect_env(config),
+        "DEALFLOW_DATA_DIR": str(data),
+        "DEALFLOW_SMTP_HOST": config.host,
+        "DEALFLOW_SMTP_PORT": str(config.smtp_port),
+        "DEALFLOW_PUBLIC_BASE_URL": config.web_url,
+        "DEALFLOW_PREFECT_API_URL": config.prefect_api_url,
+        **config.extra_env,
+    }
+    if config.database_url:
+        env["DEALFLOW_DATABASE_URL"] = config.database_url
+    return env
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.env = {**os.environ, **stack_env(config)}
+        self.logs = config.data_dir.resolve() / "logs"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            args,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _wait_http(self, name: str, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {process.returncode}:\n{self.log_tail(name)}"
+                )
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise StackError(
+            f"{name} did not answer at {url} within {timeout:.0f}s:\n{self.log_tail(name)}"
+        )
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.logs / f"{name}.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
+
+    def _wait_deployment(self, timeout: float) -> None:
+        deployment = self.env.get("DEALFLOW_DEPLOYMENT", "deal-handoff/deal-handoff")
+        url = f"{self.config.prefect_api_url}/deployments/name/{deployment}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes["runner"].poll() is not None:
+                raise StackError(f"the runner exited:\n{self.log_tail('runner')}")
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+            time.sleep(0.5)
+        raise StackError(f"deployment {deployment} was not registered:\n{self.log_tail('runner')}")
+
+    def start(self) -> None:
+        python = sys.executable
+        try:
+            subprocess.run(
+                [python, "-m", "dealflow", "db", "upgrade"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                check=True,
+                capture_output=True,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise StackError(
+                f"database migration failed:\n{exc.stderr.decode(errors='replace')}"
+            ) from exc
+        if self.config.mail_catcher:
+            self._spawn(
+                "mail",
+                [
+                    python,
+                    "-m",
+                    "dealflow",
+                    "mailcatcher",
+                    "--smtp-port",
+                    str(self.config.smtp_port),
+                    "--http-port",
+                    str(self.config.inbox_port),
+                ],
+            )
+        self._spawn(
+            "prefect",
+            [
+                python,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                self.config.host,
+                "--port",
+                str(self.config.prefect_port),
+            ],
+        )
+        self._spawn(
+            "web",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "web.app:app",
+                "--host",
+                self.config.host,
+                "--port",
+                str(self.config.web_port),
+                "--log-level",
+                "warning",
+            ],
+        )
+        try:
+            self._wait_http("prefect", f"{self.config.prefect_api_url}/health", 180)
+            self._spawn(
+                "runner",
+                [python, "-m", "dealflow", "runner", "--limit", str(self.config.runner_limit)],
+            )
+            self._wait_http("web", f"{self.config.web_url}/healthz", 60)
+            if self.config.mail_catcher:
+                self._wait_http("mail", f"{self.config.inbox_url}/api/messages", 30)
+            self._wait_deployment(120)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,45 @@
+"""The deal-handoff flow: one run carries one won deal from approvals to invoicing."""
+
+from __future__ import annotations
+
+from prefect import flow, suspend_flow_run
+from prefect.runtime import flow_run
+
+from models.decision import GateDecision
+from models.gates import pause_key
+from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
+from tasks.artifacts import publish_deal_board
+from tasks.handoff import issue_invoices, kick_off_delivery
+
+
+@flow(name="deal-handoff", flow_run_name="deal-{deal_id}", persist_result=False)
+def deal_handoff(deal_id: str) -> str:
+    """Take a submitted deal through its approval gates, then delivery kickoff and invoicing.
+
+    Waits: at each gate of the deal's approval route (manager -> director -> legal by
+    default, from the responsibility matrix) the run is suspended under the key
+    ``gate-<name>`` until the approver's decision resumes it; no process is held.
+
+    After each resume Prefect runs this function again from the top: every step below
+    is idempotent by its own key in Dealflow's database, and a gate already decided
+    returns its decision at once.
+
+    Touches: Dealflow's database (stage, timeline, approvals, invoices, outbox), SMTP
+    (approval requests, rejection notice, kickoff, invoices), and the run's keyed
+    markdown artifact ``deal-<id>``.
+    """
+    run_id = str(flow_run.id)
+    for gate in plan_approvals(deal_id):
+        if not gate.decided:
+            request_approval(deal_id, gate, run_id)
+            publish_deal_board(deal_id)
+        decision = suspend_flow_run(wait_for_input=GateDecision, key=pause_key(gate.name))
+        record_decision(deal_id, gate, decision)
+        if not decision.approved:
+            announce_rejection(deal_id, gate)
+            publish_deal_board(deal_id)
+            return "rejected"
+    kick_off_delivery(deal_id)
+    issue_invoices(deal_id)
+    publish_deal_board(deal_id)
+    return "handed off"

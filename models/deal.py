@@ -1,0 +1,121 @@
+"""The won deal as sales submits it: the intake model every channel (CLI, file, HTTP) shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+DealId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}[A-Za-z0-9]$"),
+    Field(description="The CRM's deal id: letters, digits and dashes, e.g. ACME-2026-014."),
+]
+Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+CENT = Decimal("0.01")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Person(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    email: EmailStr
+
+
+class Contact(Person):
+    role: str = ""
+    phone: str = ""
+
+
+class Customer(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166 country code, e.g. DE."
+    )
+    billing_contact: Contact
+    contacts: list[Contact] = Field(default_factory=list)
+
+
+class LineItem(Strict):
+    description: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+    unit_price: Annotated[Money, Field(ge=0)]
+
+    @property
+    def total(self) -> Decimal:
+        return (self.quantity * self.unit_price).quantize(CENT, ROUND_HALF_UP)
+
+
+class Milestone(StrEnum):
+    SIGNING = "signing"
+    KICKOFF = "kickoff"
+    ACCEPTANCE = "acceptance"
+
+
+class Installment(Strict):
+    label: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    percent: Annotated[Decimal, Field(gt=0, le=100, decimal_places=2)]
+    milestone: Milestone = Milestone.SIGNING
+
+
+class PaymentTerms(Strict):
+    net_days: Annotated[int, Field(ge=0, le=365)] = 30
+    schedule: list[Installment] = Field(
+        default_factory=lambda: [Installment(label="Full amount", percent=Decimal(100))],
+        min_length=1,
+        description="Invoices to issue; percentages add up to 100.",
+    )
+
+    @model_validator(mode="after")
+    def _adds_up_to_100(self) -> PaymentTerms:
+        total = sum((part.percent for part in self.schedule), Decimal(0))
+        if total != 100:
+            raise ValueError(f"schedule percentages add up to {total}, not 100")
+        return self
+
+
+class DealIntake(Strict):
+    """A won deal, validated field by field before anything is stored or started."""
+
+    deal_id: DealId
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    team: Annotated[str, StringConstraints(min_length=1, max_length=50)] = Field(
+        description="Sales team / region; picks the approvers in the responsibility matrix."
+    )
+    customer: Customer
+    sales_rep: Person
+    line_items: list[LineItem] = Field(min_length=1)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
+        description="ISO 4217 code, e.g. EUR."
+    )
+    discount_percent: Annotated[Decimal, Field(ge=0, lt=100, decimal_places=2)] = Decimal(0)
+    amount: Annotated[Money, Field(gt=0)] = Field(
+        description="Contract value after discount; must match the line items."
+    )
+    payment_terms: PaymentTerms = Field(default_factory=PaymentTerms)
+    delivery_start: dt.date = Field(description="Agreed start of delivery.")
+    non_standard_terms: bool = False
+    notes: Annotated[str, StringConstraints(max_length=4000)] = ""
+
+    @property
+    def list_total(self) -> Decimal:
+        return sum((item.total for item in self.line_items), Decimal(0))
+
+    @property
+    def expected_amount(self) -> Decimal:
+        factor = (Decimal(100) - self.discount_percent) / Decimal(100)
+        return (self.list_total * factor).quantize(CENT, ROUND_HALF_UP)
+
+    @model_validator(mode="after")
+    def _amount_matches_line_items(self) -> DealIntake:
+        if abs(self.amount - self.expected_amount) > CENT:
+            raise ValueError(
+                f"amount {self.amount} does not match the line items: {self.list_total} "
+                f"less {self.discount_percent}% discount is {self.expected_amount}"
+            )
+        return self

@@ -1,0 +1,23 @@
+"""What the deal flow knows about a gate between steps."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class GatePlan(BaseModel):
+    name: str
+    title: str
+    role: str
+    assignee_email: str
+    assignee_name: str
+    decided: bool
+
+
+def pause_key(gate: str) -> str:
+    """The suspend key of a gate. Runs already waiting depend on it: never change it."""
+    return f"gate-{gate}"
+
+
+def approval_stage(gate: str) -> str:
+    return f"approval:{gate}"

@@ -1,0 +1,171 @@
+"""The responsibility matrix: who approves each gate and who takes over after approval.
+
+It is data (``config/matrix.yaml`` by default), validated on load so that a mistake is
+reported with its place in the file instead of surfacing in a running deal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class MatrixError(ValueError):
+    """The matrix file is wrong, or cannot staff a deal; the message says where."""
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Team(_Item):
+    name: str
+    timezone: str = "UTC"
+
+
+class MatrixPerson(_Item):
+    id: Name
+    name: str
+    email: EmailStr
+    roles: list[Name] = Field(min_length=1)
+    teams: list[str] = Field(default_factory=lambda: ["*"], description='"*" means every team.')
+
+
+class Gate(_Item):
+    name: Name
+    title: str
+    role: Name
+
+
+class Handoff(_Item):
+    delivery_role: Name = "delivery_manager"
+    finance_role: Name = "finance"
+    plan_confirmation_business_days: int = Field(default=5, ge=0)
+
+
+class Matrix(_Item):
+    version: str
+    roles: dict[Name, str] = Field(description="Role id -> human title.")
+    teams: dict[str, Team]
+    people: list[MatrixPerson]
+    gates: list[Gate] = Field(min_length=1)
+    handoff: Handoff = Field(default_factory=Handoff)
+    fingerprint: str = ""
+
+    def role_title(self, role: str) -> str:
+        return self.roles[role]
+
+    def gate(self, name: str) -> Gate:
+        for gate in self.gates:
+            if gate.name == name:
+                return gate
+        raise MatrixError(f"no gate named {name!r} in matrix {self.version}")
+
+    def people_for(self, role: str, team: str) -> list[MatrixPerson]:
+        return [p for p in self.people if role in p.roles and ("*" in p.teams or team in p.teams)]
+
+    def first_for(self, role: str, team: str, *, excluding: Collection[str] = ()) -> MatrixPerson:
+        for person in self.people_for(role, team):
+            if person.email.lower() not in excluding:
+                return person
+        raise MatrixError(
+            f"nobody in the matrix can act as {role} for team {team!r}"
+            + (f" other than {', '.join(sorted(excluding))}" if excluding else "")
+        )
+
+    def route(self, team: str, submitter: str) -> list[tuple[Gate, MatrixPerson]]:
+        """Who approves each gate for a deal of ``team``: four eyes, one gate per person."""
+        self.check_team(team)
+        taken = {submitter.lower()}
+        route = []
+        for gate in self.gates:
+            person = self.first_for(gate.role, team, excluding=taken)
+            taken.add(person.email.lower())
+            route.append((gate, person))
+        return route
+
+    @property
+    def label(self) -> str:
+        return f"{self.version} ({self.fingerprint})" if self.fingerprint else self.version
+
+    def check_team(self, team: str) -> None:
+        if team not in self.teams:
+            known = ", ".join(sorted(self.teams))
+            raise MatrixError(f"team {team!r} is not in the matrix (known teams: {known})")
+
+
+def _cross_check(matrix: Matrix) -> list[str]:
+    problems: list[str] = []
+    seen_ids: set[str] = set()
+    for index, person in enumerate(matrix.people):
+        where = f"people[{index}] ({person.id})"
+        if person.id in seen_ids:
+            problems.append(f"{where}: duplicate person id")
+        seen_ids.add(person.id)
+        problems += [
+            f"{where}.roles: unknown role {r!r}" for r in person.roles if r not in matrix.roles
+        ]
+        problems += [
+            f"{where}.teams: unknown team {t!r}"
+            for t in person.teams
+            if t != "*" and t not in matrix.teams
+        ]
+    needed = [(f"gates[{i}].role", g.role) for i, g in enumerate(matrix.gates)]
+    needed += [
+        ("handoff.delivery_role", matrix.handoff.delivery_role),
+        ("handoff.finance_role", matrix.handoff.finance_role),
+    ]
+    for where, role in needed:
+        if role not in matrix.roles:
+            problems.append(f"{where}: unknown role {role!r}")
+            continue
+        problems += [
+            f"{where}: nobody holds role {role!r} for team {team!r}"
+            for team in matrix.teams
+            if not matrix.people_for(role, team)
+        ]
+    gate_names = [g.name for g in matrix.gates]
+    problems += [
+        f"gates: gate {name!r} is listed twice"
+        for name in set(gate_names)
+        if gate_names.count(name) > 1
+    ]
+    return problems
+
+
+def parse_matrix(text: str, source: str = "<matrix>") -> Matrix:
+    """Parse and validate a matrix document; every problem is listed with its place."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MatrixError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MatrixError(f"{source}: expected a mapping at the top level")
+    try:
+        matrix = Matrix.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{source}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise MatrixError("\n".join(lines)) from exc
+    problems = _cross_check(matrix)
+    if problems:
+        raise MatrixError("\n".join(f"{source}: {p}" for p in problems))
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return matrix.model_copy(update={"fingerprint": fingerprint})
+
+
+def load_matrix(path: Path) -> Matrix:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MatrixError(f"cannot read the responsibility matrix {path}: {exc.strerror}") from exc
+    return parse_matrix(text, str(path))

@@ -1,0 +1,96 @@
+"""Dealflow settings, read from ``DEALFLOW_*`` environment variables (or a ``.env`` file).
+
+Every default is the embedded demo stack: SQLite under the data folder, a local mail
+catcher on port 1025, a local Prefect server on port 4200.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEALFLOW_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".dealflow"),
+        description="Folder for the embedded stack's data: databases, mail, Prefect's home.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of Dealflow's own database; SQLite in the data folder if empty.",
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = Field(default="dealflow@example.com", description="Sender address.")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where approvers reach the web service; links in emails start with it.",
+    )
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for approval links; generated into the data folder if unset.",
+    )
+    link_ttl_hours: int = Field(default=14 * 24, ge=1)
+    matrix_path: Path = Field(
+        default=PROJECT_ROOT / "config" / "matrix.yaml",
+        description="The responsibility matrix: people, roles, gates.",
+    )
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
+    deployment: str = Field(
+        default="deal-handoff/deal-handoff", description="Deployment that runs one deal."
+    )
+    resume_wait_seconds: float = Field(
+        default=10.0,
+        description="How long a decision waits for a run that is about to reach its gate.",
+    )
+
+    @field_validator("public_base_url", "prefect_api_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'dealflow.db'}"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return self.prefect_api_url.removesuffix("/api")
+
+    def signing_key(self) -> bytes:
+        """The link-signing key: the configured secret, or one generated once per data folder."""
+        if self.signing_secret is not None:
+            return self.signing_secret.get_secret_value().encode()
+        key_file = self.data_dir.resolve() / "signing-secret"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            candidate = key_file.with_name(f"{key_file.name}.{secrets.token_hex(4)}")
+            candidate.write_text(secrets.token_urlsafe(32))
+            candidate.chmod(0o600)
+            # os.link refuses to replace: when two processes race, the first key stays.
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, key_file)
+            candidate.unlink()
+        return key_file.read_text().strip().encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

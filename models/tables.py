@@ -1,0 +1,165 @@
+"""Dealflow's own records: the system of record for deals and every effect on them.
+
+Each outward effect has a row with a unique key, claimed before the effect, so a flow
+that Prefect re-executes from the top finds the row and does not repeat the effect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stored as UTC on every backend; always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is required")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    team: Mapped[str] = mapped_column(String(50), index=True)
+    customer_name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    sales_rep_email: Mapped[str] = mapped_column(String(320))
+    sales_rep_name: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(40), index=True)
+    waiting_on: Mapped[str | None] = mapped_column(String(320))
+    waiting_on_name: Mapped[str | None] = mapped_column(String(200))
+    waiting_since: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    matrix_version: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class StageTransition(Base):
+    """The audit trail: one row per thing that happened to a deal, keyed for idempotence."""
+
+    __tablename__ = "stage_transitions"
+    __table_args__ = (UniqueConstraint("deal_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(320))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime]
+
+
+class Approval(Base):
+    """One gate of one deal: who was asked, when, and what they decided (once)."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("deal_id", "gate"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"), index=True)
+    gate: Mapped[str] = mapped_column(String(40))
+    position: Mapped[int]
+    role: Mapped[str] = mapped_column(String(40))
+    assignee_email: Mapped[str] = mapped_column(String(320))
+    assignee_name: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime | None]
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decided_by_name: Mapped[str | None] = mapped_column(String(200))
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime | None]
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("deal_id", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"), index=True)
+    number: Mapped[str] = mapped_column(String(80), unique=True)
+    sequence: Mapped[int]
+    label: Mapped[str] = mapped_column(String(100))
+    milestone: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    issue_date: Mapped[dt.date]
+    due_date: Mapped[dt.date]
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    billing_email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime]
+
+
+class SentMessage(Base):
+    """The outbox: an email is claimed here under its key before it is handed to SMTP."""
+
+    __tablename__ = "sent_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipients: Mapped[list[str]]
+    cc: Mapped[list[str]]
+    subject: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]

@@ -1,0 +1,171 @@
+"""Approval gates: plan who approves, ask them, record what they decided."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.links import ApprovalClaim, sign
+from dealflow.records import add_transition, approvals, get_approval, get_deal, intake_of, wait_on
+from models.decision import GateDecision
+from models.gates import GatePlan, approval_stage
+from models.matrix import load_matrix
+from models.settings import get_settings
+from models.tables import Approval
+from tasks.effect import effect_task
+from tasks.mailer import OutgoingEmail, deliver
+
+
+def _plan(row: Approval, title: str) -> GatePlan:
+    return GatePlan(
+        name=row.gate,
+        title=title,
+        role=row.role,
+        assignee_email=row.assignee_email,
+        assignee_name=row.assignee_name,
+        decided=row.decision is not None,
+    )
+
+
+@effect_task("plan-approvals")
+def plan_approvals(deal_id: str) -> list[GatePlan]:
+    """Fix the deal's approval route from the matrix, once; later passes read it back."""
+    settings = get_settings()
+    matrix = load_matrix(settings.matrix_path)
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        rows = approvals(session, deal_id)
+        if not rows:
+            route = matrix.route(deal.team, submitter=deal.sales_rep_email)
+            for position, (gate, person) in enumerate(route):
+                session.add(
+                    Approval(
+                        deal_id=deal_id,
+                        gate=gate.name,
+                        position=position,
+                        role=gate.role,
+                        assignee_email=person.email,
+                        assignee_name=person.name,
+                    )
+                )
+            deal.matrix_version = matrix.label
+            path = " -> ".join(f"{gate.title} ({person.name})" for gate, person in route)
+            add_transition(
+                session,
+                deal,
+                key="route",
+                stage=deal.stage,
+                event=f"Approval route from matrix {matrix.label}: {path}",
+                actor="dealflow",
+            )
+            session.flush()
+            rows = approvals(session, deal_id)
+        titles = {gate.name: gate.title for gate in matrix.gates}
+        return [_plan(row, titles.get(row.gate, row.gate)) for row in rows]
+
+
+def approval_link(claim: ApprovalClaim) -> str:
+    settings = get_settings()
+    return f"{settings.public_base_url}/approvals/{sign(claim, settings.signing_key())}"
+
+
+@effect_task("request-approval")
+def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
+    """Record that the gate waits on its assignee and email them a signed link, once."""
+    settings = get_settings()
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        row = get_approval(session, deal_id, gate.name)
+        assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
+        if row.decision is not None:
+            return
+        if row.requested_at is None:
+            row.requested_at = utcnow()
+        add_transition(
+            session,
+            deal,
+            key=f"gate/{gate.name}/requested",
+            stage=approval_stage(gate.name),
+            event=f"{gate.title} requested from {row.assignee_name} <{row.assignee_email}>",
+            actor="dealflow",
+            at=row.requested_at,
+        )
+        wait_on(deal, row.assignee_email, row.assignee_name, row.requested_at)
+        expires = row.requested_at + dt.timedelta(hours=settings.link_ttl_hours)
+        link = approval_link(
+            ApprovalClaim(
+                deal_id=deal_id,
+                gate=gate.name,
+                approver=row.assignee_email,
+                run_id=flow_run_id,
+                expires_at=int(expires.timestamp()),
+            )
+        )
+        mail = OutgoingEmail(
+            key=f"deal/{deal_id}/gate/{gate.name}/request",
+            kind="approval-request",
+            deal_id=deal_id,
+            to=[row.assignee_email],
+            subject=f"Approval needed: {deal.title} ({deal_id}) - {gate.title}",
+            template="approval_request",
+            context={
+                "deal": intake_of(deal),
+                "gate": gate,
+                "link": link,
+                "expires": expires,
+                "earlier": [a for a in approvals(session, deal_id) if a.decision],
+            },
+        )
+    deliver(mail)
+
+
+@effect_task("record-decision")
+def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> None:
+    """Put the approver's decision on the deal's timeline (the web service stored it)."""
+    verdict = "approved" if decision.approved else "rejected"
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        row = get_approval(session, deal_id, gate.name)
+        assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
+        if row.decision is None:  # resumed from the Prefect UI rather than our page
+            row.decision, row.decided_by = verdict, decision.decided_by
+            row.decided_by_name, row.comment = decision.decided_by_name, decision.comment
+            row.decided_at = decision.decided_at
+        who = decision.decided_by_name or decision.decided_by
+        added = add_transition(
+            session,
+            deal,
+            key=f"gate/{gate.name}/decided",
+            stage="rejected" if not decision.approved else approval_stage(gate.name),
+            event=f"{gate.title} {verdict} by {who}",
+            actor=decision.decided_by,
+            comment=decision.comment,
+            at=decision.decided_at,
+        )
+        if added:
+            wait_on(deal, None, None, None)
+            if not decision.approved:
+                deal.outcome = "rejected"
+                deal.outcome_reason = f"{gate.title} rejected by {who}: {decision.comment}"
+
+
+@effect_task("announce-rejection")
+def announce_rejection(deal_id: str, gate: GatePlan) -> None:
+    """Tell the sales rep and everyone who approved before that the deal was rejected."""
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        rows = approvals(session, deal_id)
+        rejected = next(row for row in rows if row.gate == gate.name)
+        approved_before = [row for row in rows if row.decision == "approved"]
+        mail = OutgoingEmail(
+            key=f"deal/{deal_id}/rejected",
+            kind="rejection",
+            deal_id=deal_id,
+            to=[deal.sales_rep_email],
+            cc=[row.decided_by or row.assignee_email for row in approved_before],
+            subject=f"Deal rejected: {deal.title} ({deal_id}) at {gate.title}",
+            template="rejection",
+            context={"deal": intake_of(deal), "gate": gate, "rejection": rejected},
+        )
+    deliver(mail)

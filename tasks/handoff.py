@@ -1,0 +1,139 @@
+"""After the last approval: delivery kickoff and the invoices due so far."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select
+
+from dealflow.clock import subtract_business_days, utcnow
+from dealflow.db import session_scope
+from dealflow.records import add_transition, get_deal, intake_of, wait_on
+from models.deal import CENT, DealIntake, Milestone
+from models.matrix import load_matrix
+from models.settings import get_settings
+from models.tables import Invoice
+from tasks.effect import effect_task
+from tasks.mailer import OutgoingEmail, deliver
+
+INVOICED_AT_HANDOFF = {Milestone.SIGNING, Milestone.KICKOFF}
+
+
+def installment_amounts(intake: DealIntake) -> list[Decimal]:
+    """Each installment's share of the amount; the last one takes the rounding rest."""
+    shares = [
+        (intake.amount * part.percent / 100).quantize(CENT, ROUND_HALF_UP)
+        for part in intake.payment_terms.schedule
+    ]
+    shares[-1] = intake.amount - sum(shares[:-1], Decimal(0))
+    return shares
+
+
+def invoice_number(deal_id: str, sequence: int) -> str:
+    return f"INV-{deal_id}-{sequence:02d}"
+
+
+@effect_task("kick-off-delivery")
+def kick_off_delivery(deal_id: str) -> None:
+    """Hand the deal to its delivery manager, with the date the plan must be confirmed by."""
+    matrix = load_matrix(get_settings().matrix_path)
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        intake = intake_of(deal)
+        manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
+        confirm_by = subtract_business_days(
+            intake.delivery_start, matrix.handoff.plan_confirmation_business_days
+        )
+        add_transition(
+            session,
+            deal,
+            key="kickoff",
+            stage="delivery_kickoff",
+            event=(
+                f"Delivery handed to {manager.name} <{manager.email}>; plan to be confirmed "
+                f"with the customer by {confirm_by.isoformat()}"
+            ),
+            actor="dealflow",
+        )
+        mail = OutgoingEmail(
+            key=f"deal/{deal_id}/kickoff",
+            kind="kickoff",
+            deal_id=deal_id,
+            to=[manager.email],
+            cc=[deal.sales_rep_email],
+            subject=f"Delivery kickoff: {deal.title} ({deal_id})",
+            template="kickoff",
+            context={"deal": intake, "manager": manager, "confirm_by": confirm_by},
+        )
+    deliver(mail)
+
+
+@effect_task("issue-invoices")
+def issue_invoices(deal_id: str) -> list[str]:
+    """Create the invoices due at handoff (once each) and send them to the billing contact."""
+    matrix = load_matrix(get_settings().matrix_path)
+    today = utcnow().date()
+    mails: list[OutgoingEmail] = []
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        intake = intake_of(deal)
+        finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
+        existing = {
+            inv.sequence: inv
+            for inv in session.scalars(select(Invoice).where(Invoice.deal_id == deal_id))
+        }
+        amounts = installment_amounts(intake)
+        for sequence, (part, amount) in enumerate(
+            zip(intake.payment_terms.schedule, amounts, strict=True), start=1
+        ):
+            if part.milestone not in INVOICED_AT_HANDOFF:
+                continue
+            invoice = existing.get(sequence)
+            if invoice is None:
+                invoice = Invoice(
+                    deal_id=deal_id,
+                    number=invoice_number(deal_id, sequence),
+                    sequence=sequence,
+                    label=part.label,
+                    milestone=part.milestone.value,
+                    amount=amount,
+                    currency=intake.currency,
+                    issue_date=today,
+                    due_date=today + dt.timedelta(days=intake.payment_terms.net_days),
+                    status="open",
+                    billing_email=intake.customer.billing_contact.email,
+                    created_at=utcnow(),
+                )
+                session.add(invoice)
+                session.flush()
+            mails.append(
+                OutgoingEmail(
+                    key=f"deal/{deal_id}/invoice/{invoice.number}",
+                    kind="invoice",
+                    deal_id=deal_id,
+                    to=[invoice.billing_email],
+                    cc=finance,
+                    subject=f"Invoice {invoice.number} from {intake.title}",
+                    template="invoice",
+                    context={"deal": intake, "invoice": invoice, "part": part},
+                )
+            )
+        later = [
+            p.label for p in intake.payment_terms.schedule if p.milestone not in INVOICED_AT_HANDOFF
+        ]
+        numbers = ", ".join(m.key.rsplit("/", 1)[1] for m in mails) or "none"
+        add_transition(
+            session,
+            deal,
+            key="invoiced",
+            stage="awaiting_payment",
+            event=f"Invoices issued: {numbers}"
+            + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
+            actor="dealflow",
+        )
+        wait_on(deal, None, None, None)
+        deal.outcome = "handed_off"
+    for mail in mails:
+        deliver(mail)
+    return [m.key.rsplit("/", 1)[1] for m in mails]

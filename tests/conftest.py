@@ -1,0 +1,168 @@
+"""Test harness: a real stack (Prefect server, runner, web service) on free ports, a real
+SMTP server in this process, and Dealflow's real database.
+
+Prefect reads its settings on first import, so the environment is set here, before any
+test module imports Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+DATA_DIR = Path(tempfile.mkdtemp(prefix="dealflow-test-"))
+PORTS = {"prefect": _free_port(), "web": _free_port(), "smtp": _free_port()}
+os.environ.update(
+    {
+        "PREFECT_API_URL": f"http://127.0.0.1:{PORTS['prefect']}/api",
+        "PREFECT_HOME": str(DATA_DIR / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DEALFLOW_DATA_DIR": str(DATA_DIR),
+        "DEALFLOW_PREFECT_API_URL": f"http://127.0.0.1:{PORTS['prefect']}/api",
+        "DEALFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['web']}",
+        "DEALFLOW_SMTP_HOST": "127.0.0.1",
+        "DEALFLOW_SMTP_PORT": str(PORTS["smtp"]),
+    }
+)
+os.environ.pop("DEALFLOW_DATABASE_URL", None)
+
+import email  # noqa: E402
+import email.policy  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from email.message import EmailMessage  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from aiosmtpd.controller import Controller  # noqa: E402
+
+from models.settings import get_settings  # noqa: E402
+
+POSTGRES_URL = os.environ.get(
+    "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+class Inbox:
+    """What the SMTP server received: parsed messages and their envelope recipients."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._changed = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
+        return "250 OK"
+
+    def matching(self, predicate: Callable[[EmailMessage], bool]) -> list[EmailMessage]:
+        with self._changed:
+            return [m for m in self.messages if predicate(m)]
+
+    def wait_for(
+        self, predicate: Callable[[EmailMessage], bool], timeout: float = 90
+    ) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [m for m in self.messages if predicate(m)]
+                if found:
+                    return found[0]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    subjects = [str(m["Subject"]) for m in self.messages]
+                    raise AssertionError(f"no such email within {timeout}s; received: {subjects}")
+                self._changed.wait(remaining)
+
+
+@pytest.fixture(scope="session")
+def inbox() -> Iterator[Inbox]:
+    received = Inbox()
+    controller = Controller(received, hostname="127.0.0.1", port=PORTS["smtp"])
+    controller.start()
+    yield received
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(inbox: Inbox) -> Iterator[Any]:
+    from dealflow.stack import Stack, StackConfig
+
+    config = StackConfig(
+        data_dir=DATA_DIR,
+        prefect_port=PORTS["prefect"],
+        web_port=PORTS["web"],
+        smtp_port=PORTS["smtp"],
+        mail_catcher=False,
+    )
+    with Stack(config) as running:
+        yield running
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from dealflow.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'dealflow.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh schema-migrated PostgreSQL database; skipped only when not required."""
+    import sqlalchemy as sa
+
+    from dealflow.db import upgrade
+
+    try:
+        engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("DEALFLOW_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
+    upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Dealflow's settings pointed at a migrated database of each kind."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    if request.param == "postgres":
+        _truncate(url)
+    monkeypatch.setenv("DEALFLOW_DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def _truncate(url: str) -> None:
+    import sqlalchemy as sa
+
+    from models.tables import Base
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()

@@ -1,0 +1,149 @@
+"""The approval web service: approvers open a link, read the deal, and decide.
+
+GET never changes anything (mail scanners open links before people do); only the POST
+from the page's buttons records a decision.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Form
+from fastapi.responses import HTMLResponse
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.links import ApprovalClaim, LinkError, LinkProblem, verify
+from dealflow.records import DealNotFound, approvals, get_approval, get_deal, intake_of
+from dealflow.rendering import render
+from models.matrix import load_matrix
+from models.settings import get_settings
+from web.decisions import Outcome, Verdict, check_claim, decide
+
+app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
+
+STATUS = {
+    Verdict.DECIDED: 200,
+    Verdict.ALREADY_DECIDED: 409,
+    Verdict.REFUSED: 403,
+    Verdict.NOT_WAITING: 409,
+    Verdict.TRY_AGAIN: 503,
+}
+LINK_PAGES = {
+    LinkProblem.MALFORMED: (
+        400,
+        "This link is incomplete",
+        "Copy the whole link from the email, or open it from the email again.",
+    ),
+    LinkProblem.FORGED: (
+        403,
+        "This link is not valid",
+        "It was not issued by Dealflow or it was changed. Open the link from your email again.",
+    ),
+    LinkProblem.EXPIRED: (
+        410,
+        "This link has expired",
+        "Ask the deal's sales rep or sales operations to send a new request.",
+    ),
+}
+
+
+def page(title: str, message: str, status: int = 200, **extra: object) -> HTMLResponse:
+    return HTMLResponse(render("pages/message.html", title=title, message=message, **extra), status)
+
+
+def _claim(token: str) -> ApprovalClaim | HTMLResponse:
+    try:
+        return verify(token, get_settings().signing_key(), utcnow())
+    except LinkError as exc:
+        status, title, message = LINK_PAGES[exc.problem]
+        if exc.claim is not None:
+            message = f"It expired on {exc.claim.expires:%Y-%m-%d %H:%M} UTC. {message}"
+        return page(title, message, status)
+
+
+def _approval_page(claim: ApprovalClaim, error: str = "", status: int = 200) -> HTMLResponse:
+    matrix = load_matrix(get_settings().matrix_path)
+    with session_scope() as session:
+        deal = get_deal(session, claim.deal_id)
+        row = get_approval(session, claim.deal_id, claim.gate)
+        history = approvals(session, claim.deal_id)
+    assert row is not None
+    blocked = check_claim(claim)
+    html = render(
+        "pages/approval.html",
+        deal=intake_of(deal),
+        stage=deal.stage,
+        gate_title=matrix.gate(claim.gate).title
+        if any(g.name == claim.gate for g in matrix.gates)
+        else claim.gate,
+        approval=row,
+        history=history,
+        blocked=blocked,
+        error=error,
+    )
+    return HTMLResponse(html, status)
+
+
+@app.get("/approvals/{token}", response_class=HTMLResponse)
+def show_approval(token: str) -> HTMLResponse:
+    claim = _claim(token)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    try:
+        return _approval_page(claim)
+    except DealNotFound:
+        return page("Deal not found", "This deal no longer exists in Dealflow.", 404)
+
+
+@app.post("/approvals/{token}", response_class=HTMLResponse)
+def post_decision(
+    token: str,
+    decision: Annotated[str, Form()],
+    comment: Annotated[str, Form(max_length=4000)] = "",
+) -> HTMLResponse:
+    claim = _claim(token)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    if decision not in {"approve", "reject"}:
+        return page("Unknown decision", "Use the Approve or Reject button on the page.", 400)
+    comment = comment.strip()
+    try:
+        if decision == "reject" and not comment:
+            return _approval_page(
+                claim, error="Say why you reject the deal: the sales rep will read it.", status=400
+            )
+        name = next(
+            (
+                p.name
+                for p in load_matrix(get_settings().matrix_path).people
+                if p.email.lower() == claim.approver.lower()
+            ),
+            claim.approver,
+        )
+        outcome: Outcome = decide(claim, decision == "approve", comment, name, get_settings())
+    except DealNotFound:
+        return page("Deal not found", "This deal no longer exists in Dealflow.", 404)
+    titles = {
+        Verdict.DECIDED: "Decision recorded",
+        Verdict.ALREADY_DECIDED: "Already decided",
+        Verdict.REFUSED: "You cannot decide this gate",
+        Verdict.NOT_WAITING: "Nothing to decide",
+        Verdict.TRY_AGAIN: "Please try again",
+    }
+    return page(
+        titles[outcome.verdict],
+        outcome.message,
+        STATUS[outcome.verdict],
+        verdict=outcome.verdict.value,
+    )
+
+
+@app.get("/healthz")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/", response_class=HTMLResponse)
+def home() -> HTMLResponse:
+    return page("Dealflow", "Approvals open from the links in Dealflow's emails.")

@@ -1,0 +1,180 @@
+"""Applying an approver's decision: check everything, record it once, resume the deal's run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+import httpx
+from sqlalchemy import update
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.links import ApprovalClaim
+from dealflow.records import approvals, get_approval, get_deal
+from models.decision import GateDecision
+from models.gates import pause_key
+from models.settings import Settings
+from models.tables import Approval
+
+
+class Verdict(StrEnum):
+    DECIDED = "decided"
+    ALREADY_DECIDED = "already-decided"
+    REFUSED = "refused"
+    NOT_WAITING = "not-waiting"
+    TRY_AGAIN = "try-again"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    message: str
+    approval: Approval | None = None
+
+
+_UNREACHABLE = Outcome(
+    Verdict.TRY_AGAIN,
+    "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
+    "try again in a minute.",
+)
+
+
+class _DecidedMeanwhile(Exception):
+    pass
+
+
+def already(row: Approval) -> Outcome:
+    who = row.decided_by_name or row.decided_by
+    at = row.decided_at.strftime("%Y-%m-%d %H:%M UTC") if row.decided_at else "?"
+    return Outcome(Verdict.ALREADY_DECIDED, f"Already {row.decision} by {who} at {at}.", row)
+
+
+def check_claim(claim: ApprovalClaim) -> Outcome | None:
+    """Why this approver may not decide this gate now, or None if they may."""
+    with session_scope() as session:
+        deal = get_deal(session, claim.deal_id)
+        row = get_approval(session, claim.deal_id, claim.gate)
+        if row is None or deal.flow_run_id != claim.run_id:
+            return Outcome(Verdict.REFUSED, "This link does not belong to a gate of this deal.")
+        if row.decision is not None:
+            return already(row)
+        if deal.outcome == "rejected":
+            return Outcome(
+                Verdict.NOT_WAITING, f"The deal was already rejected: {deal.outcome_reason}"
+            )
+        approver = claim.approver.lower()
+        if approver != row.assignee_email.lower():
+            return Outcome(
+                Verdict.REFUSED, f"This gate is assigned to {row.assignee_name}, not to you."
+            )
+        if approver == deal.sales_rep_email.lower():
+            return Outcome(
+                Verdict.REFUSED, "The sales rep who submitted the deal cannot approve it."
+            )
+        other = next(
+            (
+                a
+                for a in approvals(session, deal.id)
+                if a.gate != row.gate and (a.decided_by or "").lower() == approver
+            ),
+            None,
+        )
+        if other is not None:
+            return Outcome(
+                Verdict.REFUSED,
+                f"You already decided the {other.gate} gate of this deal; one person approves one gate.",
+            )
+    return None
+
+
+def _read_state(run_id: str) -> tuple[str, str | None]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+    if run.state is None:
+        return "UNKNOWN", None
+    return run.state.type.value, run.state.state_details.pause_key
+
+
+def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
+    """None once the run is suspended at ``gate``; an Outcome if it will not be."""
+    deadline = time.monotonic() + settings.resume_wait_seconds
+    while True:
+        state, key = _read_state(run_id)
+        if state == "PAUSED" and key == pause_key(gate):
+            return None
+        if state in {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"} or (
+            state == "PAUSED" and key != pause_key(gate)
+        ):
+            return Outcome(
+                Verdict.NOT_WAITING,
+                f"This deal is not waiting for this decision (its run is {state.lower()}).",
+            )
+        if time.monotonic() >= deadline:
+            return Outcome(
+                Verdict.TRY_AGAIN,
+                "The deal is still on its way to this gate. Try again in a minute.",
+            )
+        time.sleep(0.2)
+
+
+def decide(
+    claim: ApprovalClaim, approved: bool, comment: str, approver_name: str, settings: Settings
+) -> Outcome:
+    from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+    from prefect.flow_runs import resume_flow_run
+
+    refusal = check_claim(claim)
+    if refusal is not None:
+        return refusal
+    try:
+        not_ready = wait_for_gate(claim.run_id, claim.gate, settings)
+    except (httpx.HTTPError, PrefectHTTPStatusError):
+        return _UNREACHABLE
+    if not_ready is not None:
+        return not_ready
+    decision = GateDecision(
+        approved=approved,
+        decided_by=claim.approver,
+        decided_by_name=approver_name,
+        comment=comment,
+        decided_at=utcnow(),
+    )
+    try:
+        with session_scope() as session:
+            claimed = session.execute(
+                update(Approval)
+                .where(
+                    Approval.deal_id == claim.deal_id,
+                    Approval.gate == claim.gate,
+                    Approval.decision.is_(None),
+                )
+                .values(
+                    decision="approved" if approved else "rejected",
+                    decided_by=decision.decided_by,
+                    decided_by_name=approver_name,
+                    comment=comment,
+                    decided_at=decision.decided_at,
+                )
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise _DecidedMeanwhile
+            # Resumed inside the transaction: if Prefect refuses, the decision is not kept.
+            resume_flow_run(UUID(claim.run_id), run_input=decision.model_dump(mode="json"))
+    except _DecidedMeanwhile:
+        with session_scope() as session:
+            row = get_approval(session, claim.deal_id, claim.gate)
+            assert row is not None
+            return already(row)
+    except NotPausedError:
+        return Outcome(Verdict.NOT_WAITING, "This deal stopped waiting for this decision just now.")
+    except (httpx.HTTPError, PrefectHTTPStatusError):
+        return _UNREACHABLE
+    with session_scope() as session:
+        row = get_approval(session, claim.deal_id, claim.gate)
+    verb = "approved" if approved else "rejected"
+    return Outcome(Verdict.DECIDED, f"You {verb} this deal. Thank you.", row)
