@@ -10,6 +10,7 @@ from email.utils import formatdate
 import yagmail
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
@@ -75,53 +76,55 @@ def smtp_send(message: EmailMessage, recipients: list[str], settings: Settings) 
         client.close()
 
 
-def _claim(mail: OutgoingEmail, settings: Settings) -> bool:
-    """Record the email as pending; False if it was already sent under this key."""
-    for _ in range(2):
-        try:
-            with session_scope() as session:
-                row = session.scalar(select(SentMessage).where(SentMessage.key == mail.key))
-                if row is None:
-                    row = SentMessage(
-                        key=mail.key,
-                        deal_id=mail.deal_id,
-                        kind=mail.kind,
-                        recipients=list(mail.to),
-                        cc=list(mail.cc),
-                        subject=mail.subject,
-                        message_id=message_id_for(mail.key, settings),
-                        status="pending",
-                        attempts=0,
-                        created_at=utcnow(),
-                    )
-                    session.add(row)
-                elif row.status == "sent":
-                    return False
-                row.attempts += 1
-                return True
-        except IntegrityError:
-            continue  # another process inserted the same key first: read its row
-    raise RuntimeError(f"could not claim outbox key {mail.key}")
+def _claimed_row(session: Session, mail: OutgoingEmail, settings: Settings) -> SentMessage:
+    """The outbox row for ``mail``, locked until the transaction ends (created if new)."""
+    row = session.scalar(select(SentMessage).where(SentMessage.key == mail.key).with_for_update())
+    if row is None:
+        row = SentMessage(
+            key=mail.key,
+            deal_id=mail.deal_id,
+            kind=mail.kind,
+            recipients=list(mail.to),
+            cc=list(mail.cc),
+            subject=mail.subject,
+            message_id=message_id_for(mail.key, settings),
+            status="pending",
+            attempts=0,
+            created_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()  # a concurrent sender of the same key waits here, then conflicts
+    return row
 
 
 def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
-    """Send ``mail`` unless it was sent before under its key; True if sent now."""
+    """Send ``mail`` unless it was sent before under its key; True if sent now.
+
+    The row is claimed and the message handed to SMTP in one transaction, so a second
+    sender of the same key waits for the first and then finds it sent. A failure is
+    recorded on the row (the timeline of a delayed email) and raised for a retry.
+    """
     settings = settings or get_settings()
-    if not _claim(mail, settings):
-        return False
     message = compose(mail, settings)
-    try:
-        smtp_send(message, [*mail.to, *mail.cc], settings)
-    except Exception as exc:
-        with session_scope() as session:
-            row = session.scalar(select(SentMessage).where(SentMessage.key == mail.key))
-            if row is not None:
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        raise
-    with session_scope() as session:
-        row = session.scalar(select(SentMessage).where(SentMessage.key == mail.key))
-        assert row is not None
-        row.status = "sent"
-        row.sent_at = utcnow()
-        row.last_error = None
-    return True
+    for _attempt in range(3):
+        failure: Exception | None = None
+        try:
+            with session_scope() as session:
+                row = _claimed_row(session, mail, settings)
+                if row.status == "sent":
+                    return False
+                row.attempts += 1
+                try:
+                    smtp_send(message, [*mail.to, *mail.cc], settings)
+                except Exception as exc:
+                    failure = exc
+                    row.status = "retrying"
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                else:
+                    row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+        except IntegrityError:
+            continue  # another sender created the row first: look again
+        if failure is not None:
+            raise failure
+        return True
+    raise RuntimeError(f"could not claim outbox key {mail.key}")

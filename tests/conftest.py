@@ -60,7 +60,7 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self._changed = threading.Condition()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)

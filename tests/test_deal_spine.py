@@ -16,9 +16,9 @@ from dealflow.records import approvals, get_deal, timeline
 from models.tables import Invoice, SentMessage
 from tests.conftest import Inbox
 from tests.support import (
-    decide,
     deal_file,
     dealflow,
+    decide,
     link_in,
     run_state,
     submit,
@@ -132,7 +132,9 @@ def test_rejection_at_director_ends_the_deal_and_tells_everyone(
             select(func.count()).select_from(Invoice).where(Invoice.deal_id == deal_id)
         )
     assert deal.stage == "rejected" and deal.outcome == "rejected"
-    assert deal.outcome_reason is not None and "Discount breaks the floor price" in deal.outcome_reason
+    assert (
+        deal.outcome_reason is not None and "Discount breaks the floor price" in deal.outcome_reason
+    )
     assert invoice_count == 0
     assert not inbox.matching(to(LEGAL, "Approval needed", deal_id))
 
@@ -165,7 +167,7 @@ def test_waiting_deal_holds_no_process_and_resume_sends_nothing_twice(
     run_id = submit(path)
     link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id)))
     wait_for_state(run_id, "PAUSED", key="gate-manager")
-    state, _, name = run_state(run_id)
+    _, _, name = run_state(run_id)
     assert name == "Suspended"
     wait_until_no_process(run_id)  # a suspended deal holds no process
 

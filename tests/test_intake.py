@@ -1,0 +1,120 @@
+"""Bad deals are refused with the field and the reason, and nothing is stored or started."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dealflow.db import session_scope
+from dealflow.intake import DealConflict, IntakeError, load_deal_file, store_deal
+from models.settings import PROJECT_ROOT
+from models.tables import Deal, StageTransition
+
+EXAMPLES = sorted((PROJECT_ROOT / "examples").iterdir())
+
+
+def write(tmp_path: Path, data: object, name: str = "deal.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data) if name.endswith(".json") else str(data))
+    return path
+
+
+def acme() -> dict:
+    return json.loads((PROJECT_ROOT / "examples" / "acme.json").read_text())
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_shipped_example_is_valid(example: Path) -> None:
+    assert load_deal_file(example).deal_id
+
+
+def problems_for(tmp_path: Path, data: dict) -> list[str]:
+    with pytest.raises(IntakeError) as caught:
+        load_deal_file(write(tmp_path, data))
+    return caught.value.problems
+
+
+def test_field_errors_name_the_file_the_field_and_the_value(tmp_path: Path) -> None:
+    data = acme()
+    data["customer"]["billing_contact"]["email"] = "accounts-at-acme"
+    data["currency"] = "euro"
+    data["line_items"][0]["quantity"] = 0
+    problems = problems_for(tmp_path, data)
+    assert any(
+        "deal.json: customer.billing_contact.email:" in p and "'accounts-at-acme'" in p
+        for p in problems
+    ), problems
+    assert any("currency:" in p and "'euro'" in p for p in problems), problems
+    assert any("line_items.0.quantity:" in p and "greater than 0" in p for p in problems), problems
+
+
+def test_an_amount_that_does_not_match_the_line_items_is_refused(tmp_path: Path) -> None:
+    data = acme()
+    data["amount"] = "60000.00"
+    [problem] = problems_for(tmp_path, data)
+    assert "amount 60000.00 does not match the line items" in problem
+    assert "less 5% discount is 54359.00" in problem
+
+
+def test_payment_schedule_must_add_up_to_100(tmp_path: Path) -> None:
+    data = acme()
+    data["payment_terms"]["schedule"] = [
+        {"label": "Signing", "percent": "30", "milestone": "signing"},
+        {"label": "Kickoff", "percent": "40", "milestone": "kickoff"},
+    ]
+    [problem] = problems_for(tmp_path, data)
+    assert "payment_terms:" in problem and "add up to 70, not 100" in problem
+
+
+def test_unknown_fields_are_refused_not_ignored(tmp_path: Path) -> None:
+    data = acme()
+    data["discount"] = "5"
+    assert any(
+        "discount: Extra inputs are not permitted" in p for p in problems_for(tmp_path, data)
+    )
+
+
+def test_malformed_json_reports_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "deal_id": "X-1",\n  "title": \n}')
+    with pytest.raises(IntakeError, match=r"broken.json:4:1: not valid JSON"):
+        load_deal_file(path)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IntakeError, match="cannot read: No such file"):
+        load_deal_file(tmp_path / "nope.yaml")
+
+
+def test_cli_refuses_a_bad_deal_and_stores_nothing(tmp_path: Path, sqlite_url: str) -> None:
+    from tests.support import dealflow
+
+    data = acme()
+    data["team"] = "apac"
+    import os
+
+    os.environ["DEALFLOW_DATABASE_URL"] = sqlite_url
+    try:
+        result = dealflow("deal", "submit", str(write(tmp_path, data)), check=False)
+    finally:
+        del os.environ["DEALFLOW_DATABASE_URL"]
+    assert result.returncode == 1
+    assert "The deal was not submitted" in result.stderr
+    assert "team: team 'apac' is not in the matrix (known teams: emea, nam)" in result.stderr
+    with session_scope(sqlite_url) as session:
+        assert session.scalar(select(func.count()).select_from(Deal)) == 0
+
+
+def test_storing_is_idempotent_and_a_changed_deal_is_a_conflict(database_url: str) -> None:
+    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
+    assert store_deal(intake) is True
+    assert store_deal(intake) is False
+    changed = intake.model_copy(update={"notes": "different"})
+    with pytest.raises(DealConflict, match="already submitted with different content"):
+        store_deal(changed)
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Deal)) == 1
+        assert session.scalar(select(func.count()).select_from(StageTransition)) == 1

@@ -1,0 +1,94 @@
+"""The responsibility matrix is data; mistakes in it are reported with their place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.matrix import MatrixError, load_matrix, parse_matrix
+from models.settings import PROJECT_ROOT
+
+DEFAULT = PROJECT_ROOT / "config" / "matrix.yaml"
+
+
+def default_data() -> dict:
+    return yaml.safe_load(DEFAULT.read_text())
+
+
+def errors(data: dict) -> str:
+    with pytest.raises(MatrixError) as caught:
+        parse_matrix(yaml.safe_dump(data), "matrix.yaml")
+    return str(caught.value)
+
+
+def test_the_default_matrix_routes_every_team_through_three_gates() -> None:
+    matrix = load_matrix(DEFAULT)
+    for team in matrix.teams:
+        route = matrix.route(team, submitter="someone@example.com")
+        assert [gate.name for gate, _ in route] == ["manager", "director", "legal"]
+        assert len({person.email for _, person in route}) == 3
+
+
+def test_four_eyes_skips_the_submitter_and_earlier_approvers() -> None:
+    data = default_data()
+    data["people"].append(
+        {
+            "id": "mia",
+            "name": "Mia",
+            "email": "mia@example.com",
+            "roles": ["sales_manager", "sales_director"],
+            "teams": ["emea"],
+        }
+    )
+    matrix = parse_matrix(yaml.safe_dump(data))
+    route = matrix.route("emea", submitter="mara.keller@example.com")
+    assert [(g.name, p.id) for g, p in route] == [
+        ("manager", "mia"),
+        ("director", "dana"),
+        ("legal", "lena"),
+    ]
+
+
+def test_a_gate_nobody_else_can_approve_is_an_error() -> None:
+    matrix = load_matrix(DEFAULT)
+    with pytest.raises(
+        MatrixError, match="nobody in the matrix can act as legal for team 'emea' other than"
+    ):
+        matrix.route("emea", submitter="lena.fischer@example.com")
+
+
+def test_unknown_role_names_the_person() -> None:
+    data = default_data()
+    data["people"][0]["roles"] = ["sales_manger"]
+    assert "matrix.yaml: people[0] (mara).roles: unknown role 'sales_manger'" in errors(data)
+
+
+def test_missing_email_names_the_field() -> None:
+    data = default_data()
+    del data["people"][2]["email"]
+    assert "matrix.yaml: people.2.email: Field required" in errors(data)
+
+
+def test_a_role_no_one_holds_for_a_team_is_reported() -> None:
+    data = default_data()
+    data["people"] = [p for p in data["people"] if p["id"] != "tom"]
+    assert "gates[0].role: nobody holds role 'sales_manager' for team 'nam'" in errors(data)
+
+
+def test_duplicate_people_and_gates_are_reported() -> None:
+    data = default_data()
+    data["people"].append(dict(data["people"][0]))
+    data["gates"].append(dict(data["gates"][0]))
+    text = errors(data)
+    assert "duplicate person id" in text and "gate 'manager' is listed twice" in text
+
+
+def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MatrixError, match="cannot read the responsibility matrix"):
+        load_matrix(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("people: [\n")
+    with pytest.raises(MatrixError, match="not valid YAML"):
+        load_matrix(broken)

@@ -1,0 +1,119 @@
+"""An email goes out once per key: across re-executions, retries and concurrent senders."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from dealflow.db import session_scope
+from dealflow.intake import load_deal_file
+from models.settings import PROJECT_ROOT, get_settings
+from models.tables import SentMessage
+from tasks.effect import is_transient
+from tasks.mailer import OutgoingEmail, deliver, message_id_for
+from tests.conftest import Inbox
+
+pytestmark = pytest.mark.usefixtures("database_url")
+
+
+def mail(key: str, **changes: Any) -> OutgoingEmail:
+    fields: dict[str, Any] = {
+        "key": key,
+        "kind": "test",
+        "deal_id": None,
+        "to": ["someone@example.com"],
+        "cc": ["finance@example.com"],
+        "subject": f"Subject {key}",
+        "template": "rejection",
+        "context": {
+            "deal": load_deal_file(PROJECT_ROOT / "examples" / "acme.json"),
+            "gate": {"title": "Legal review"},
+            "rejection": {
+                "decided_by_name": "Lena",
+                "decided_by": "l@x",
+                "decided_at": None,
+                "comment": "<b>no</b>",
+            },
+        },
+    }
+    fields.update(changes)
+    return OutgoingEmail(**fields)
+
+
+def backend(url: str) -> str:
+    return url.split(":", 1)[0]  # the SMTP receiver is shared: keys differ per database
+
+
+def sent_with(inbox: Inbox, key: str) -> list[Any]:
+    return inbox.matching(lambda m: m["X-Dealflow-Key"] == key)
+
+
+def row(key: str) -> SentMessage:
+    with session_scope() as session:
+        found = session.scalar(select(SentMessage).where(SentMessage.key == key))
+    assert found is not None
+    return found
+
+
+def test_a_key_is_sent_once(inbox: Inbox, database_url: str) -> None:
+    key = f"{backend(database_url)}/once"
+    assert deliver(mail(key)) is True
+    assert deliver(mail(key)) is False
+    [message] = sent_with(inbox, key)
+    assert message["Message-ID"] == message_id_for(key, get_settings())
+    assert message["X-Envelope-To"] == "someone@example.com, finance@example.com"
+    assert "&lt;b&gt;no&lt;/b&gt;" in message.get_body(("html",)).get_content()
+    assert row(key).status == "sent" and row(key).attempts == 1
+
+
+def test_smtp_down_is_recorded_transient_and_sent_once_when_back(
+    inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"{backend(database_url)}/smtp-down"
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", "9")  # nothing listens on the discard port
+    get_settings.cache_clear()
+    with pytest.raises(ConnectionRefusedError) as caught:
+        deliver(mail(key))
+    assert is_transient(caught.value)
+    failed = row(key)
+    assert failed.status == "retrying" and "ConnectionRefusedError" in (failed.last_error or "")
+
+    monkeypatch.undo()
+    monkeypatch.setenv("DEALFLOW_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    assert deliver(mail(key)) is True
+    assert deliver(mail(key)) is False
+    assert len(sent_with(inbox, key)) == 1
+    recovered = row(key)
+    assert recovered.status == "sent" and recovered.attempts == 2 and recovered.last_error is None
+
+
+def test_concurrent_senders_of_one_key_send_once(inbox: Inbox, database_url: str) -> None:
+    key = f"{backend(database_url)}/race"
+    results: list[bool] = []
+    barrier = threading.Barrier(4)
+
+    def send() -> None:
+        barrier.wait()
+        results.append(deliver(mail(key)))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [False, False, False, True]
+    assert len(sent_with(inbox, key)) == 1
+
+
+def test_permanent_smtp_errors_are_not_retried() -> None:
+    import smtplib
+
+    assert not is_transient(smtplib.SMTPRecipientsRefused({"x@y": (550, b"no such user")}))
+    assert not is_transient(smtplib.SMTPDataError(554, b"rejected"))
+    assert is_transient(smtplib.SMTPDataError(451, b"try later"))
+    assert is_transient(smtplib.SMTPServerDisconnected("gone"))
+    assert not is_transient(ValueError("a bug of ours"))
