@@ -107,9 +107,12 @@ def matrix_check(
 
 @stack_app.command("up")
 def stack_up(
-    data_dir: Annotated[Path, typer.Option(help="Where the stack keeps its data.")] = Path(
-        ".dealflow"
-    ),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the stack keeps its data (default: DEALFLOW_DATA_DIR, else .dealflow)."
+        ),
+    ] = None,
     prefect_port: int = 4200,
     web_port: int = 8000,
     smtp_port: int = 1025,
@@ -121,7 +124,7 @@ def stack_up(
     from dealflow.stack import Stack, StackConfig, StackError
 
     config = StackConfig(
-        data_dir=data_dir,
+        data_dir=data_dir or get_settings().data_dir,
         prefect_port=prefect_port,
         web_port=web_port,
         smtp_port=smtp_port,
