@@ -18,9 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dealflow stack up
 
-## test: lint, type-check, then the whole test suite (SQLite and PostgreSQL)
+## test: lint, type-check, the whole suite on embedded defaults, then the end-to-end
+## tests again on the production path (Prefect and Dealflow on PostgreSQL)
 test: lint
 	$(BIN)/pytest
+	DEALFLOW_TEST_STACK=postgres $(BIN)/pytest -m stack
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

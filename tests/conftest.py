@@ -33,13 +33,24 @@ os.environ.update(
         "DEALFLOW_SMTP_PORT": str(PORTS["smtp"]),
     }
 )
-os.environ.pop("DEALFLOW_DATABASE_URL", None)
+# DEALFLOW_TEST_STACK=postgres runs the stack on the production path: Prefect's server and
+# Dealflow's database on PostgreSQL instead of SQLite.
+STACK_ON_POSTGRES = os.environ.get("DEALFLOW_TEST_STACK") == "postgres"
+POSTGRES_URL = os.environ.get(
+    "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+STACK_DATABASES = {"dealflow": "dealflow_e2e", "prefect": "prefect_e2e"}
+if STACK_ON_POSTGRES:
+    _server = POSTGRES_URL.rsplit("/", 1)[0]
+    os.environ["DEALFLOW_DATABASE_URL"] = f"{_server}/{STACK_DATABASES['dealflow']}"
+else:
+    os.environ.pop("DEALFLOW_DATABASE_URL", None)
 
 import email  # noqa: E402
 import email.policy  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -47,10 +58,6 @@ import pytest  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from models.settings import get_settings  # noqa: E402
-
-POSTGRES_URL = os.environ.get(
-    "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 class Inbox:
@@ -109,8 +116,31 @@ def stack(inbox: Inbox) -> Iterator[Any]:
         smtp_port=PORTS["smtp"],
         mail_catcher=False,
     )
+    if STACK_ON_POSTGRES:
+        server = POSTGRES_URL.rsplit("/", 1)[0]
+        _fresh_databases(server, STACK_DATABASES.values())
+        config.database_url = f"{server}/{STACK_DATABASES['dealflow']}"
+        config.prefect_database_url = (
+            f"{server.replace('+psycopg', '+asyncpg')}/{STACK_DATABASES['prefect']}"
+        )
     with Stack(config) as running:
         yield running
+
+
+def _fresh_databases(server: str, names: Iterable[str]) -> None:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for name in names:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("DEALFLOW_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {server}: {exc.orig}")
 
 
 @pytest.fixture
