@@ -83,7 +83,7 @@ def run_state(run_id: str) -> tuple[str, str | None, str]:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(run_id))
     assert run.state is not None
-    return run.state.type.value, run.state.state_details.pause_key, run.state.name
+    return run.state.type.value, run.state.state_details.pause_key, str(run.state.name)
 
 
 def wait_for_state(run_id: str, state: str, timeout: float = 90, key: str | None = None) -> None:
