@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from models.settings import PROJECT_ROOT, get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _engines: dict[str, Engine] = {}
 
@@ -56,6 +57,10 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 def alembic_config(url: str | None = None) -> Config:
+    # Alembic is imported here only: every flow-run process imports this module, and
+    # start-up time is resume latency.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", url or get_settings().resolved_database_url)
@@ -64,6 +69,8 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None) -> None:
     """Bring the database to the newest schema (creates the SQLite file if needed)."""
+    from alembic import command
+
     url = url or get_settings().resolved_database_url
     if url.startswith("sqlite:///"):
         from pathlib import Path
