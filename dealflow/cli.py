@@ -113,12 +113,13 @@ def stack_up(
             help="Where the stack keeps its data (default: DEALFLOW_DATA_DIR, else .dealflow)."
         ),
     ] = None,
-    prefect_port: int = 4200,
-    web_port: int = 8000,
-    smtp_port: int = 1025,
-    inbox_port: int = 8025,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server and UI.")] = 4200,
+    web_port: Annotated[int, typer.Option(help="Dealflow's web service (approval pages).")] = 8000,
+    smtp_port: Annotated[int, typer.Option(help="The mail catcher's SMTP server.")] = 1025,
+    inbox_port: Annotated[int, typer.Option(help="The mail catcher's inbox page.")] = 8025,
 ) -> None:
     """Start Prefect, the deal runner, the web service and a mail catcher; Ctrl-C stops them."""
+    import signal
     import time
 
     from dealflow.stack import Stack, StackConfig, StackError
@@ -131,29 +132,51 @@ def stack_up(
         inbox_port=inbox_port,
     )
     stack = Stack(config)
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        for name in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(name, signal.SIG_IGN)  # one stop at a time
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # A closed terminal or a plain `kill` must stop the children too, not orphan them.
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
     typer.echo("Starting the Dealflow stack (first start takes a minute)...")
     try:
         stack.start()
     except StackError as exc:
         raise fail(f"The stack did not start: {exc}") from exc
+    except KeyboardInterrupt:
+        stack.stop()
+        raise typer.Exit(130) from None
+    moved = prefect_port != 4200 or (data_dir is not None and data_dir != get_settings().data_dir)
+    hint = (
+        f"  export DEALFLOW_PREFECT_API_URL={config.prefect_api_url}"
+        f" DEALFLOW_DATA_DIR={config.data_dir.resolve()}\n"
+        if moved
+        else ""
+    )
     typer.echo(
         f"\nDealflow is running. Logs: {stack.logs}\n"
         f"  Prefect UI:   {config.prefect_api_url.removesuffix('/api')}\n"
         f"  Mail inbox:   {config.inbox_url}\n"
         f"  Web service:  {config.web_url}\n\n"
-        "Submit a deal from another terminal:\n"
+        "Submit a deal from another terminal, in this folder:\n"
+        f"{hint}"
         "  .venv/bin/dealflow deal submit examples/acme.json\n\n"
         "Press Ctrl-C to stop."
     )
     try:
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
-        dead = [name for name, p in stack.processes.items() if p.poll() is not None]
-        typer.secho(f"{', '.join(dead)} stopped:\n" + stack.log_tail(dead[0]), fg="red", err=True)
     except KeyboardInterrupt:
         typer.echo("\nStopping...")
-    finally:
         stack.stop()
+        return
+    dead = [name for name, p in stack.processes.items() if p.poll() is not None]
+    message = f"{', '.join(dead)} stopped unexpectedly:\n{stack.log_tail(dead[0])}"
+    stack.stop()
+    raise fail(message)
 
 
 @app.command("runner", hidden=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -94,7 +95,7 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("ab")
+        log = (self.logs / f"{name}.log").open("wb")  # this start's log only
         self.processes[name] = subprocess.Popen(
             args,
             cwd=PROJECT_ROOT,
@@ -142,8 +143,29 @@ class Stack:
             time.sleep(0.5)
         raise StackError(f"deployment {deployment} was not registered:\n{self.log_tail('runner')}")
 
+    def _check_ports_free(self) -> None:
+        ports = {
+            "Prefect server": ("--prefect-port", self.config.prefect_port),
+            "web service": ("--web-port", self.config.web_port),
+        }
+        if self.config.mail_catcher:
+            ports["mail catcher SMTP"] = ("--smtp-port", self.config.smtp_port)
+            ports["mail inbox"] = ("--inbox-port", self.config.inbox_port)
+        for what, (option, port) in ports.items():
+            with socket.socket() as probe:
+                # As the servers do: a port left in TIME_WAIT by a stopped stack is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.config.host, port))
+                except OSError:
+                    raise StackError(
+                        f"port {port} for the {what} is in use (another Dealflow stack?): "
+                        f"stop what holds it, or move it with {option}"
+                    ) from None
+
     def start(self) -> None:
         python = sys.executable
+        self._check_ports_free()
         try:
             subprocess.run(
                 [python, "-m", "dealflow", "db", "upgrade"],
