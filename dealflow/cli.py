@@ -45,10 +45,10 @@ def deal_submit(
 ) -> None:
     """Validate a won deal, store it and start its flow run (the same deal twice: same run)."""
     from dealflow.intake import IntakeError, OrchestratorUnavailable, load_deal_file, submit
-    from models.matrix import MatrixError
+    from models.matrix import MatrixError, load_matrix
 
     try:
-        submission = submit(load_deal_file(file))
+        submission = submit(load_deal_file(file, load_matrix(get_settings().matrix_path)))
     except IntakeError as exc:
         raise fail(
             "The deal was not submitted:\n" + "\n".join(f"  {p}" for p in exc.problems)

@@ -102,6 +102,8 @@ def format_report(report: dict[str, Any]) -> str:
                 if a["decision"]
                 else f"asked {when(a['requested_at'])}"
                 if a["requested_at"]
+                else "not asked (deal closed)"
+                if report["outcome"]
                 else "not yet asked"
             )
             lines.append(

@@ -15,7 +15,7 @@ from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.records import add_transition
 from models.deal import DealIntake
-from models.matrix import load_matrix
+from models.matrix import Matrix, MatrixError, load_matrix
 from models.settings import Settings, get_settings
 from models.tables import Deal
 
@@ -42,19 +42,45 @@ def describe_errors(exc: ValidationError, source: str) -> list[str]:
         where = ".".join(str(part) for part in error["loc"]) or "(deal)"
         got = error.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-        problems.append(f"{source}: {where}: {error['msg']}{shown}")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{source}: {where}: {message}{shown}")
     return problems
 
 
-def parse_deal(data: Any, source: str) -> DealIntake:
+def staffing_problem(matrix: Matrix, team: Any, submitter: Any) -> str | None:
+    """Why the matrix cannot staff this deal's approvals, or None."""
+    if not isinstance(team, str) or not isinstance(submitter, str):
+        return None  # the field errors say what is wrong with them
     try:
-        return DealIntake.model_validate(data)
+        matrix.route(team, submitter=submitter)
+    except MatrixError as exc:
+        return f"team: {exc}"
+    return None
+
+
+def parse_deal(data: Any, source: str, matrix: Matrix | None = None) -> DealIntake:
+    """The validated deal; every problem at once, each with its field, when it is not."""
+    problems: list[str] = []
+    intake: DealIntake | None = None
+    try:
+        intake = DealIntake.model_validate(data)
     except ValidationError as exc:
-        raise IntakeError(describe_errors(exc, source)) from exc
+        problems = describe_errors(exc, source)
+    if matrix is not None and isinstance(data, dict):
+        rep = data.get("sales_rep")
+        staffing = staffing_problem(
+            matrix, data.get("team"), rep.get("email") if isinstance(rep, dict) else None
+        )
+        if staffing:
+            problems.append(f"{source}: {staffing}")
+    if problems or intake is None:
+        raise IntakeError(problems)
+    return intake
 
 
-def load_deal_file(path: Path) -> DealIntake:
-    """Read a deal from a JSON or YAML file, with errors that name the file and the field."""
+def load_deal_file(path: Path, matrix: Matrix | None = None) -> DealIntake:
+    """Read a deal from a JSON or YAML file, with errors that name the file and the field;
+    with ``matrix``, also whether its approvals can be staffed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -67,7 +93,7 @@ def load_deal_file(path: Path) -> DealIntake:
         raise IntakeError([f"{path}: not valid YAML: {exc}"]) from exc
     if not isinstance(data, dict):
         raise IntakeError([f"{path}: expected one deal (an object), got {type(data).__name__}"])
-    return parse_deal(data, str(path))
+    return parse_deal(data, str(path), matrix)
 
 
 def payload_hash(intake: DealIntake) -> str:
@@ -158,11 +184,11 @@ def start_run(intake: DealIntake, settings: Settings) -> str:
 
 def submit(intake: DealIntake, settings: Settings | None = None) -> Submission:
     settings = settings or get_settings()
-    matrix = load_matrix(settings.matrix_path)
-    try:
-        matrix.route(intake.team, submitter=intake.sales_rep.email)
-    except ValueError as exc:
-        raise IntakeError([f"team: {exc}"]) from exc
+    staffing = staffing_problem(
+        load_matrix(settings.matrix_path), intake.team, intake.sales_rep.email
+    )
+    if staffing:
+        raise IntakeError([staffing])
     new_deal = store_deal(intake)
     run_id = start_run(intake, settings)
     with session_scope() as session:

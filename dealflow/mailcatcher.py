@@ -91,7 +91,9 @@ def inbox_app(store: MailStore) -> FastAPI:
             f"<p>From {html.escape(str(m['From']))} to {html.escape(str(m['To']))}"
             f"{' cc ' + html.escape(str(m['Cc'])) if m['Cc'] else ''}</p>"
             "<h3>HTML part</h3><iframe sandbox='allow-popups allow-popups-to-escape-sandbox' "
-            f'srcdoc="{html.escape(_body(m, "html"), quote=True)}"></iframe>'
+            # Links open in a tab of their own: the approval page refuses to be framed.
+            f'srcdoc="{html.escape("<base target=_blank>" + _body(m, "html"), quote=True)}">'
+            "</iframe>"
             f"<h3>Text part</h3><pre>{text}</pre>"
         )
 

@@ -7,7 +7,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DealId = Annotated[
     str,
@@ -106,16 +115,17 @@ class DealIntake(Strict):
     def list_total(self) -> Decimal:
         return sum((item.total for item in self.line_items), Decimal(0))
 
-    @property
-    def expected_amount(self) -> Decimal:
-        factor = (Decimal(100) - self.discount_percent) / Decimal(100)
-        return (self.list_total * factor).quantize(CENT, ROUND_HALF_UP)
-
-    @model_validator(mode="after")
-    def _amount_matches_line_items(self) -> DealIntake:
-        if abs(self.amount - self.expected_amount) > CENT:
+    @field_validator("amount")
+    @classmethod
+    def _amount_matches_line_items(cls, amount: Decimal, info: ValidationInfo) -> Decimal:
+        items, discount = info.data.get("line_items"), info.data.get("discount_percent")
+        if items is None or discount is None:
+            return amount  # their own errors are reported; this check needs both
+        list_total = sum((item.total for item in items), Decimal(0))
+        expected = (list_total * (100 - discount) / 100).quantize(CENT, ROUND_HALF_UP)
+        if abs(amount - expected) > CENT:
             raise ValueError(
-                f"amount {self.amount} does not match the line items: {self.list_total} "
-                f"less {self.discount_percent}% discount is {self.expected_amount}"
+                f"{amount} does not match the line items: {list_total} "
+                f"less {discount}% discount is {expected}"
             )
-        return self
+        return amount

@@ -114,7 +114,7 @@ def issue_invoices(deal_id: str) -> list[str]:
                     deal_id=deal_id,
                     to=[invoice.billing_email],
                     cc=finance,
-                    subject=f"Invoice {invoice.number} from {intake.title}",
+                    subject=f"Invoice {invoice.number} for {intake.title}",
                     template="invoice",
                     context={"deal": intake, "invoice": invoice, "part": part},
                 )

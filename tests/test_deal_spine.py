@@ -64,6 +64,8 @@ def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_
     assert page.status_code == 200
     assert "Approve" in page.text and "Reject" in page.text and "<textarea" in page.text
     assert "Acme Logistics GmbH" in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer", "the token must not leak onwards"
+    assert page.headers["X-Frame-Options"] == "DENY"
     with session_scope() as session:
         assert approvals(session, deal_id)[0].decision is None, "GET changed nothing"
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from dealflow.db import session_scope
 from dealflow.intake import DealConflict, IntakeError, load_deal_file, store_deal
-from models.settings import PROJECT_ROOT
+from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").iterdir())
@@ -55,7 +55,7 @@ def test_an_amount_that_does_not_match_the_line_items_is_refused(tmp_path: Path)
     data = acme()
     data["amount"] = "60000.00"
     [problem] = problems_for(tmp_path, data)
-    assert "amount 60000.00 does not match the line items" in problem
+    assert "deal.json: amount: 60000.00 does not match the line items" in problem
     assert "less 5% discount is 54359.00" in problem
 
 
@@ -118,3 +118,17 @@ def test_storing_is_idempotent_and_a_changed_deal_is_a_conflict(database_url: st
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Deal)) == 1
         assert session.scalar(select(func.count()).select_from(StageTransition)) == 1
+
+
+def test_field_errors_and_staffing_problems_are_reported_together(tmp_path: Path) -> None:
+    from models.matrix import load_matrix
+
+    data = acme()
+    data["amount"] = "1.00"
+    data["team"] = "mars"
+    with pytest.raises(IntakeError) as caught:
+        load_deal_file(write(tmp_path, data), load_matrix(get_settings().matrix_path))
+    problems = caught.value.problems
+    assert len(problems) == 2, problems
+    assert "amount: 1.00 does not match" in problems[0]
+    assert "team: team 'mars' is not in the matrix" in problems[1]

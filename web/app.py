@@ -6,9 +6,10 @@ from the page's buttons records a decision.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import FastAPI, Form
+from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
 from dealflow.clock import utcnow
@@ -21,6 +22,25 @@ from models.settings import get_settings
 from web.decisions import Outcome, Verdict, check_claim, decide
 
 app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
+
+PAGE_HEADERS = {
+    # The token in the URL is a credential: no Referer, no caching, no framing.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@app.middleware("http")
+async def page_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    response.headers.update(PAGE_HEADERS)
+    return response
+
 
 STATUS = {
     Verdict.DECIDED: 200,
