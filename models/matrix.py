@@ -68,6 +68,10 @@ class Matrix(_Item):
                 return gate
         raise MatrixError(f"no gate named {name!r} in matrix {self.version}")
 
+    def gate_title(self, name: str) -> str:
+        """The gate's title, or its name for a gate this version of the matrix dropped."""
+        return next((gate.title for gate in self.gates if gate.name == name), name)
+
     def people_for(self, role: str, team: str) -> list[MatrixPerson]:
         return [p for p in self.people if role in p.roles and ("*" in p.teams or team in p.teams)]
 

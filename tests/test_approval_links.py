@@ -86,6 +86,18 @@ def test_a_link_for_a_gate_the_deal_is_not_waiting_at_is_refused(
     assert nothing_decided(deal_id)
 
 
+def test_a_link_for_a_gate_the_deal_does_not_have_is_refused(
+    waiting_deal: tuple[str, str],
+) -> None:
+    deal_id, link = waiting_deal
+    unknown = relink(link, gate="cfo")
+    shown = httpx.get(unknown)
+    assert shown.status_code == 403 and "names no gate of this deal" in shown.text
+    posted = decide(unknown, "approve")
+    assert posted.status_code == 403 and "does not belong to a gate" in posted.text
+    assert nothing_decided(deal_id)
+
+
 def test_only_the_assignee_may_decide(waiting_deal: tuple[str, str]) -> None:
     deal_id, link = waiting_deal
     response = decide(relink(link, approver="tom.alvarez@example.com"), "approve")

@@ -88,15 +88,14 @@ def _approval_page(claim: ApprovalClaim, error: str = "", status: int = 200) -> 
         deal = get_deal(session, claim.deal_id)
         row = get_approval(session, claim.deal_id, claim.gate)
         history = approvals(session, claim.deal_id)
-    assert row is not None
+    if row is None:
+        return page("This link is not valid", "It names no gate of this deal.", 403)
     blocked = check_claim(claim)
     html = render(
         "pages/approval.html",
         deal=intake_of(deal),
         stage=deal.stage,
-        gate_title=matrix.gate(claim.gate).title
-        if any(g.name == claim.gate for g in matrix.gates)
-        else claim.gate,
+        gate_title=matrix.gate_title(claim.gate),
         approval=row,
         history=history,
         blocked=blocked,
@@ -133,15 +132,7 @@ def post_decision(
             return _approval_page(
                 claim, error="Say why you reject the deal: the sales rep will read it.", status=400
             )
-        name = next(
-            (
-                p.name
-                for p in load_matrix(get_settings().matrix_path).people
-                if p.email.lower() == claim.approver.lower()
-            ),
-            claim.approver,
-        )
-        outcome: Outcome = decide(claim, decision == "approve", comment, name, get_settings())
+        outcome: Outcome = decide(claim, decision == "approve", comment, get_settings())
     except DealNotFound:
         return page("Deal not found", "This deal no longer exists in Dealflow.", 404)
     titles = {

@@ -122,9 +122,7 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
         time.sleep(0.2)
 
 
-def decide(
-    claim: ApprovalClaim, approved: bool, comment: str, approver_name: str, settings: Settings
-) -> Outcome:
+def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Settings) -> Outcome:
     from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
     from prefect.flow_runs import resume_flow_run
 
@@ -137,6 +135,9 @@ def decide(
         return _UNREACHABLE
     if not_ready is not None:
         return not_ready
+    with session_scope() as session:
+        gate = get_approval(session, claim.deal_id, claim.gate)
+        approver_name = gate.assignee_name if gate else claim.approver  # checked: the assignee
     decision = GateDecision(
         approved=approved,
         decided_by=claim.approver,
