@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install browser bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Dealflow needs Python 3.11 or newer"'
@@ -20,9 +20,19 @@ demo: $(STAMP)
 
 ## test: lint, type-check, the whole suite on embedded defaults, then the end-to-end
 ## tests again on the production path (Prefect and Dealflow on PostgreSQL)
-test: lint
+test: lint browser
 	$(BIN)/pytest
 	DEALFLOW_TEST_STACK=postgres $(BIN)/pytest -m stack
+
+## browser: Debian's chromium for the browser tests (installed when make runs as root)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends chromium; \
+	  else \
+	    echo "chromium is missing (apt-get install chromium): browser tests will be skipped"; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,74 @@
+"""An approver in a real browser (Debian's chromium): reads the deal, comments, clicks Approve."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Inbox
+from tests.support import deal_file, link_in, submit, to, wait_for_state
+
+pytestmark = pytest.mark.stack
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("DEALFLOW_TEST_OUTPUT", "test-output")) / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("DEALFLOW_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed: run `make browser`")
+        pytest.skip("chromium is not installed (`make browser` installs Debian's package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+def test_an_approver_approves_from_the_page_in_a_browser(
+    stack: Any, inbox: Inbox, browser: Any, tmp_path: Path
+) -> None:
+    path, deal_id = deal_file(tmp_path)
+    run_id = submit(path)
+    link = link_in(inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id)))
+    wait_for_state(run_id, "PAUSED", key="gate-manager")
+
+    page = browser.new_page(viewport={"width": 1000, "height": 1100})
+    page.goto(link)
+    assert page.title().startswith(
+        "Sales manager approval: Acme Logistics fleet telematics rollout"
+    )
+    assert page.get_by_text("54,359.00 EUR after 5% discount").is_visible()
+    assert page.get_by_role("button", name="Approve").is_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "approval-page.png"), full_page=True)
+
+    page.get_by_role("button", name="Reject").click()  # without a reason: refused
+    assert page.get_by_role("alert").inner_text().startswith("Say why you reject")
+
+    page.get_by_label("Comment").fill("Good margin, go ahead")
+    page.get_by_role("button", name="Approve").click()
+    assert page.get_by_role("heading").inner_text() == "Decision recorded"
+    page.screenshot(path=str(SCREENSHOTS / "approval-recorded.png"))
+
+    inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+    page.goto(link)  # the same link again, later
+    assert "Already approved by Mara Keller" in page.content()
+    page.close()
