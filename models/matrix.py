@@ -6,6 +6,7 @@ reported with its place in the file instead of surfacing in a running deal.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Collection
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+
+from dealflow.business_time import BusinessCalendar
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
@@ -28,6 +31,21 @@ class _Item(BaseModel):
 class Team(_Item):
     name: str
     timezone: str = "UTC"
+    country: str | None = Field(default=None, description="Public holidays of this country.")
+    subdivision: str | None = None
+    working_hours: Annotated[str, StringConstraints(pattern=r"^\d\d:\d\d-\d\d:\d\d$")] = (
+        "09:00-17:00"
+    )
+
+    def calendar(self) -> BusinessCalendar:
+        opening, closing = (dt.time.fromisoformat(t) for t in self.working_hours.split("-"))
+        return BusinessCalendar(
+            timezone=self.timezone,
+            country=self.country,
+            subdivision=self.subdivision,
+            day_start=opening,
+            day_end=closing,
+        )
 
 
 class MatrixPerson(_Item):
@@ -99,6 +117,10 @@ class Matrix(_Item):
     def label(self) -> str:
         return f"{self.version} ({self.fingerprint})" if self.fingerprint else self.version
 
+    def calendar(self, team: str) -> BusinessCalendar:
+        self.check_team(team)
+        return self.teams[team].calendar()
+
     def check_team(self, team: str) -> None:
         if team not in self.teams:
             known = ", ".join(sorted(self.teams))
@@ -107,6 +129,11 @@ class Matrix(_Item):
 
 def _cross_check(matrix: Matrix) -> list[str]:
     problems: list[str] = []
+    for key, team in matrix.teams.items():
+        try:
+            team.calendar().is_business_day(dt.date(2026, 1, 1))
+        except Exception as exc:  # zoneinfo, holidays and time parsing each raise their own
+            problems.append(f"teams.{key}: invalid calendar: {exc}")
     seen_ids: set[str] = set()
     for index, person in enumerate(matrix.people):
         where = f"people[{index}] ({person.id})"

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
 
-from dealflow.clock import subtract_business_days, utcnow
+from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.records import add_transition, get_deal, intake_of, wait_on
 from models.deal import CENT, DealIntake, Milestone
@@ -42,8 +42,8 @@ def kick_off_delivery(deal_id: str) -> None:
         deal = get_deal(session, deal_id)
         intake = intake_of(deal)
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
-        confirm_by = subtract_business_days(
-            intake.delivery_start, matrix.handoff.plan_confirmation_business_days
+        confirm_by = matrix.calendar(deal.team).add_business_days(
+            intake.delivery_start, -matrix.handoff.plan_confirmation_business_days
         )
         add_transition(
             session,

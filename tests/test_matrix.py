@@ -92,3 +92,23 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     broken.write_text("people: [\n")
     with pytest.raises(MatrixError, match="not valid YAML"):
         load_matrix(broken)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("timezone", "Europe/Berln", "Europe/Berln"), ("country", "XX", "XX")],
+)
+def test_a_team_calendar_that_cannot_work_is_reported(field: str, value: str, words: str) -> None:
+    data = default_data()
+    data["teams"]["emea"][field] = value
+    text = errors(data)
+    assert "matrix.yaml: teams.emea: invalid calendar:" in text and words in text
+
+
+def test_each_team_counts_time_on_its_own_calendar() -> None:
+    import datetime as dt
+
+    matrix = load_matrix(DEFAULT)
+    # 2026-11-26 is Thanksgiving in the US, an ordinary Thursday in Germany.
+    assert matrix.calendar("emea").is_business_day(dt.date(2026, 11, 26))
+    assert not matrix.calendar("nam").is_business_day(dt.date(2026, 11, 26))
