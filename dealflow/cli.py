@@ -105,6 +105,41 @@ def matrix_check(
     )
 
 
+@matrix_app.command("show")
+def matrix_show(
+    file: Annotated[
+        Path | None, typer.Argument(help="Matrix file (default: the configured one).")
+    ] = None,
+) -> None:
+    """Print the matrix: gates, who holds each role per team, the routing rules."""
+    from dealflow.matrix_report import show
+    from models.matrix import MatrixError, load_matrix
+
+    try:
+        typer.echo(show(load_matrix(file or get_settings().matrix_path)))
+    except MatrixError as exc:
+        raise fail(str(exc)) from exc
+
+
+@matrix_app.command("explain")
+def matrix_explain(
+    deal_file: Annotated[Path, typer.Argument(help="A deal, as JSON or YAML.")],
+    matrix_file: Annotated[Path | None, typer.Option("--matrix", help="Matrix file.")] = None,
+) -> None:
+    """Which gates a deal would need, who would approve each, and why."""
+    from dealflow.intake import IntakeError, load_deal_file
+    from dealflow.matrix_report import explain
+    from models.matrix import MatrixError, load_matrix
+
+    try:
+        matrix = load_matrix(matrix_file or get_settings().matrix_path)
+        typer.echo(explain(matrix, load_deal_file(deal_file)))
+    except IntakeError as exc:
+        raise fail("\n".join(exc.problems)) from exc
+    except MatrixError as exc:
+        raise fail(str(exc)) from exc
+
+
 @stack_app.command("up")
 def stack_up(
     data_dir: Annotated[

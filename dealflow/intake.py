@@ -47,34 +47,32 @@ def describe_errors(exc: ValidationError, source: str) -> list[str]:
     return problems
 
 
-def staffing_problem(matrix: Matrix, team: Any, submitter: Any) -> str | None:
-    """Why the matrix cannot staff this deal's approvals, or None."""
-    if not isinstance(team, str) or not isinstance(submitter, str):
-        return None  # the field errors say what is wrong with them
+def staffing_problem(matrix: Matrix, deal: DealIntake) -> str | None:
+    """Why the matrix cannot staff this deal's approval route, or None."""
     try:
-        matrix.route(team, submitter=submitter)
+        matrix.route(deal)
     except MatrixError as exc:
         return f"team: {exc}"
     return None
 
 
 def parse_deal(data: Any, source: str, matrix: Matrix | None = None) -> DealIntake:
-    """The validated deal; every problem at once, each with its field, when it is not."""
-    problems: list[str] = []
-    intake: DealIntake | None = None
+    """The validated deal; with ``matrix``, also whether its approvals can be staffed.
+    Every problem is reported at once, each with its field."""
     try:
         intake = DealIntake.model_validate(data)
     except ValidationError as exc:
         problems = describe_errors(exc, source)
-    if matrix is not None and isinstance(data, dict):
-        rep = data.get("sales_rep")
-        staffing = staffing_problem(
-            matrix, data.get("team"), rep.get("email") if isinstance(rep, dict) else None
-        )
-        if staffing:
-            problems.append(f"{source}: {staffing}")
-    if problems or intake is None:
-        raise IntakeError(problems)
+        team = data.get("team") if isinstance(data, dict) else None
+        if matrix is not None and isinstance(team, str):
+            try:
+                matrix.check_team(team)
+            except MatrixError as team_error:
+                problems.append(f"{source}: team: {team_error}")
+        raise IntakeError(problems) from exc
+    staffing = staffing_problem(matrix, intake) if matrix is not None else None
+    if staffing:
+        raise IntakeError([f"{source}: {staffing}"])
     return intake
 
 
@@ -184,9 +182,7 @@ def start_run(intake: DealIntake, settings: Settings) -> str:
 
 def submit(intake: DealIntake, settings: Settings | None = None) -> Submission:
     settings = settings or get_settings()
-    staffing = staffing_problem(
-        load_matrix(settings.matrix_path), intake.team, intake.sales_rep.email
-    )
+    staffing = staffing_problem(load_matrix(settings.matrix_path), intake)
     if staffing:
         raise IntakeError([staffing])
     new_deal = store_deal(intake)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
 
 from dealflow.business_time import BusinessCalendar
+from models.deal import DealIntake
+from models.routing import RoutingRule
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
@@ -68,6 +71,19 @@ class Handoff(_Item):
     plan_confirmation_business_days: int = Field(default=5, ge=0)
 
 
+@dataclass(frozen=True)
+class Route:
+    """A deal's approval route: the rule that chose its gates, and who approves each."""
+
+    rule: RoutingRule
+    reason: str
+    steps: list[tuple[Gate, MatrixPerson]]
+
+    def describe(self) -> str:
+        path = " -> ".join(f"{gate.title} ({person.name})" for gate, person in self.steps)
+        return f"rule {self.rule.name!r} ({self.reason}): {path}"
+
+
 class Matrix(_Item):
     version: str
     roles: dict[Name, str] = Field(description="Role id -> human title.")
@@ -75,7 +91,20 @@ class Matrix(_Item):
     people: list[MatrixPerson]
     gates: list[Gate] = Field(min_length=1)
     handoff: Handoff = Field(default_factory=Handoff)
+    routing: list[RoutingRule] = Field(
+        default_factory=list, description="Tried in order; none given: every deal, every gate."
+    )
     fingerprint: str = ""
+
+    def rules(self) -> list[RoutingRule]:
+        return self.routing or [RoutingRule(name="all-gates", gates=[g.name for g in self.gates])]
+
+    def choose_rule(self, deal: DealIntake) -> tuple[RoutingRule, str]:
+        for rule in self.rules():
+            fired, reason = rule.verdict(deal)
+            if fired:
+                return rule, reason
+        raise MatrixError(f"no routing rule of matrix {self.version} applies to {deal.deal_id}")
 
     def role_title(self, role: str) -> str:
         return self.roles[role]
@@ -102,16 +131,19 @@ class Matrix(_Item):
             + (f" other than {', '.join(sorted(excluding))}" if excluding else "")
         )
 
-    def route(self, team: str, submitter: str) -> list[tuple[Gate, MatrixPerson]]:
-        """Who approves each gate for a deal of ``team``: four eyes, one gate per person."""
-        self.check_team(team)
-        taken = {submitter.lower()}
-        route = []
+    def route(self, deal: DealIntake) -> Route:
+        """The gates ``deal`` needs and who approves each: four eyes, one gate per person."""
+        self.check_team(deal.team)
+        rule, reason = self.choose_rule(deal)
+        taken = {deal.sales_rep.email.lower()}
+        steps = []
         for gate in self.gates:
-            person = self.first_for(gate.role, team, excluding=taken)
+            if gate.name not in rule.gates:
+                continue
+            person = self.first_for(gate.role, deal.team, excluding=taken)
             taken.add(person.email.lower())
-            route.append((gate, person))
-        return route
+            steps.append((gate, person))
+        return Route(rule=rule, reason=reason, steps=steps)
 
     @property
     def label(self) -> str:
@@ -162,12 +194,36 @@ def _cross_check(matrix: Matrix) -> list[str]:
             for team in matrix.teams
             if not matrix.people_for(role, team)
         ]
+    problems += _check_routing(matrix)
     gate_names = [g.name for g in matrix.gates]
     problems += [
         f"gates: gate {name!r} is listed twice"
         for name in set(gate_names)
         if gate_names.count(name) > 1
     ]
+    return problems
+
+
+def _check_routing(matrix: Matrix) -> list[str]:
+    problems: list[str] = []
+    known = {g.name for g in matrix.gates}
+    last = len(matrix.routing) - 1
+    for index, rule in enumerate(matrix.routing):
+        where = f"routing[{index}] ({rule.name})"
+        problems += [f"{where}.gates: unknown gate {g!r}" for g in rule.gates if g not in known]
+        if rule.when is None and index < last:
+            later = ", ".join(r.name for r in matrix.routing[index + 1 :])
+            problems.append(
+                f"{where}: has no conditions, so the rules after it never fire: {later}"
+            )
+        elif rule.when is not None:
+            reason = rule.when.contradiction()
+            if reason:
+                problems.append(f"{where}.when: can never fire: {reason}")
+            if index == last:
+                problems.append(
+                    f"{where}: the last rule must have no conditions, so that every deal has a route"
+                )
     return problems
 
 

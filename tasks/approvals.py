@@ -37,8 +37,8 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
         deal = get_deal(session, deal_id)
         rows = approvals(session, deal_id)
         if not rows:
-            route = matrix.route(deal.team, submitter=deal.sales_rep_email)
-            for position, (gate, person) in enumerate(route):
+            route = matrix.route(intake_of(deal))
+            for position, (gate, person) in enumerate(route.steps):
                 session.add(
                     Approval(
                         deal_id=deal_id,
@@ -50,13 +50,12 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
                     )
                 )
             deal.matrix_version = matrix.label
-            path = " -> ".join(f"{gate.title} ({person.name})" for gate, person in route)
             add_transition(
                 session,
                 deal,
                 key="route",
                 stage=deal.stage,
-                event=f"Approval route from matrix {matrix.label}: {path}",
+                event=f"Approval route from matrix {matrix.label}, {route.describe()}",
                 actor="dealflow",
             )
             session.flush()

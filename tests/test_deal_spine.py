@@ -229,3 +229,20 @@ def test_the_run_is_named_tagged_and_shows_the_deal_board(
     assert "Waiting on:** Mara Keller" in board
     assert "| director | sales_director | Dana Whitfield" in board
     assert "Sales manager approval requested from Mara Keller" in board
+
+
+def test_the_route_follows_the_matrix_rules_and_the_timeline_records_the_rule(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    path, deal_id = deal_file(tmp_path, "initech.json")  # 10,500 USD, no discount
+    run_id = submit(path)
+    approve(inbox, "tom.alvarez@example.com", deal_id)
+    approve(inbox, LEGAL, deal_id)
+    inbox.wait_for(to("accounts@initech.example", "Invoice", deal_id))
+    wait_for_state(run_id, "COMPLETED")
+    assert not inbox.matching(to(DIRECTOR, "Approval needed", deal_id)), "the director is skipped"
+    with session_scope() as session:
+        route_event = next(t.event for t in timeline(session, deal_id) if "route" in t.event)
+        gates = [a.gate for a in approvals(session, deal_id)]
+    assert gates == ["manager", "legal"]
+    assert "rule 'standard'" in route_event and "Legal review (Lena Fischer)" in route_event

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from models.deal import DealIntake
 from models.matrix import MatrixError, load_matrix, parse_matrix
 from models.settings import PROJECT_ROOT
 
@@ -23,12 +25,19 @@ def errors(data: dict) -> str:
     return str(caught.value)
 
 
-def test_the_default_matrix_routes_every_team_through_three_gates() -> None:
+def deal(**changes: object) -> DealIntake:
+    data = json.loads((PROJECT_ROOT / "examples" / "acme.json").read_text())
+    data.update(changes)
+    return DealIntake.model_validate(data)
+
+
+def test_large_deals_go_through_every_gate_on_every_team() -> None:
     matrix = load_matrix(DEFAULT)
     for team in matrix.teams:
-        route = matrix.route(team, submitter="someone@example.com")
-        assert [gate.name for gate, _ in route] == ["manager", "director", "legal"]
-        assert len({person.email for _, person in route}) == 3
+        route = matrix.route(deal(team=team))
+        assert route.rule.name == "large-deal"
+        assert [gate.name for gate, _ in route.steps] == ["manager", "director", "legal"]
+        assert len({person.email for _, person in route.steps}) == 3
 
 
 def test_four_eyes_skips_the_submitter_and_earlier_approvers() -> None:
@@ -43,8 +52,8 @@ def test_four_eyes_skips_the_submitter_and_earlier_approvers() -> None:
         }
     )
     matrix = parse_matrix(yaml.safe_dump(data))
-    route = matrix.route("emea", submitter="mara.keller@example.com")
-    assert [(g.name, p.id) for g, p in route] == [
+    route = matrix.route(deal(sales_rep={"name": "Mara", "email": "mara.keller@example.com"}))
+    assert [(g.name, p.id) for g, p in route.steps] == [
         ("manager", "mia"),
         ("director", "dana"),
         ("legal", "lena"),
@@ -56,7 +65,7 @@ def test_a_gate_nobody_else_can_approve_is_an_error() -> None:
     with pytest.raises(
         MatrixError, match="nobody in the matrix can act as legal for team 'emea' other than"
     ):
-        matrix.route("emea", submitter="lena.fischer@example.com")
+        matrix.route(deal(sales_rep={"name": "Lena", "email": "lena.fischer@example.com"}))
 
 
 def test_unknown_role_names_the_person() -> None:
