@@ -20,10 +20,12 @@ deal_app = typer.Typer(help="Submit won deals and follow them.", no_args_is_help
 db_app = typer.Typer(help="Dealflow's own database.", no_args_is_help=True)
 matrix_app = typer.Typer(help="The responsibility matrix.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack on embedded defaults.", no_args_is_help=True)
+sla_app = typer.Typer(help="Time limits: reminders and escalations.", no_args_is_help=True)
 app.add_typer(deal_app, name="deal")
 app.add_typer(db_app, name="db")
 app.add_typer(matrix_app, name="matrix")
 app.add_typer(stack_app, name="stack")
+app.add_typer(sla_app, name="sla")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -138,6 +140,32 @@ def matrix_explain(
         raise fail("\n".join(exc.problems)) from exc
     except MatrixError as exc:
         raise fail(str(exc)) from exc
+
+
+@sla_app.command("sweep")
+def sla_sweep_now(
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="Act as if it were this time (ISO 8601, e.g. 2026-12-01T09:00:00+00:00)."
+        ),
+    ] = None,
+) -> None:
+    """Send the reminders and escalations now due (the sla-sweep flow, run here)."""
+    import datetime as dt
+
+    from flows.sla_sweep import sla_sweep
+
+    moment = None
+    if now is not None:
+        try:
+            moment = dt.datetime.fromisoformat(now)
+        except ValueError as exc:
+            raise fail(f"--now: not an ISO 8601 time: {now!r}") from exc
+        if moment.tzinfo is None:
+            raise fail(f"--now: give a time zone, e.g. {now}+00:00")
+    actions = sla_sweep(now=moment)
+    typer.echo("\n".join(actions) if actions else "Nothing is due.")
 
 
 @stack_app.command("up")

@@ -1,7 +1,9 @@
-"""Serves Dealflow's deployments from this checkout: the process that runs deal flows."""
+"""Serves Dealflow's deployments from this checkout: the process that runs deal flows
+and the scheduled sweeps."""
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 
 from models.settings import get_settings
@@ -11,6 +13,7 @@ def serve_deployments(limit: int) -> None:
     from prefect import serve
 
     from flows.deal_handoff import deal_handoff
+    from flows.sla_sweep import sla_sweep
 
     flow_name, _, deployment_name = get_settings().deployment.partition("/")
     assert flow_name == deal_handoff.name, f"DEALFLOW_DEPLOYMENT must name flow {deal_handoff.name}"
@@ -19,5 +22,11 @@ def serve_deployments(limit: int) -> None:
         tags=["dealflow"],
         description="One run per won deal: approvals, delivery kickoff, invoicing.",
     )
-    assert not inspect.isawaitable(deployment)
-    serve(deployment, limit=limit, print_starting_message=False)
+    sweep = sla_sweep.to_deployment(
+        name="sla-sweep",
+        interval=dt.timedelta(minutes=15),
+        tags=["dealflow"],
+        description="Reminders and escalations for approval gates past their time limit.",
+    )
+    assert not inspect.isawaitable(deployment) and not inspect.isawaitable(sweep)
+    serve(deployment, sweep, limit=limit, print_starting_message=False)

@@ -63,6 +63,24 @@ class Gate(_Item):
     name: Name
     title: str
     role: Name
+    remind_after_hours: list[float] = Field(
+        default_factory=lambda: [8.0, 16.0],
+        description="Business hours after the request at which the assignee is reminded.",
+    )
+    escalate_after_hours: float | None = Field(
+        default=24.0, description="Business hours after the request at which it escalates."
+    )
+    escalate_to: Name | None = Field(default=None, description="Role that takes over then.")
+
+    def deadlines(self) -> list[tuple[str, dt.timedelta]]:
+        """Each follow-up level with the business time after the request it falls due."""
+        levels = [
+            (f"reminder-{n}", dt.timedelta(hours=h))
+            for n, h in enumerate(self.remind_after_hours, start=1)
+        ]
+        if self.escalate_after_hours is not None and self.escalate_to:
+            levels.append(("escalation", dt.timedelta(hours=self.escalate_after_hours)))
+        return levels
 
 
 class Handoff(_Item):
@@ -181,6 +199,18 @@ def _cross_check(matrix: Matrix) -> list[str]:
             if t != "*" and t not in matrix.teams
         ]
     needed = [(f"gates[{i}].role", g.role) for i, g in enumerate(matrix.gates)]
+    needed += [
+        (f"gates[{i}].escalate_to", g.escalate_to)
+        for i, g in enumerate(matrix.gates)
+        if g.escalate_to
+    ]
+    for index, gate in enumerate(matrix.gates):
+        hours = [after.total_seconds() / 3600 for _, after in gate.deadlines()]
+        if hours != sorted(set(hours)) or any(h <= 0 for h in hours):
+            problems.append(
+                f"gates[{index}] ({gate.name}): reminders and escalation must come in "
+                f"increasing order of hours above 0, got {hours}"
+            )
     needed += [
         ("handoff.delivery_role", matrix.handoff.delivery_role),
         ("handoff.finance_role", matrix.handoff.finance_role),

@@ -106,7 +106,8 @@ class StageTransition(Base):
 
 
 class Approval(Base):
-    """One gate of one deal: who was asked, when, and what they decided (once)."""
+    """One gate of one deal: who was asked, when, to whom it escalated, and what was
+    decided (once)."""
 
     __tablename__ = "approvals"
     __table_args__ = (UniqueConstraint("deal_id", "gate"),)
@@ -119,11 +120,31 @@ class Approval(Base):
     assignee_email: Mapped[str] = mapped_column(String(320))
     assignee_name: Mapped[str] = mapped_column(String(200))
     requested_at: Mapped[dt.datetime | None]
+    escalated_to: Mapped[str | None] = mapped_column(String(320))
+    escalated_to_name: Mapped[str | None] = mapped_column(String(200))
+    escalated_at: Mapped[dt.datetime | None]
     decision: Mapped[str | None] = mapped_column(String(20))
     decided_by: Mapped[str | None] = mapped_column(String(320))
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
     comment: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[dt.datetime | None]
+
+    def may_decide(self, email: str) -> bool:
+        return email.lower() in {
+            self.assignee_email.lower(),
+            (self.escalated_to or "").lower(),
+        }
+
+    def name_of(self, email: str) -> str:
+        if self.escalated_to and email.lower() == self.escalated_to.lower():
+            return self.escalated_to_name or email
+        return self.assignee_name if email.lower() == self.assignee_email.lower() else email
+
+    @property
+    def current_assignee(self) -> tuple[str, str]:
+        if self.escalated_to:
+            return self.escalated_to, self.escalated_to_name or self.escalated_to
+        return self.assignee_email, self.assignee_name
 
 
 class Invoice(Base):

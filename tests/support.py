@@ -119,3 +119,12 @@ def wait_until_no_process(run_id: str, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still holds processes {processes_running(run_id)}")
         time.sleep(0.2)
+
+
+def approve_via_email(inbox: Any, approver: str, subject: str, deal_id: str, comment: str) -> str:
+    """Follow the link of the email to ``approver`` and approve; the link used."""
+    link = link_in(inbox.wait_for(to(approver, subject, deal_id)))
+    response = decide(link, "approve", comment)
+    assert response.status_code == 200, response.text
+    assert "You approved this deal" in response.text
+    return link

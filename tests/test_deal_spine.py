@@ -16,6 +16,7 @@ from dealflow.records import approvals, get_deal, timeline
 from models.tables import Invoice, SentMessage
 from tests.conftest import Inbox
 from tests.support import (
+    approve_via_email,
     deal_file,
     dealflow,
     decide,
@@ -38,12 +39,7 @@ MANAGER, DIRECTOR, LEGAL = (
 
 
 def approve(inbox: Inbox, approver: str, deal_id: str, comment: str = "fine") -> str:
-    request = inbox.wait_for(to(approver, "Approval needed", deal_id))
-    link = link_in(request)
-    response = decide(link, "approve", comment)
-    assert response.status_code == 200, response.text
-    assert "You approved this deal" in response.text
-    return link
+    return approve_via_email(inbox, approver, "Approval needed", deal_id, comment)
 
 
 def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_path: Path) -> None:

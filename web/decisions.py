@@ -66,9 +66,9 @@ def check_claim(claim: ApprovalClaim) -> Outcome | None:
                 Verdict.NOT_WAITING, f"The deal was already rejected: {deal.outcome_reason}"
             )
         approver = claim.approver.lower()
-        if approver != row.assignee_email.lower():
+        if not row.may_decide(approver):
             return Outcome(
-                Verdict.REFUSED, f"This gate is assigned to {row.assignee_name}, not to you."
+                Verdict.REFUSED, f"This gate is assigned to {row.current_assignee[1]}, not to you."
             )
         if approver == deal.sales_rep_email.lower():
             return Outcome(
@@ -137,7 +137,7 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
         return not_ready
     with session_scope() as session:
         gate = get_approval(session, claim.deal_id, claim.gate)
-        approver_name = gate.assignee_name if gate else claim.approver  # checked: the assignee
+        approver_name = gate.name_of(claim.approver) if gate else claim.approver
     decision = GateDecision(
         approved=approved,
         decided_by=claim.approver,

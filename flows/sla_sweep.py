@@ -1,0 +1,25 @@
+"""The sla-sweep flow: reminders and escalations for approval gates past their limit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow
+
+from dealflow.clock import utcnow
+from tasks.deadlines import follow_up_overdue_gates
+
+
+@flow(name="sla-sweep", persist_result=False)
+def sla_sweep(now: dt.datetime | None = None) -> list[str]:
+    """Send every reminder and escalation that open approval gates are due at ``now``.
+
+    Waits: never. Runs on a schedule (every 15 minutes in the local stack and in
+    prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
+    time, and a test or a catch-up run passes its own.
+
+    Touches: Dealflow's database (approvals, timeline, outbox) and SMTP (reminders to
+    the assignee; escalations to the next person in the gate's chain, who gets a
+    working approval link). Each level is sent once per gate, however often it runs.
+    """
+    return follow_up_overdue_gates(now or utcnow())

@@ -1,0 +1,167 @@
+"""Follow-ups on gates past their time limit: reminders, then escalation, once per level."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealflow.db import session_scope
+from dealflow.links import ApprovalClaim
+from dealflow.records import add_transition, approvals, get_approval, get_deal, intake_of, wait_on
+from models.gates import approval_stage
+from models.matrix import Matrix, MatrixError, load_matrix
+from models.settings import get_settings
+from models.tables import Approval, Deal, StageTransition
+from tasks.approvals import approval_link
+from tasks.effect import effect_task
+from tasks.mailer import OutgoingEmail, deliver
+
+
+def open_gates() -> list[tuple[str, str]]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Approval.deal_id, Approval.gate)
+            .join(Deal, Deal.id == Approval.deal_id)
+            .where(
+                Approval.decision.is_(None),
+                Approval.requested_at.is_not(None),
+                Deal.outcome.is_(None),
+                Deal.flow_run_id.is_not(None),
+            )
+            .order_by(Approval.requested_at)
+        ).all()
+    return [(deal_id, gate) for deal_id, gate in rows]
+
+
+def _done(session: Session, deal_id: str, key: str) -> bool:
+    return (
+        session.scalar(
+            select(StageTransition.id).where(
+                StageTransition.deal_id == deal_id, StageTransition.key == key
+            )
+        )
+        is not None
+    )
+
+
+def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) -> str | None:
+    """Send the highest follow-up now due for one gate, unless it was sent; what was done.
+
+    Levels missed while no sweep ran are not sent in a burst: only the highest due one.
+    """
+    settings = get_settings()
+    with session_scope() as session:
+        deal = get_deal(session, deal_id, for_update=True)
+        row = get_approval(session, deal_id, gate_name)
+        if row is None or row.decision is not None or row.requested_at is None:
+            return None
+        gate = next((g for g in matrix.gates if g.name == gate_name), None)
+        if gate is None:
+            return None  # a gate the current matrix no longer has: no limits to apply
+        elapsed = matrix.calendar(deal.team).working_time_between(row.requested_at, now)
+        due = [(level, after) for level, after in gate.deadlines() if elapsed >= after]
+        if not due:
+            return None
+        level, after = due[-1]
+        key = f"gate/{gate_name}/{level}"
+        if _done(session, deal_id, key):
+            return None
+        hours = f"{after.total_seconds() / 3600:g} business hours"
+        if level == "escalation":
+            assert gate.escalate_to is not None
+            on_deal = {deal.sales_rep_email.lower()} | {
+                email.lower()
+                for a in approvals(session, deal_id)
+                for email in (a.assignee_email, a.escalated_to or "")
+                if email
+            }
+            try:
+                person = matrix.first_for(gate.escalate_to, deal.team, excluding=on_deal)
+            except MatrixError as exc:
+                add_transition(
+                    session,
+                    deal,
+                    key=key,
+                    stage=approval_stage(gate_name),
+                    actor="dealflow",
+                    event=f"{gate.title} is {hours} overdue and cannot escalate: {exc}",
+                    at=now,
+                )
+                return f"{deal_id}/{gate_name}: cannot escalate"
+            row.escalated_to, row.escalated_to_name, row.escalated_at = (
+                person.email,
+                person.name,
+                now,
+            )
+            wait_on(deal, person.email, person.name, deal.waiting_since)
+            event = (
+                f"{gate.title} escalated to {person.name} <{person.email}> after {hours} "
+                f"without a decision from {row.assignee_name}"
+            )
+            recipient, recipient_name, cc = person.email, person.name, [row.assignee_email]
+            link_from = now
+        else:
+            recipient, recipient_name = row.current_assignee
+            event = (
+                f"{gate.title}: {level.replace('-', ' ')} sent to {recipient_name} after {hours}"
+            )
+            cc, link_from = [], row.escalated_at or row.requested_at
+        add_transition(
+            session,
+            deal,
+            key=key,
+            stage=approval_stage(gate_name),
+            event=event,
+            actor="dealflow",
+            at=now,
+        )
+        assert deal.flow_run_id is not None
+        expires = link_from + dt.timedelta(hours=settings.link_ttl_hours)
+        link = approval_link(
+            ApprovalClaim(
+                deal_id=deal_id,
+                gate=gate_name,
+                approver=recipient,
+                run_id=deal.flow_run_id,
+                expires_at=int(expires.timestamp()),
+            )
+        )
+        mail = OutgoingEmail(
+            key=f"deal/{deal_id}/{key}",
+            kind=level if level == "escalation" else "reminder",
+            deal_id=deal_id,
+            to=[recipient],
+            cc=cc,
+            subject=(
+                f"Escalated to you: {deal.title} ({deal_id}) - {gate.title}"
+                if level == "escalation"
+                else f"Reminder: {deal.title} ({deal_id}) waits for your {gate.title.lower()}"
+            ),
+            template="escalation" if level == "escalation" else "reminder",
+            context={
+                "deal": intake_of(deal),
+                "gate_title": gate.title,
+                "recipient_name": recipient_name,
+                "original": row.assignee_name,
+                "requested_at": row.requested_at,
+                "overdue_by": hours,
+                "link": link,
+                "expires": expires,
+            },
+        )
+    deliver(mail)
+    return f"{deal_id}/{gate_name}: {level} to {recipient}"
+
+
+@effect_task("follow-up-overdue-gates")
+def follow_up_overdue_gates(now: dt.datetime) -> list[str]:
+    """Remind or escalate every open gate past its limit at ``now``; what was sent."""
+    matrix = load_matrix(get_settings().matrix_path)
+    done = []
+    for deal_id, gate in open_gates():
+        action = follow_up(matrix, deal_id, gate, now)
+        if action:
+            done.append(action)
+    return done

@@ -1,0 +1,122 @@
+"""Gates past their limit: reminders at the right business times, then escalation, each
+once, on a clock the test moves (Berlin team; Good Friday and Easter Monday 2026)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from dealflow.db import session_scope
+from dealflow.intake import load_deal_file, store_deal
+from dealflow.records import get_approval, get_deal, timeline
+from models.settings import PROJECT_ROOT
+from models.tables import Approval, Deal
+from tasks.approvals import plan_approvals, request_approval
+from tasks.deadlines import follow_up_overdue_gates
+from tests.conftest import Inbox
+
+pytestmark = pytest.mark.usefixtures("database_url")
+BERLIN = ZoneInfo("Europe/Berlin")
+THURSDAY_BEFORE_EASTER = dt.datetime(2026, 4, 2, 14, 0, tzinfo=BERLIN)
+
+
+def berlin(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 4, day, hour, minute, tzinfo=BERLIN)
+
+
+def waiting_deal(requested_at: dt.datetime = THURSDAY_BEFORE_EASTER) -> str:
+    """A deal whose manager was asked at ``requested_at`` and has not decided."""
+    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
+    intake = intake.model_copy(update={"deal_id": f"S{uuid.uuid4().hex[:8].upper()}-ACME"})
+    store_deal(intake)
+    with session_scope() as session:
+        get_deal(session, intake.deal_id).flow_run_id = str(uuid.uuid4())
+    manager = plan_approvals.fn(intake.deal_id)[0]
+    request_approval.fn(intake.deal_id, manager, "run")
+    with session_scope() as session:
+        row = get_approval(session, intake.deal_id, "manager")
+        assert row is not None
+        row.requested_at = requested_at
+        get_deal(session, intake.deal_id).waiting_since = requested_at
+    return intake.deal_id
+
+
+def sweep(at: dt.datetime) -> list[str]:
+    return follow_up_overdue_gates.fn(at)
+
+
+def mails(inbox: Inbox, deal_id: str, word: str) -> list[Any]:
+    return inbox.matching(lambda m: deal_id in str(m["Subject"]) and word in str(m["Subject"]))
+
+
+def test_reminders_fall_on_business_time_then_the_gate_escalates(inbox: Inbox) -> None:
+    deal_id = waiting_deal()
+    # Thursday 14-17 is 3 working hours; Friday and Monday are holidays, then the weekend.
+    assert sweep(berlin(6, 18)) == [], "Easter Monday evening: still 3 business hours"
+    assert sweep(berlin(7, 13, 59)) == []
+    assert sweep(berlin(7, 14)) == [f"{deal_id}/manager: reminder-1 to mara.keller@example.com"]
+    assert sweep(berlin(7, 16)) == [], "each level once"
+    assert sweep(berlin(8, 14)) == [f"{deal_id}/manager: reminder-2 to mara.keller@example.com"]
+    assert sweep(berlin(9, 13)) == []
+    assert sweep(berlin(9, 14)) == [f"{deal_id}/manager: escalation to victor.stone@example.com"]
+    assert sweep(berlin(20, 9)) == [], "nothing after the escalation"
+
+    reminders = mails(inbox, deal_id, "Reminder")
+    assert [str(m["To"]) for m in reminders] == ["mara.keller@example.com"] * 2
+    [escalation] = mails(inbox, deal_id, "Escalated to you")
+    assert str(escalation["To"]) == "victor.stone@example.com"
+    assert "mara.keller@example.com" in str(escalation["Cc"])
+    assert "/approvals/" in escalation.get_body(("plain",)).get_content()
+
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        row = get_approval(session, deal_id, "manager")
+        events = {t.key: (t.at, t.event) for t in timeline(session, deal_id)}
+    assert row is not None and row.escalated_to == "victor.stone@example.com"
+    assert deal.waiting_on == "victor.stone@example.com"
+    assert events["gate/manager/reminder-1"][0] == berlin(7, 14)
+    assert "escalated to Victor Stone" in events["gate/manager/escalation"][1]
+    assert (
+        "after 24 business hours without a decision from Mara Keller"
+        in events["gate/manager/escalation"][1]
+    )
+
+
+def test_levels_missed_while_no_sweep_ran_are_not_sent_in_a_burst(inbox: Inbox) -> None:
+    deal_id = waiting_deal()
+    assert sweep(berlin(15, 9)) == [f"{deal_id}/manager: escalation to victor.stone@example.com"]
+    assert mails(inbox, deal_id, "Reminder") == []
+    assert sweep(berlin(15, 10)) == []
+
+
+def test_two_sweeps_at_once_send_each_level_once(inbox: Inbox) -> None:
+    deal_id = waiting_deal()
+    results: list[list[str]] = []
+    barrier = threading.Barrier(3)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(sweep(berlin(9, 15)))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(len(r) for r in results) == [0, 0, 1]
+    assert len(mails(inbox, deal_id, "Escalated to you")) == 1
+
+
+def test_decided_gates_and_closed_deals_get_no_follow_up(inbox: Inbox) -> None:
+    decided, closed = waiting_deal(), waiting_deal()
+    with session_scope() as session:
+        for row in session.scalars(select(Approval).where(Approval.deal_id == decided)):
+            row.decision = "approved"
+        session.get_one(Deal, closed).outcome = "rejected"
+    assert not [a for a in sweep(berlin(20, 9)) if decided in a or closed in a]
