@@ -83,6 +83,21 @@ class Gate(_Item):
         return levels
 
 
+class Delegation(_Item):
+    """While ``from`` is away, ``to`` acts for them (dates inclusive)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_person: Name = Field(alias="from")
+    to_person: Name = Field(alias="to")
+    start: dt.date
+    end: dt.date
+    reason: str = ""
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
 class Handoff(_Item):
     delivery_role: Name = "delivery_manager"
     finance_role: Name = "finance"
@@ -112,6 +127,7 @@ class Matrix(_Item):
     routing: list[RoutingRule] = Field(
         default_factory=list, description="Tried in order; none given: every deal, every gate."
     )
+    delegations: list[Delegation] = Field(default_factory=list)
     fingerprint: str = ""
 
     def rules(self) -> list[RoutingRule]:
@@ -166,6 +182,27 @@ class Matrix(_Item):
     @property
     def label(self) -> str:
         return f"{self.version} ({self.fingerprint})" if self.fingerprint else self.version
+
+    def person(self, person_id: str) -> MatrixPerson:
+        return next(p for p in self.people if p.id == person_id)
+
+    def acting_for(self, email: str, day: dt.date) -> tuple[MatrixPerson, Delegation] | None:
+        """Who acts for the person with ``email`` on ``day``, following a chain of
+        delegations to someone who is in; None if they are in themselves."""
+        current = next((p for p in self.people if p.email.lower() == email.lower()), None)
+        found: tuple[MatrixPerson, Delegation] | None = None
+        seen: set[str] = set()
+        while current is not None and current.id not in seen:
+            seen.add(current.id)
+            away = next(
+                (d for d in self.delegations if d.from_person == current.id and d.covers(day)),
+                None,
+            )
+            if away is None:
+                break
+            current = self.person(away.to_person)
+            found = (current, away)
+        return found
 
     def calendar(self, team: str) -> BusinessCalendar:
         self.check_team(team)
@@ -225,12 +262,45 @@ def _cross_check(matrix: Matrix) -> list[str]:
             if not matrix.people_for(role, team)
         ]
     problems += _check_routing(matrix)
+    problems += _check_delegations(matrix)
     gate_names = [g.name for g in matrix.gates]
     problems += [
         f"gates: gate {name!r} is listed twice"
         for name in set(gate_names)
         if gate_names.count(name) > 1
     ]
+    return problems
+
+
+def _check_delegations(matrix: Matrix) -> list[str]:
+    problems: list[str] = []
+    ids = {p.id for p in matrix.people}
+    for index, delegation in enumerate(matrix.delegations):
+        where = f"delegations[{index}]"
+        for field, person in (("from", delegation.from_person), ("to", delegation.to_person)):
+            if person not in ids:
+                problems.append(f"{where}.{field}: unknown person {person!r}")
+        if delegation.from_person == delegation.to_person:
+            problems.append(f"{where}: {delegation.from_person} delegates to themselves")
+        if delegation.end < delegation.start:
+            problems.append(
+                f"{where}: ends ({delegation.end}) before it starts ({delegation.start})"
+            )
+        for other_index, other in enumerate(matrix.delegations[:index]):
+            overlaps = other.start <= delegation.end and delegation.start <= other.end
+            if overlaps and other.from_person == delegation.from_person:
+                problems.append(
+                    f"{where}: overlaps delegations[{other_index}] of {delegation.from_person} "
+                    f"({other.start} to {other.end})"
+                )
+            if overlaps and (other.from_person, other.to_person) == (
+                delegation.to_person,
+                delegation.from_person,
+            ):
+                problems.append(
+                    f"{where}: {delegation.from_person} and {delegation.to_person} delegate to "
+                    f"each other at the same time (delegations[{other_index}])"
+                )
     return problems
 
 

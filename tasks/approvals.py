@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.orm import Session
+
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim, sign
 from dealflow.records import add_transition, approvals, get_approval, get_deal, intake_of, wait_on
 from models.decision import GateDecision
 from models.gates import GatePlan, approval_stage
-from models.matrix import load_matrix
+from models.matrix import Matrix, load_matrix
 from models.settings import get_settings
-from models.tables import Approval
+from models.tables import Approval, Deal
 from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail, deliver
 
@@ -64,6 +66,51 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
         return [_plan(row, titles.get(row.gate, row.gate)) for row in rows]
 
 
+def hand_to_delegate(
+    session: Session, matrix: Matrix, deal: Deal, row: Approval, at: dt.datetime
+) -> str | None:
+    """If the gate's assignee is away at ``at``, give the gate to whoever acts for them
+    (four eyes permitting) and say so on the timeline; the name of the absent person."""
+    if row.escalated_to or row.decision:
+        return None
+    day = at.astimezone(matrix.calendar(deal.team).zone).date()
+    acting = matrix.acting_for(row.assignee_email, day)
+    if acting is None:
+        return None
+    delegate, delegation = acting
+    absent = row.assignee_name
+    on_deal = {deal.sales_rep_email.lower()} | {
+        a.assignee_email.lower() for a in approvals(session, deal.id) if a.gate != row.gate
+    }
+    why = f" ({delegation.reason})" if delegation.reason else ""
+    if delegate.email.lower() in on_deal:
+        add_transition(
+            session,
+            deal,
+            key=f"gate/{row.gate}/delegation-refused/{delegate.id}",
+            stage=approval_stage(row.gate),
+            actor="dealflow",
+            at=at,
+            event=f"{absent} is away{why}, but {delegate.name} is already on this deal: "
+            f"the gate stays with {absent}",
+        )
+        return None
+    row.assignee_email, row.assignee_name = delegate.email, delegate.name
+    add_transition(
+        session,
+        deal,
+        key=f"gate/{row.gate}/delegated/{delegate.id}",
+        stage=approval_stage(row.gate),
+        actor="dealflow",
+        at=at,
+        event=f"{absent} is away{why} until {delegation.end}: {delegate.name} "
+        f"<{delegate.email}> acts for them on this gate",
+    )
+    if deal.waiting_on:
+        wait_on(deal, delegate.email, delegate.name, deal.waiting_since)
+    return absent
+
+
 def approval_link(claim: ApprovalClaim) -> str:
     settings = get_settings()
     return f"{settings.public_base_url}/approvals/{sign(claim, settings.signing_key())}"
@@ -71,16 +118,20 @@ def approval_link(claim: ApprovalClaim) -> str:
 
 @effect_task("request-approval")
 def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
-    """Record that the gate waits on its assignee and email them a signed link, once."""
+    """Record that the gate waits on its assignee (or whoever acts for them while they
+    are away) and email them a signed link, once."""
     settings = get_settings()
+    matrix = load_matrix(settings.matrix_path)
     with session_scope() as session:
         deal = get_deal(session, deal_id)
         row = get_approval(session, deal_id, gate.name)
         assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
         if row.decision is not None:
             return
+        on_behalf_of = None
         if row.requested_at is None:
             row.requested_at = utcnow()
+            on_behalf_of = hand_to_delegate(session, matrix, deal, row, row.requested_at)
         add_transition(
             session,
             deal,
@@ -114,6 +165,7 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
                 "link": link,
                 "expires": expires,
                 "earlier": [a for a in approvals(session, deal_id) if a.decision],
+                "on_behalf_of": on_behalf_of,
             },
         )
     deliver(mail)

@@ -11,10 +11,10 @@ from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim
 from dealflow.records import add_transition, approvals, get_approval, get_deal, intake_of, wait_on
 from models.gates import approval_stage
-from models.matrix import Matrix, MatrixError, load_matrix
+from models.matrix import Gate, Matrix, MatrixError, load_matrix
 from models.settings import get_settings
 from models.tables import Approval, Deal, StageTransition
-from tasks.approvals import approval_link
+from tasks.approvals import approval_link, hand_to_delegate
 from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail, deliver
 
@@ -46,21 +46,53 @@ def _done(session: Session, deal_id: str, key: str) -> bool:
     )
 
 
+def _open_gate(
+    session: Session, deal_id: str, gate_name: str
+) -> tuple[Deal, Approval, dt.datetime] | None:
+    """The deal (locked), its gate and when the gate was asked, if it still waits."""
+    deal = get_deal(session, deal_id, for_update=True)
+    row = get_approval(session, deal_id, gate_name)
+    if row is None or row.decision is not None or row.requested_at is None:
+        return None
+    return deal, row, row.requested_at
+
+
+def delegate_if_away(matrix: Matrix, deal_id: str, gate: Gate, now: dt.datetime) -> str | None:
+    """Move a waiting gate to whoever acts for its absent assignee; what was done."""
+    with session_scope() as session:
+        found = _open_gate(session, deal_id, gate.name)
+        if found is None:
+            return None
+        deal, row, _ = found
+        absent = hand_to_delegate(session, matrix, deal, row, now)
+        if absent is None:
+            return None
+        # The delegate's time limit starts when the gate reaches them.
+        row.requested_at = deal.waiting_since = now
+        mail = _delegated_request(deal, row, gate.title, absent, now)
+    deliver(mail)
+    return f"{deal_id}/{gate.name}: delegated to {row.assignee_email}"
+
+
 def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) -> str | None:
     """Send the highest follow-up now due for one gate, unless it was sent; what was done.
 
-    Levels missed while no sweep ran are not sent in a burst: only the highest due one.
+    A gate whose assignee is away goes to their delegate first. Levels missed while no
+    sweep ran are not sent in a burst: only the highest due one.
     """
     settings = get_settings()
+    gate = next((g for g in matrix.gates if g.name == gate_name), None)
+    if gate is None:
+        return None  # a gate the current matrix no longer has: no limits to apply
+    delegated = delegate_if_away(matrix, deal_id, gate, now)
+    if delegated:
+        return delegated
     with session_scope() as session:
-        deal = get_deal(session, deal_id, for_update=True)
-        row = get_approval(session, deal_id, gate_name)
-        if row is None or row.decision is not None or row.requested_at is None:
+        found = _open_gate(session, deal_id, gate_name)
+        if found is None:
             return None
-        gate = next((g for g in matrix.gates if g.name == gate_name), None)
-        if gate is None:
-            return None  # a gate the current matrix no longer has: no limits to apply
-        elapsed = matrix.calendar(deal.team).working_time_between(row.requested_at, now)
+        deal, row, asked = found
+        elapsed = matrix.calendar(deal.team).working_time_between(asked, now)
         due = [(level, after) for level, after in gate.deadlines() if elapsed >= after]
         if not due:
             return None
@@ -107,7 +139,7 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
             event = (
                 f"{gate.title}: {level.replace('-', ' ')} sent to {recipient_name} after {hours}"
             )
-            cc, link_from = [], row.escalated_at or row.requested_at
+            cc, link_from = [], row.escalated_at or asked
         add_transition(
             session,
             deal,
@@ -153,6 +185,36 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
         )
     deliver(mail)
     return f"{deal_id}/{gate_name}: {level} to {recipient}"
+
+
+def _delegated_request(
+    deal: Deal, row: Approval, gate_title: str, absent: str, now: dt.datetime
+) -> OutgoingEmail:
+    assert deal.flow_run_id is not None
+    expires = now + dt.timedelta(hours=get_settings().link_ttl_hours)
+    claim = ApprovalClaim(
+        deal_id=deal.id,
+        gate=row.gate,
+        approver=row.assignee_email,
+        run_id=deal.flow_run_id,
+        expires_at=int(expires.timestamp()),
+    )
+    return OutgoingEmail(
+        key=f"deal/{deal.id}/gate/{row.gate}/delegated/{row.assignee_email}",
+        kind="approval-request",
+        deal_id=deal.id,
+        to=[row.assignee_email],
+        subject=f"Approval needed: {deal.title} ({deal.id}) - {gate_title}, for {absent}",
+        template="approval_request",
+        context={
+            "deal": intake_of(deal),
+            "gate": {"assignee_name": row.assignee_name, "title": gate_title},
+            "link": approval_link(claim),
+            "expires": expires,
+            "earlier": [],
+            "on_behalf_of": absent,
+        },
+    )
 
 
 @effect_task("follow-up-overdue-gates")

@@ -121,3 +121,55 @@ def test_each_team_counts_time_on_its_own_calendar() -> None:
     # 2026-11-26 is Thanksgiving in the US, an ordinary Thursday in Germany.
     assert matrix.calendar("emea").is_business_day(dt.date(2026, 11, 26))
     assert not matrix.calendar("nam").is_business_day(dt.date(2026, 11, 26))
+
+
+@pytest.mark.parametrize(
+    ("delegations", "words"),
+    [
+        (
+            [{"from": "mara", "to": "nobody", "start": "2027-01-01", "end": "2027-01-02"}],
+            "delegations[0].to: unknown person 'nobody'",
+        ),
+        (
+            [{"from": "mara", "to": "mara", "start": "2027-01-01", "end": "2027-01-02"}],
+            "delegations[0]: mara delegates to themselves",
+        ),
+        (
+            [{"from": "mara", "to": "tom", "start": "2027-01-05", "end": "2027-01-02"}],
+            "delegations[0]: ends (2027-01-02) before it starts (2027-01-05)",
+        ),
+        (
+            [
+                {"from": "mara", "to": "tom", "start": "2027-01-01", "end": "2027-01-10"},
+                {"from": "mara", "to": "dana", "start": "2027-01-08", "end": "2027-01-12"},
+            ],
+            "delegations[1]: overlaps delegations[0] of mara (2027-01-01 to 2027-01-10)",
+        ),
+        (
+            [
+                {"from": "mara", "to": "tom", "start": "2027-01-01", "end": "2027-01-10"},
+                {"from": "tom", "to": "mara", "start": "2027-01-05", "end": "2027-01-12"},
+            ],
+            "delegations[1]: tom and mara delegate to each other at the same time",
+        ),
+    ],
+    ids=["unknown-person", "self", "backwards", "overlap", "cycle"],
+)
+def test_delegation_mistakes_are_reported_by_place(delegations: list, words: str) -> None:
+    data = default_data()
+    data["delegations"] = delegations
+    assert words in errors(data)
+
+
+def test_delegations_chain_to_someone_who_is_in() -> None:
+    import datetime as dt
+
+    data = default_data()
+    data["delegations"] = [
+        {"from": "mara", "to": "tom", "start": "2027-01-01", "end": "2027-01-10"},
+        {"from": "tom", "to": "victor", "start": "2027-01-01", "end": "2027-01-03"},
+    ]
+    matrix = parse_matrix(yaml.safe_dump(data))
+    assert matrix.acting_for("mara.keller@example.com", dt.date(2027, 1, 2))[0].id == "victor"  # type: ignore[index]
+    assert matrix.acting_for("mara.keller@example.com", dt.date(2027, 1, 5))[0].id == "tom"  # type: ignore[index]
+    assert matrix.acting_for("mara.keller@example.com", dt.date(2027, 1, 11)) is None

@@ -29,6 +29,7 @@ def test_emails_escape_deal_data() -> None:
         "link": "http://x/approvals/t",
         "expires": None,
         "earlier": [],
+        "on_behalf_of": None,
         "subject": "s",
     }
     html = render("email/approval_request.html", **context)

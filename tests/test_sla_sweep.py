@@ -6,20 +6,24 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from dealflow.db import session_scope
 from dealflow.intake import load_deal_file, store_deal
+from dealflow.links import ApprovalClaim
 from dealflow.records import get_approval, get_deal, timeline
-from models.settings import PROJECT_ROOT
+from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Approval, Deal
 from tasks.approvals import plan_approvals, request_approval
 from tasks.deadlines import follow_up_overdue_gates
 from tests.conftest import Inbox
+from web.decisions import check_claim
 
 pytestmark = pytest.mark.usefixtures("database_url")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -120,3 +124,70 @@ def test_decided_gates_and_closed_deals_get_no_follow_up(inbox: Inbox) -> None:
             row.decision = "approved"
         session.get_one(Deal, closed).outcome = "rejected"
     assert not [a for a in sweep(berlin(20, 9)) if decided in a or closed in a]
+
+
+def matrix_with_delegation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: dt.date, end: dt.date
+) -> None:
+    data = yaml.safe_load((PROJECT_ROOT / "config" / "matrix.yaml").read_text())
+    data["delegations"] = [
+        {
+            "from": "mara",
+            "to": "tom",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "reason": "vacation",
+        }
+    ]
+    path = tmp_path / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("DEALFLOW_MATRIX_PATH", str(path))
+    get_settings.cache_clear()
+
+
+def claim_for(deal_id: str, approver: str) -> ApprovalClaim:
+    with session_scope() as session:
+        run_id = get_deal(session, deal_id).flow_run_id
+    assert run_id is not None
+    return ApprovalClaim(
+        deal_id=deal_id, gate="manager", approver=approver, run_id=run_id, expires_at=2**40
+    )
+
+
+def test_a_request_in_flight_moves_to_the_delegate_who_may_then_decide(
+    inbox: Inbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deal_id = waiting_deal()
+    matrix_with_delegation(tmp_path, monkeypatch, dt.date(2026, 4, 6), dt.date(2026, 4, 17))
+    assert sweep(berlin(7, 9)) == [f"{deal_id}/manager: delegated to tom.alvarez@example.com"]
+    assert sweep(berlin(7, 10)) == [], "the delegate's limit starts when the gate reaches them"
+
+    [request] = mails(inbox, deal_id, "for Mara Keller")
+    assert str(request["To"]) == "tom.alvarez@example.com"
+    assert "You act for Mara Keller, who is away." in request.get_body(("plain",)).get_content()
+    with session_scope() as session:
+        delegated = next(t for t in timeline(session, deal_id) if "/delegated/" in t.key)
+        waiting_on = get_deal(session, deal_id).waiting_on
+    assert "Mara Keller is away (vacation) until 2026-04-17: Tom Alvarez" in delegated.event
+    assert waiting_on == "tom.alvarez@example.com"
+
+    assert check_claim(claim_for(deal_id, "tom.alvarez@example.com")) is None, (
+        "the delegate may decide"
+    )
+    refused = check_claim(claim_for(deal_id, "mara.keller@example.com"))
+    assert refused is not None and "assigned to Tom Alvarez" in refused.message
+    # Tom's own limit: 8 business hours after the gate reached him on Tuesday 9:00.
+    assert sweep(berlin(7, 17)) == [f"{deal_id}/manager: reminder-1 to tom.alvarez@example.com"]
+
+
+def test_a_new_request_goes_straight_to_the_delegate(
+    inbox: Inbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    matrix_with_delegation(
+        tmp_path, monkeypatch, today - dt.timedelta(days=1), today + dt.timedelta(days=1)
+    )
+    deal_id = waiting_deal()
+    [request] = mails(inbox, deal_id, "Approval needed")
+    assert str(request["To"]) == "tom.alvarez@example.com"
+    assert not mails(inbox, deal_id, "for Mara Keller"), "one request, to the delegate"
