@@ -22,6 +22,16 @@ def show(matrix: Matrix) -> str:
         for role in roles:
             people = ", ".join(f"{p.name} <{p.email}>" for p in matrix.people_for(role, team_key))
             lines.append(f"    {matrix.role_title(role):<{width}}  {people or '-- nobody --'}")
+    if matrix.stages:
+        lines += ["", "Stages (R responsible, A accountable, C consulted, I informed):"]
+        for stage in matrix.stages:
+            raci = "; ".join(
+                f"{letter} {matrix.role_title(role)}"
+                if role in matrix.roles
+                else f"{letter} {role}"
+                for letter, role in stage.roles()
+            )
+            lines.append(f"  {stage.title}: {raci}" + (f" - {stage.limit}" if stage.limit else ""))
     lines += ["", "Routing rules, first match wins:"]
     for number, rule in enumerate(matrix.rules(), start=1):
         when = (
@@ -69,3 +79,29 @@ def explain(matrix: Matrix, deal: DealIntake) -> str:
         lines.append(f"  skipped: {', '.join(skipped)} (rule {route.rule.name})")
     lines.append("  (the submitter approves nothing; one person approves at most one gate)")
     return "\n".join(lines)
+
+
+def raci_table(matrix: Matrix, team: str, sales_rep: str) -> list[dict[str, str]]:
+    """The deal's stages with the people behind each RACI role, for one team."""
+
+    def who(roles: list[str]) -> str:
+        names = []
+        for role in roles:
+            if role == "sales_rep":
+                names.append(f"{sales_rep} (sales rep)")
+            else:
+                people = matrix.people_for(role, team) or []
+                names += [f"{p.name} ({matrix.role_title(role).lower()})" for p in people]
+        return ", ".join(dict.fromkeys(names)) or "-"
+
+    return [
+        {
+            "stage": stage.title,
+            "responsible": who(stage.responsible),
+            "accountable": who(stage.accountable),
+            "consulted": who(stage.consulted),
+            "informed": who(stage.informed),
+            "time limit": stage.limit or "-",
+        }
+        for stage in matrix.stages
+    ]

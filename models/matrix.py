@@ -83,6 +83,32 @@ class Gate(_Item):
         return levels
 
 
+class Stage(_Item):
+    """One stage of a deal with its RACI roles and time limit (in business time)."""
+
+    name: Name
+    title: str
+    responsible: list[Name] = Field(min_length=1)
+    accountable: list[Name] = Field(min_length=1)
+    consulted: list[Name] = Field(default_factory=list)
+    informed: list[Name] = Field(default_factory=list)
+    limit: str = Field(default="", description="The time limit, in words.")
+    limit_business_hours: float | None = Field(default=None, gt=0)
+    on_miss: str = ""
+
+    def roles(self) -> list[tuple[str, str]]:
+        return [
+            (letter, role)
+            for letter, roles in (
+                ("R", self.responsible),
+                ("A", self.accountable),
+                ("C", self.consulted),
+                ("I", self.informed),
+            )
+            for role in roles
+        ]
+
+
 class Delegation(_Item):
     """While ``from`` is away, ``to`` acts for them (dates inclusive)."""
 
@@ -128,6 +154,7 @@ class Matrix(_Item):
         default_factory=list, description="Tried in order; none given: every deal, every gate."
     )
     delegations: list[Delegation] = Field(default_factory=list)
+    stages: list[Stage] = Field(default_factory=list, description="The deal's stages, RACI.")
     fingerprint: str = ""
 
     def rules(self) -> list[RoutingRule]:
@@ -248,6 +275,12 @@ def _cross_check(matrix: Matrix) -> list[str]:
                 f"gates[{index}] ({gate.name}): reminders and escalation must come in "
                 f"increasing order of hours above 0, got {hours}"
             )
+    problems += [
+        f"stages[{i}] ({stage.name}).{kind}: unknown role {role!r}"
+        for i, stage in enumerate(matrix.stages)
+        for kind, role in stage.roles()
+        if role not in matrix.roles
+    ]
     needed += [
         ("handoff.delivery_role", matrix.handoff.delivery_role),
         ("handoff.finance_role", matrix.handoff.finance_role),

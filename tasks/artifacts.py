@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
+from dealflow.matrix_report import raci_table
 from dealflow.records import approvals, get_deal, timeline
 from dealflow.rendering import render
+from models.matrix import load_matrix
+from models.settings import get_settings
 from tasks.effect import effect_task
 
 
@@ -19,9 +22,12 @@ def artifact_key(deal_id: str) -> str:
 
 @effect_task("publish-deal-board")
 def publish_deal_board(deal_id: str) -> None:
-    """Write the deal's keyed markdown artifact: stage, who it waits on, timeline, RACI."""
+    """Write the deal's keyed artifacts: a markdown board (stage, who it waits on since
+    when, who is responsible for each gate, timeline) and its RACI table."""
+    matrix = load_matrix(get_settings().matrix_path)
     with session_scope() as session:
         deal = get_deal(session, deal_id)
+        raci = raci_table(matrix, deal.team, deal.sales_rep_name)
         markdown = render(
             "artifacts/deal.md",
             deal=deal,
@@ -34,3 +40,9 @@ def publish_deal_board(deal_id: str) -> None:
         markdown=markdown,
         description=f"Deal {deal_id}: timeline and responsibilities",
     )
+    if raci:
+        create_table_artifact(
+            key=f"{artifact_key(deal_id)}-raci",
+            table=raci,
+            description=f"Deal {deal_id}: who is responsible, accountable, consulted and informed",
+        )

@@ -48,6 +48,7 @@ else:
 
 import email  # noqa: E402
 import email.policy  # noqa: E402
+import shutil  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator  # noqa: E402
@@ -94,6 +95,14 @@ class Inbox:
                     subjects = [str(m["Subject"]) for m in self.messages]
                     raise AssertionError(f"no such email within {timeout}s; received: {subjects}")
                 self._changed.wait(remaining)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Keep the stack's data and logs only when something failed, to read them."""
+    if exitstatus == 0:
+        shutil.rmtree(DATA_DIR, ignore_errors=True)
+    else:
+        print(f"\nThe test stack's data and logs are kept in {DATA_DIR}")
 
 
 @pytest.fixture(scope="session")

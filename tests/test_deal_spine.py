@@ -3,6 +3,7 @@ on a real Prefect server, a real SMTP server and real HTTP."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,14 @@ def test_the_run_is_named_tagged_and_shows_the_deal_board(
     assert "Waiting on:** Mara Keller" in board
     assert "| director | sales_director | Dana Whitfield" in board
     assert "Sales manager approval requested from Mara Keller" in board
+
+    raci = httpx.get(f"{stack.config.prefect_api_url}/artifacts/deal-{deal_id.lower()}-raci/latest")
+    assert raci.status_code == 200 and raci.json()["type"] == "table"
+    rows = {row["stage"]: row for row in json.loads(raci.json()["data"])}
+    approval = rows["Contract approval"]
+    assert approval["responsible"] == "Sam Rivera (sales rep)"
+    assert "Mara Keller (sales manager)" in approval["accountable"]
+    assert "Omar Haddad (delivery manager)" in rows["Delivery kickoff and plan"]["responsible"]
 
 
 def test_the_route_follows_the_matrix_rules_and_the_timeline_records_the_rule(

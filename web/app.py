@@ -6,6 +6,7 @@ from the page's buttons records a decision.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -17,10 +18,11 @@ from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim, LinkError, LinkProblem, verify
 from dealflow.records import DealNotFound, approvals, get_approval, get_deal, intake_of
 from dealflow.rendering import render
-from models.matrix import load_matrix
+from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
 from web.decisions import Outcome, Verdict, check_claim, decide
 
+logger = logging.getLogger("dealflow.web")
 app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
 
 PAGE_HEADERS = {
@@ -102,6 +104,17 @@ def _approval_page(claim: ApprovalClaim, error: str = "", status: int = 200) -> 
         error=error,
     )
     return HTMLResponse(html, status)
+
+
+@app.exception_handler(MatrixError)
+def matrix_problem(_request: Request, exc: MatrixError) -> HTMLResponse:
+    logger.error("the responsibility matrix cannot be used: %s", exc)
+    return page(
+        "Dealflow cannot show this right now",
+        "Its responsibility matrix has a problem that operations must fix. Nothing was "
+        "recorded; try again later.",
+        503,
+    )
 
 
 @app.get("/approvals/{token}", response_class=HTMLResponse)
