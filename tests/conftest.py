@@ -20,6 +20,9 @@ def _free_port() -> int:
 
 
 DATA_DIR = Path(tempfile.mkdtemp(prefix="dealflow-test-"))
+# The stack reads a copy of the default matrix, so that a test can add a delegation.
+MATRIX = DATA_DIR / "matrix.yaml"
+MATRIX.write_text((Path(__file__).resolve().parent.parent / "config" / "matrix.yaml").read_text())
 PORTS = {"prefect": _free_port(), "web": _free_port(), "smtp": _free_port()}
 os.environ.update(
     {
@@ -27,6 +30,7 @@ os.environ.update(
         "PREFECT_HOME": str(DATA_DIR / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DEALFLOW_DATA_DIR": str(DATA_DIR),
+        "DEALFLOW_MATRIX_PATH": str(MATRIX),
         "DEALFLOW_PREFECT_API_URL": f"http://127.0.0.1:{PORTS['prefect']}/api",
         "DEALFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['web']}",
         "DEALFLOW_SMTP_HOST": "127.0.0.1",

@@ -1,4 +1,5 @@
-"""Through the real stack: an overdue gate escalates, and the escalated approver's link works."""
+"""Through the real stack: an overdue gate escalates, an absent approver's gate goes to
+their delegate, and the link each of them gets works."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from dealflow.db import session_scope
 from dealflow.records import get_approval, timeline
 from flows.sla_sweep import sla_sweep
-from tests.conftest import Inbox
+from tests.conftest import MATRIX, Inbox
 from tests.support import approve_via_email, deal_file, submit, to, wait_for_state
 
 pytestmark = pytest.mark.stack
@@ -41,3 +42,33 @@ def test_an_escalated_approver_decides_and_the_deal_moves_on(
         decided = next(t for t in timeline(session, deal_id) if t.key == "gate/manager/decided")
     assert decided.actor == "victor.stone@example.com"
     assert "approved by Victor Stone" in decided.event and decided.comment == "Covering for Mara"
+
+
+def test_a_delegate_decides_for_an_absent_approver(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    path, deal_id = deal_file(tmp_path)
+    run_id = submit(path)
+    inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id))
+    wait_for_state(run_id, "PAUSED", key="gate-manager")
+
+    original = MATRIX.read_text()
+    away = dt.date(2099, 1, 5)
+    MATRIX.write_text(
+        original
+        + f"\ndelegations:\n  - {{from: mara, to: tom, start: {away}, end: {away}, reason: parental leave}}\n"
+    )
+    try:
+        done = sla_sweep(now=dt.datetime(2099, 1, 5, 10, 0, tzinfo=dt.UTC))
+    finally:
+        MATRIX.write_text(original)
+    assert f"{deal_id}/manager: delegated to tom.alvarez@example.com" in done
+
+    approve_via_email(
+        inbox, "tom.alvarez@example.com", "for Mara Keller", deal_id, "Approved for Mara"
+    )
+    inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+    with session_scope() as session:
+        events = {t.key: t for t in timeline(session, deal_id)}
+    assert "Mara Keller is away (parental leave)" in events["gate/manager/delegated/tom"].event
+    assert events["gate/manager/decided"].actor == "tom.alvarez@example.com"
