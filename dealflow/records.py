@@ -87,3 +87,12 @@ def get_approval(session: Session, deal_id: str, gate: str) -> Approval | None:
     return session.scalar(
         select(Approval).where(Approval.deal_id == deal_id, Approval.gate == gate)
     )
+
+
+def people_on_deal(session: Session, deal: Deal, *, except_gate: str | None = None) -> set[str]:
+    """Emails of the submitter and of everyone holding a gate of the deal (four eyes)."""
+    emails = {deal.sales_rep_email.lower()}
+    for approval in approvals(session, deal.id):
+        if approval.gate != except_gate:
+            emails |= {e.lower() for e in (approval.assignee_email, approval.escalated_to) if e}
+    return emails

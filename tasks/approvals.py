@@ -9,7 +9,15 @@ from sqlalchemy.orm import Session
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim, sign
-from dealflow.records import add_transition, approvals, get_approval, get_deal, intake_of, wait_on
+from dealflow.records import (
+    add_transition,
+    approvals,
+    get_approval,
+    get_deal,
+    intake_of,
+    people_on_deal,
+    wait_on,
+)
 from models.decision import GateDecision
 from models.gates import GatePlan, approval_stage
 from models.matrix import Matrix, load_matrix
@@ -79,9 +87,7 @@ def hand_to_delegate(
         return None
     delegate, delegation = acting
     absent = row.assignee_name
-    on_deal = {deal.sales_rep_email.lower()} | {
-        a.assignee_email.lower() for a in approvals(session, deal.id) if a.gate != row.gate
-    }
+    on_deal = people_on_deal(session, deal, except_gate=row.gate)
     why = f" ({delegation.reason})" if delegation.reason else ""
     if delegate.email.lower() in on_deal:
         add_transition(

@@ -9,7 +9,14 @@ from sqlalchemy.orm import Session
 
 from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim
-from dealflow.records import add_transition, approvals, get_approval, get_deal, intake_of, wait_on
+from dealflow.records import (
+    add_transition,
+    get_approval,
+    get_deal,
+    intake_of,
+    people_on_deal,
+    wait_on,
+)
 from models.gates import approval_stage
 from models.matrix import Gate, Matrix, MatrixError, load_matrix
 from models.settings import get_settings
@@ -103,12 +110,7 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
         hours = f"{after.total_seconds() / 3600:g} business hours"
         if level == "escalation":
             assert gate.escalate_to is not None
-            on_deal = {deal.sales_rep_email.lower()} | {
-                email.lower()
-                for a in approvals(session, deal_id)
-                for email in (a.assignee_email, a.escalated_to or "")
-                if email
-            }
+            on_deal = people_on_deal(session, deal)
             try:
                 person = matrix.first_for(gate.escalate_to, deal.team, excluding=on_deal)
             except MatrixError as exc:
