@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from dealflow.prefect_api import use_configured_prefect_server
 from models.settings import get_settings
 
 app = typer.Typer(
@@ -31,14 +31,6 @@ app.add_typer(sla_app, name="sla")
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(message, fg=typer.colors.RED, err=True)
     return typer.Exit(code)
-
-
-def _point_prefect_at_our_server() -> None:
-    # Prefect reads its settings when first imported: without this, a CLI call from a
-    # plain shell would talk to a throwaway in-process server instead of the stack's.
-    settings = get_settings()
-    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    os.environ.setdefault("PREFECT_HOME", str(settings.data_dir.resolve() / "prefect"))
 
 
 @deal_app.command("submit")
@@ -259,7 +251,7 @@ def mailcatcher(smtp_port: int = 1025, http_port: int = 8025, host: str = "127.0
 
 
 def main() -> None:
-    _point_prefect_at_our_server()
+    use_configured_prefect_server()
     app(prog_name="dealflow")
 
 

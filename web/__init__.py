@@ -1,0 +1,5 @@
+"""Dealflow's web service. Prefect must know its server before web.app imports it."""
+
+from dealflow.prefect_api import use_configured_prefect_server
+
+use_configured_prefect_server()

@@ -1,4 +1,7 @@
-"""Applying an approver's decision: check everything, record it once, resume the deal's run."""
+"""Applying an approver's decision: check everything, record it once, resume the deal's run.
+
+Prefect is imported with the web service, not on the first decision, so that the first
+approver after a restart does not wait for it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ from enum import StrEnum
 from uuid import UUID
 
 import httpx
+from prefect.client.orchestration import get_client
+from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+from prefect.flow_runs import resume_flow_run
 from sqlalchemy import update
 
 from dealflow.clock import utcnow
@@ -91,8 +97,6 @@ def check_claim(claim: ApprovalClaim) -> Outcome | None:
 
 
 def _read_state(run_id: str) -> tuple[str, str | None]:
-    from prefect.client.orchestration import get_client
-
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(run_id))
     if run.state is None:
@@ -123,9 +127,6 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
 
 
 def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Settings) -> Outcome:
-    from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
-    from prefect.flow_runs import resume_flow_run
-
     refusal = check_claim(claim)
     if refusal is not None:
         return refusal
