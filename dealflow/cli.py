@@ -71,6 +71,45 @@ def deal_status(
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else format_report(report))
 
 
+@deal_app.command("report")
+def deal_report_stage(
+    deal_id: str,
+    score: Annotated[
+        int | None, typer.Option(min=0, max=100, help="Lead score (lead screening).")
+    ] = None,
+    visit_date: Annotated[
+        str | None, typer.Option(help="Date of the customer visit (needs discovery), YYYY-MM-DD.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="What happened, for the timeline.")] = "",
+    lost: Annotated[bool, typer.Option("--lost", help="The deal was lost: close it.")] = False,
+    by: Annotated[
+        str | None, typer.Option(help="Who reports (default: the deal's sales rep).")
+    ] = None,
+) -> None:
+    """Report the stage a deal waits at (lead screening, needs discovery, quote) as done."""
+    import datetime as dt
+
+    from dealflow.records import DealNotFound
+    from dealflow.stage_reports import ReportError, report_stage
+    from models.stage_report import grade_for
+
+    try:
+        day = dt.date.fromisoformat(visit_date) if visit_date else None
+    except ValueError as exc:
+        raise fail(f"--visit-date: not a date (YYYY-MM-DD): {visit_date!r}") from exc
+    try:
+        report = report_stage(
+            deal_id, score=score, visit_date=day, note=note, lost=lost, reported_by=by
+        )
+    except (ReportError, DealNotFound) as exc:
+        raise fail(f"Nothing was recorded: {exc}") from exc
+    grade = f", grade {grade_for(report.score)}" if report.score is not None else ""
+    outcome = "closed as lost" if lost else "moves on"
+    typer.echo(
+        f"Recorded {report.stage.replace('_', ' ')} of {deal_id}{grade}; the deal {outcome}."
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate Dealflow's database to the newest schema."""

@@ -16,3 +16,38 @@ def use_configured_prefect_server() -> None:
     settings = get_settings()
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir.resolve() / "prefect"))
+
+
+def pause_state(run_id: str) -> tuple[str, str | None]:
+    """The run's state type and, when it is paused, the key it waits under."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+    if run.state is None:
+        return "UNKNOWN", None
+    return run.state.type.value, run.state.state_details.pause_key
+
+
+def resume_with_input(run_id: str, run_input: dict[str, object], patience: float = 10.0) -> None:
+    """Resume a suspended run with ``run_input``.
+
+    Prefect marks a run suspended a moment before it stores the input schema the run
+    waits for; a resume in that moment is refused, so it is tried again for a while.
+    """
+    import time
+    from uuid import UUID
+
+    from prefect.flow_runs import resume_flow_run
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            resume_flow_run(UUID(run_id), run_input=run_input)
+            return
+        except RuntimeError as exc:
+            if "schema not found" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -7,18 +7,23 @@ from prefect.runtime import flow_run
 
 from models.decision import GateDecision
 from models.gates import pause_key
+from models.stage_report import StageReport
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
 from tasks.handoff import issue_invoices, kick_off_delivery
+from tasks.stages import open_stage, plan_early_stages, record_stage_report, stage_key
 
 
 @flow(name="deal-handoff", flow_run_name="deal-{deal_id}", persist_result=False)
 def deal_handoff(deal_id: str) -> str:
     """Take a submitted deal through its approval gates, then delivery kickoff and invoicing.
 
-    Waits: at each gate of the deal's approval route (manager -> director -> legal by
-    default, from the responsibility matrix) the run is suspended under the key
-    ``gate-<name>`` until the approver's decision resumes it; no process is held.
+    Waits: a deal submitted before it was won first waits at each remaining stage
+    before the contract (lead screening, needs discovery, quote; key ``stage-<name>``)
+    for its sales rep's report (``dealflow deal report``). Then, at each gate of the
+    deal's approval route (manager -> director -> legal by default, from the
+    responsibility matrix), the run is suspended under the key ``gate-<name>`` until
+    the approver's decision resumes it. No process is held while it waits.
 
     After each resume Prefect runs this function again from the top: every step below
     is idempotent by its own key in Dealflow's database, and a gate already decided
@@ -29,6 +34,15 @@ def deal_handoff(deal_id: str) -> str:
     markdown artifact ``deal-<id>``.
     """
     run_id = str(flow_run.id)
+    for stage in plan_early_stages(deal_id):
+        if not stage.done:
+            open_stage(deal_id, stage)
+            publish_deal_board(deal_id)
+        report = suspend_flow_run(wait_for_input=StageReport, key=stage_key(stage.name))
+        record_stage_report(deal_id, stage, report)
+        if report.lost:
+            publish_deal_board(deal_id)
+            return "lost"
     for gate in plan_approvals(deal_id):
         if not gate.decided:
             request_approval(deal_id, gate, run_id)

@@ -1,4 +1,4 @@
-"""The sla-sweep flow: reminders and escalations for approval gates past their limit."""
+"""The sla-sweep flow: reminders and escalations for work past its time limit."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ import datetime as dt
 from prefect import flow
 
 from dealflow.clock import utcnow
-from tasks.deadlines import follow_up_overdue_gates
+from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages
 
 
 @flow(name="sla-sweep", persist_result=False)
 def sla_sweep(now: dt.datetime | None = None) -> list[str]:
-    """Send every reminder and escalation that open approval gates are due at ``now``.
+    """Send every reminder and escalation due at ``now``: for stages before the contract
+    that passed their limit (the rep, then the accountable manager) and for open
+    approval gates.
 
     Waits: never. Runs on a schedule (every 15 minutes in the local stack and in
     prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
     time, and a test or a catch-up run passes its own.
 
-    Touches: Dealflow's database (approvals, timeline, outbox) and SMTP (reminders to
-    the assignee; escalations to the next person in the gate's chain, who gets a
+    Touches: Dealflow's database (deals, approvals, timeline, outbox) and SMTP (reminders
+    to the rep or the assignee; escalations to the next person in the gate's chain, who gets a
     working approval link). Each level is sent once per gate, however often it runs.
     """
-    return follow_up_overdue_gates(now or utcnow())
+    moment = now or utcnow()
+    return [*follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]

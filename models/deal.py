@@ -60,6 +60,18 @@ class LineItem(Strict):
         return (self.quantity * self.unit_price).quantize(CENT, ROUND_HALF_UP)
 
 
+class SubmittedStage(StrEnum):
+    """Where a deal stands when it is submitted; the flow starts from there."""
+
+    LEAD_SCREENING = "lead_screening"
+    NEEDS_DISCOVERY = "needs_discovery"
+    QUOTE = "quote"
+    WON = "won"
+
+
+EARLY_STAGES = [SubmittedStage.LEAD_SCREENING, SubmittedStage.NEEDS_DISCOVERY, SubmittedStage.QUOTE]
+
+
 class Milestone(StrEnum):
     SIGNING = "signing"
     KICKOFF = "kickoff"
@@ -109,6 +121,11 @@ class DealIntake(Strict):
     payment_terms: PaymentTerms = Field(default_factory=PaymentTerms)
     delivery_start: dt.date = Field(description="Agreed start of delivery.")
     non_standard_terms: bool = False
+    stage: SubmittedStage = Field(
+        default=SubmittedStage.WON,
+        description="Submit a deal early (lead_screening, needs_discovery, quote) to track "
+        "those stages too; amounts and items are then the expected ones.",
+    )
     notes: Annotated[str, StringConstraints(max_length=4000)] = ""
 
     @property

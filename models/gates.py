@@ -15,8 +15,9 @@ class GatePlan(BaseModel):
 
 
 def pause_key(gate: str) -> str:
-    """The suspend key of a gate. Runs already waiting depend on it: never change it."""
-    return f"gate-{gate}"
+    """The suspend key of a gate. Runs already waiting depend on it: never change it.
+    (Prefect's input keys take lowercase letters, digits and dashes only.)"""
+    return f"gate-{gate.replace('_', '-')}"
 
 
 def approval_stage(gate: str) -> str:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
@@ -94,6 +94,9 @@ class Stage(_Item):
     informed: list[Name] = Field(default_factory=list)
     limit: str = Field(default="", description="The time limit, in words.")
     limit_business_hours: float | None = Field(default=None, gt=0)
+    limit_from: Literal["opened", "visit"] = Field(
+        default="opened", description="The limit counts from the stage opening, or the visit."
+    )
     on_miss: str = ""
 
     def roles(self) -> list[tuple[str, str]]:

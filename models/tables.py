@@ -81,6 +81,7 @@ class Deal(Base):
     waiting_on: Mapped[str | None] = mapped_column(String(320))
     waiting_on_name: Mapped[str | None] = mapped_column(String(200))
     waiting_since: Mapped[dt.datetime | None]
+    grade: Mapped[str | None] = mapped_column(String(1))  # A/B/C from lead screening
     outcome: Mapped[str | None] = mapped_column(String(40))
     outcome_reason: Mapped[str | None] = mapped_column(Text)
     flow_run_id: Mapped[str | None] = mapped_column(String(36))

@@ -1,4 +1,5 @@
-"""Follow-ups on gates past their time limit: reminders, then escalation, once per level."""
+"""Follow-ups on work past its time limit, once per level: approval gates (reminders,
+then escalation) and the stages before the contract (a reminder, then the accountable)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dealflow.records import (
     people_on_deal,
     wait_on,
 )
+from models.deal import EARLY_STAGES
 from models.gates import approval_stage
 from models.matrix import Gate, Matrix, MatrixError, load_matrix
 from models.settings import get_settings
@@ -229,3 +231,96 @@ def follow_up_overdue_gates(now: dt.datetime) -> list[str]:
         if action:
             done.append(action)
     return done
+
+
+def open_stages() -> list[str]:
+    """Deals waiting on their sales rep at a stage before the contract."""
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Deal.id)
+                .where(
+                    Deal.stage.in_([stage.value for stage in EARLY_STAGES]),
+                    Deal.outcome.is_(None),
+                    Deal.waiting_since.is_not(None),
+                    Deal.flow_run_id.is_not(None),
+                )
+                .order_by(Deal.waiting_since)
+            )
+        )
+
+
+def follow_up_stage(matrix: Matrix, deal_id: str, now: dt.datetime) -> str | None:
+    """Remind the rep when a stage passes its limit; at twice the limit, tell whoever is
+    accountable for it. Each once; the highest due only."""
+    with session_scope() as session:
+        deal = get_deal(session, deal_id, for_update=True)
+        rule = next((s for s in matrix.stages if s.name == deal.stage), None)
+        if (
+            rule is None
+            or rule.limit_from != "opened"
+            or rule.limit_business_hours is None
+            or deal.waiting_since is None
+            or deal.outcome is not None
+        ):
+            return None
+        limit = dt.timedelta(hours=rule.limit_business_hours)
+        elapsed = matrix.calendar(deal.team).working_time_between(deal.waiting_since, now)
+        due = [
+            level
+            for level, after in (("reminder", limit), ("escalation", 2 * limit))
+            if elapsed >= after
+        ]
+        if not due:
+            return None
+        level = due[-1]
+        key = f"stage/{deal.stage}/{level}"
+        if _done(session, deal_id, key):
+            return None
+        hours = f"{elapsed.total_seconds() / 3600:g} business hours"
+        if level == "escalation":
+            accountable = [
+                person
+                for role in rule.accountable
+                if role != "sales_rep"
+                for person in matrix.people_for(role, deal.team)
+            ]
+            to, cc = (
+                [p.email for p in accountable] or [deal.sales_rep_email],
+                [deal.sales_rep_email],
+            )
+            event = f"{rule.title} is {hours} old, twice its limit: told {', '.join(p.name for p in accountable)}"
+        else:
+            to, cc = [deal.sales_rep_email], []
+            event = f"{rule.title} passed its limit ({rule.limit}): reminder sent to {deal.sales_rep_name}"
+        add_transition(
+            session, deal, key=key, stage=deal.stage, event=event, actor="dealflow", at=now
+        )
+        mail = OutgoingEmail(
+            key=f"deal/{deal_id}/{key}",
+            kind=f"stage-{level}",
+            deal_id=deal_id,
+            to=to,
+            cc=[c for c in cc if c not in to],
+            subject=f"{'Behind plan' if level == 'escalation' else 'Reminder'}: {rule.title} of {deal.title} ({deal_id})",
+            template="stage_overdue",
+            context={
+                "deal": intake_of(deal),
+                "stage_title": rule.title,
+                "limit": rule.limit,
+                "since": deal.waiting_since,
+                "elapsed": hours,
+                "to_manager": level == "escalation",
+            },
+        )
+    deliver(mail)
+    return f"{deal_id}/{key.split('/', 1)[1]} to {', '.join(to)}"
+
+
+@effect_task("follow-up-overdue-stages")
+def follow_up_overdue_stages(now: dt.datetime) -> list[str]:
+    """Remind or escalate every stage before the contract past its limit at ``now``."""
+    matrix = load_matrix(get_settings().matrix_path)
+    return [
+        action for deal_id in open_stages() if (action := follow_up_stage(matrix, deal_id, now))
+    ]

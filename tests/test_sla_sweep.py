@@ -18,10 +18,12 @@ from dealflow.db import session_scope
 from dealflow.intake import load_deal_file, store_deal
 from dealflow.links import ApprovalClaim
 from dealflow.records import get_approval, get_deal, timeline
+from models.deal import SubmittedStage
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Approval, Deal
 from tasks.approvals import plan_approvals, request_approval
-from tasks.deadlines import follow_up_overdue_gates
+from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages
+from tasks.stages import open_stage, plan_early_stages
 from tests.conftest import Inbox
 from web.decisions import check_claim
 
@@ -191,3 +193,42 @@ def test_a_new_request_goes_straight_to_the_delegate(
     [request] = mails(inbox, deal_id, "Approval needed")
     assert str(request["To"]) == "tom.alvarez@example.com"
     assert not mails(inbox, deal_id, "for Mara Keller"), "one request, to the delegate"
+
+
+def deal_at_lead_screening(opened: dt.datetime = THURSDAY_BEFORE_EASTER) -> str:
+    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
+    intake = intake.model_copy(
+        update={
+            "deal_id": f"L{uuid.uuid4().hex[:8].upper()}-ACME",
+            "stage": SubmittedStage.LEAD_SCREENING,
+        }
+    )
+    store_deal(intake)
+    [screening, *_] = plan_early_stages.fn(intake.deal_id)
+    open_stage.fn(intake.deal_id, screening)
+    with session_scope() as session:
+        deal = get_deal(session, intake.deal_id)
+        deal.flow_run_id, deal.waiting_since = str(uuid.uuid4()), opened
+    return intake.deal_id
+
+
+def test_a_stage_past_its_limit_reminds_the_rep_then_tells_the_manager(inbox: Inbox) -> None:
+    deal_id = deal_at_lead_screening()
+    # 48 business hours from Thursday 14:00 before Easter: Tuesday 14 April, 14:00.
+    assert [a for a in sweep_all(berlin(14, 13, 59)) if deal_id in a] == []
+    assert [a for a in sweep_all(berlin(14, 14)) if deal_id in a] == [
+        f"{deal_id}/lead_screening/reminder to sam.rivera@example.com"
+    ]
+    assert [a for a in sweep_all(berlin(21, 9)) if deal_id in a] == [], "each level once"
+    assert [a for a in sweep_all(berlin(22, 14)) if deal_id in a] == [
+        f"{deal_id}/lead_screening/escalation to mara.keller@example.com"
+    ]
+    [behind] = mails(inbox, deal_id, "Behind plan")
+    assert "sam.rivera@example.com" in str(behind["Cc"])
+    assert (
+        "Sam Rivera is behind plan on lead screening" in behind.get_body(("plain",)).get_content()
+    )
+
+
+def sweep_all(at: dt.datetime) -> list[str]:
+    return [*follow_up_overdue_stages.fn(at), *follow_up_overdue_gates.fn(at)]

@@ -8,17 +8,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from uuid import UUID
 
 import httpx
-from prefect.client.orchestration import get_client
 from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
-from prefect.flow_runs import resume_flow_run
 from sqlalchemy import update
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim
+from dealflow.prefect_api import pause_state, resume_with_input
 from dealflow.records import approvals, get_approval, get_deal
 from models.decision import GateDecision
 from models.gates import pause_key
@@ -96,19 +94,11 @@ def check_claim(claim: ApprovalClaim) -> Outcome | None:
     return None
 
 
-def _read_state(run_id: str) -> tuple[str, str | None]:
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(UUID(run_id))
-    if run.state is None:
-        return "UNKNOWN", None
-    return run.state.type.value, run.state.state_details.pause_key
-
-
 def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
     """None once the run is suspended at ``gate``; an Outcome if it will not be."""
     deadline = time.monotonic() + settings.resume_wait_seconds
     while True:
-        state, key = _read_state(run_id)
+        state, key = pause_state(run_id)
         if state == "PAUSED" and key == pause_key(gate):
             return None
         if state in {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"} or (
@@ -166,7 +156,7 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 raise _DecidedMeanwhile
             # Resumed inside the transaction: if Prefect refuses, the decision is not kept.
-            resume_flow_run(UUID(claim.run_id), run_input=decision.model_dump(mode="json"))
+            resume_with_input(claim.run_id, decision.model_dump(mode="json"))
     except _DecidedMeanwhile:
         with session_scope() as session:
             row = get_approval(session, claim.deal_id, claim.gate)

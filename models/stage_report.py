@@ -1,0 +1,27 @@
+"""What a sales rep reports when a stage before the contract is done: the input a run
+waiting at that stage is resumed with. Runs already waiting depend on these fields:
+add optional fields only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+
+def grade_for(score: int) -> str:
+    """The handbook's A/B/C grade of a lead score."""
+    return "A" if score >= 80 else "B" if score >= 60 else "C"
+
+
+class StageReport(BaseModel):
+    stage: str
+    reported_by: str
+    reported_at: dt.datetime
+    note: str = ""
+    score: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=None, description="Lead score; needed for lead screening."
+    )
+    visit_date: dt.date | None = Field(default=None, description="Needed for needs discovery.")
+    lost: bool = Field(default=False, description="The deal was lost: close it here.")

@@ -1,0 +1,109 @@
+"""The stages before the contract: open each for the sales rep, record what they report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel
+
+from dealflow.db import session_scope
+from dealflow.records import add_transition, get_deal, intake_of, timeline, wait_on
+from models.deal import EARLY_STAGES
+from models.matrix import load_matrix
+from models.settings import get_settings
+from models.stage_report import StageReport, grade_for
+from tasks.effect import effect_task
+
+
+class StagePlan(BaseModel):
+    name: str
+    title: str
+    done: bool
+
+
+def stage_key(stage: str) -> str:
+    """The suspend key of a stage. Runs already waiting depend on it: never change it.
+    (Prefect's input keys take lowercase letters, digits and dashes only.)"""
+    return f"stage-{stage.replace('_', '-')}"
+
+
+@effect_task("plan-early-stages")
+def plan_early_stages(deal_id: str) -> list[StagePlan]:
+    """The stages before the contract this deal still goes through, from where it was
+    submitted; each says whether its report is in."""
+    matrix = load_matrix(get_settings().matrix_path)
+    titles = {stage.name: stage.title for stage in matrix.stages}
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        submitted_at = intake_of(deal).stage
+        reported = {t.key for t in timeline(session, deal_id)}
+    if submitted_at not in EARLY_STAGES:
+        return []
+    return [
+        StagePlan(
+            name=stage.value,
+            title=titles.get(stage.value, stage.value),
+            done=f"stage/{stage.value}/reported" in reported,
+        )
+        for stage in EARLY_STAGES[EARLY_STAGES.index(submitted_at) :]
+    ]
+
+
+@effect_task("open-stage")
+def open_stage(deal_id: str, stage: StagePlan) -> None:
+    """Record that the deal waits on its sales rep at ``stage``, since now."""
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        if add_transition(
+            session,
+            deal,
+            key=f"stage/{stage.name}/opened",
+            stage=stage.name,
+            event=f"{stage.title}: waiting on {deal.sales_rep_name}",
+            actor="dealflow",
+        ):
+            wait_on(deal, deal.sales_rep_email, deal.sales_rep_name, deal.updated_at)
+
+
+def describe(report: StageReport, stage: StagePlan, late_by: str | None) -> str:
+    if report.lost:
+        return f"{stage.title}: deal lost"
+    if report.score is not None:
+        return f"{stage.title} done: score {report.score}, grade {grade_for(report.score)}"
+    if report.visit_date is not None:
+        timing = f", {late_by} after the visit: late" if late_by else ""
+        return f"{stage.title} done: visit on {report.visit_date} recorded{timing}"
+    return f"{stage.title} done"
+
+
+@effect_task("record-stage-report")
+def record_stage_report(deal_id: str, stage: StagePlan, report: StageReport) -> None:
+    """Put the rep's report on the timeline; a lead's grade on the deal; a lost deal closed."""
+    matrix = load_matrix(get_settings().matrix_path)
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        late_by = None
+        rule = next((s for s in matrix.stages if s.name == stage.name), None)
+        if rule and rule.limit_from == "visit" and rule.limit_business_hours and report.visit_date:
+            calendar = matrix.calendar(deal.team)
+            visit_end = dt.datetime.combine(report.visit_date, calendar.day_end, calendar.zone)
+            taken = calendar.working_time_between(visit_end, report.reported_at)
+            if taken > dt.timedelta(hours=rule.limit_business_hours):
+                late_by = f"{taken.total_seconds() / 3600:g} business hours"
+        added = add_transition(
+            session,
+            deal,
+            key=f"stage/{stage.name}/reported",
+            stage="lost" if report.lost else stage.name,
+            event=describe(report, stage, late_by),
+            actor=report.reported_by,
+            comment=report.note,
+            at=report.reported_at,
+        )
+        if added:
+            wait_on(deal, None, None, None)
+            if report.score is not None:
+                deal.grade = grade_for(report.score)
+            if report.lost:
+                deal.outcome = "lost"
+                deal.outcome_reason = report.note or f"lost at {stage.title.lower()}"
