@@ -299,6 +299,7 @@ def _cross_check(matrix: Matrix) -> list[str]:
         ]
     problems += _check_routing(matrix)
     problems += _check_delegations(matrix)
+    problems += _delegation_loops(matrix)
     gate_names = [g.name for g in matrix.gates]
     problems += [
         f"gates: gate {name!r} is listed twice"
@@ -329,15 +330,35 @@ def _check_delegations(matrix: Matrix) -> list[str]:
                     f"{where}: overlaps delegations[{other_index}] of {delegation.from_person} "
                     f"({other.start} to {other.end})"
                 )
-            if overlaps and (other.from_person, other.to_person) == (
-                delegation.to_person,
-                delegation.from_person,
-            ):
-                problems.append(
-                    f"{where}: {delegation.from_person} and {delegation.to_person} delegate to "
-                    f"each other at the same time (delegations[{other_index}])"
-                )
     return problems
+
+
+def _delegation_loops(matrix: Matrix) -> list[str]:
+    """Chains of delegations that lead back to where they started on some day."""
+    loops: list[str] = []
+    seen: set[frozenset[int]] = set()
+
+    def walk(path: list[int], start: dt.date, end: dt.date) -> None:
+        last = matrix.delegations[path[-1]]
+        for index, step in enumerate(matrix.delegations):
+            common = (max(start, step.start), min(end, step.end))
+            if step.from_person != last.to_person or common[0] > common[1] or index in path:
+                continue
+            if step.to_person == matrix.delegations[path[0]].from_person:
+                cycle = [*path, index]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    people = [matrix.delegations[i].from_person for i in cycle]
+                    loops.append(
+                        f"delegations[{cycle[0]}]: delegations go round in a loop "
+                        f"({' -> '.join([*people, people[0]])}) from {common[0]} to {common[1]}"
+                    )
+            else:
+                walk([*path, index], *common)
+
+    for index, delegation in enumerate(matrix.delegations):
+        walk([index], delegation.start, delegation.end)
+    return loops
 
 
 def _check_routing(matrix: Matrix) -> list[str]:

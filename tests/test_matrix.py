@@ -150,10 +150,18 @@ def test_each_team_counts_time_on_its_own_calendar() -> None:
                 {"from": "mara", "to": "tom", "start": "2027-01-01", "end": "2027-01-10"},
                 {"from": "tom", "to": "mara", "start": "2027-01-05", "end": "2027-01-12"},
             ],
-            "delegations[1]: tom and mara delegate to each other at the same time",
+            "delegations[0]: delegations go round in a loop (mara -> tom -> mara) from 2027-01-05 to 2027-01-10",
+        ),
+        (
+            [
+                {"from": "mara", "to": "tom", "start": "2027-01-01", "end": "2027-01-10"},
+                {"from": "tom", "to": "dana", "start": "2027-01-03", "end": "2027-01-12"},
+                {"from": "dana", "to": "mara", "start": "2027-01-09", "end": "2027-01-20"},
+            ],
+            "delegations[0]: delegations go round in a loop (mara -> tom -> dana -> mara) from 2027-01-09 to 2027-01-10",
         ),
     ],
-    ids=["unknown-person", "self", "backwards", "overlap", "cycle"],
+    ids=["unknown-person", "self", "backwards", "overlap", "cycle", "longer-cycle"],
 )
 def test_delegation_mistakes_are_reported_by_place(delegations: list, words: str) -> None:
     data = default_data()
@@ -173,3 +181,12 @@ def test_delegations_chain_to_someone_who_is_in() -> None:
     assert matrix.acting_for("mara.keller@example.com", dt.date(2027, 1, 2))[0].id == "victor"  # type: ignore[index]
     assert matrix.acting_for("mara.keller@example.com", dt.date(2027, 1, 5))[0].id == "tom"  # type: ignore[index]
     assert matrix.acting_for("mara.keller@example.com", dt.date(2027, 1, 11)) is None
+
+
+def test_delegations_that_follow_each_other_in_time_are_no_loop() -> None:
+    data = default_data()
+    data["delegations"] = [
+        {"from": "mara", "to": "tom", "start": "2027-01-01", "end": "2027-01-10"},
+        {"from": "tom", "to": "mara", "start": "2027-01-11", "end": "2027-01-20"},
+    ]
+    parse_matrix(yaml.safe_dump(data))
