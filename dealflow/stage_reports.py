@@ -9,8 +9,7 @@ from dealflow.db import session_scope
 from dealflow.prefect_api import pause_state, resume_with_input
 from dealflow.records import get_deal
 from models.deal import EARLY_STAGES
-from models.stage_report import StageReport
-from tasks.stages import stage_key
+from models.stage_report import StageReport, stage_key
 
 
 class ReportError(ValueError):

@@ -7,11 +7,11 @@ from prefect.runtime import flow_run
 
 from models.decision import GateDecision
 from models.gates import pause_key
-from models.stage_report import StageReport
+from models.stage_report import StageReport, stage_key
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
 from tasks.handoff import issue_invoices, kick_off_delivery
-from tasks.stages import open_stage, plan_early_stages, record_stage_report, stage_key
+from tasks.stages import open_stage, plan_early_stages, record_stage_report
 
 
 @flow(name="deal-handoff", flow_run_name="deal-{deal_id}", persist_result=False)

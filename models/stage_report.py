@@ -1,6 +1,6 @@
-"""What a sales rep reports when a stage before the contract is done: the input a run
-waiting at that stage is resumed with. Runs already waiting depend on these fields:
-add optional fields only."""
+"""The stages before the contract: what the deal flow knows of one, and what a sales rep
+reports when it is done (the input a run waiting at that stage is resumed with; runs
+already waiting depend on its fields: add optional fields only)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ class StageReport(BaseModel):
     )
     visit_date: dt.date | None = Field(default=None, description="Needed for needs discovery.")
     lost: bool = Field(default=False, description="The deal was lost: close it here.")
+
+
+class StagePlan(BaseModel):
+    name: str
+    title: str
+    done: bool
+
+
+def stage_key(stage: str) -> str:
+    """The suspend key of a stage. Runs already waiting depend on it: never change it.
+    (Prefect's input keys take lowercase letters, digits and dashes only.)"""
+    return f"stage-{stage.replace('_', '-')}"

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
-
 from dealflow.db import session_scope
 from dealflow.records import add_transition, get_deal, intake_of, timeline, wait_on
 from models.deal import EARLY_STAGES
 from models.matrix import load_matrix
 from models.settings import get_settings
-from models.stage_report import StageReport, grade_for
+from models.stage_report import StagePlan, StageReport, grade_for
 from tasks.effect import effect_task
-
-
-class StagePlan(BaseModel):
-    name: str
-    title: str
-    done: bool
-
-
-def stage_key(stage: str) -> str:
-    """The suspend key of a stage. Runs already waiting depend on it: never change it.
-    (Prefect's input keys take lowercase letters, digits and dashes only.)"""
-    return f"stage-{stage.replace('_', '-')}"
 
 
 @effect_task("plan-early-stages")
