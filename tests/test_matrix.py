@@ -190,3 +190,20 @@ def test_delegations_that_follow_each_other_in_time_are_no_loop() -> None:
         {"from": "tom", "to": "mara", "start": "2027-01-11", "end": "2027-01-20"},
     ]
     parse_matrix(yaml.safe_dump(data))
+
+
+def test_matrix_check_exits_non_zero_and_names_each_place(tmp_path: Path) -> None:
+    from tests.support import dealflow
+
+    data = default_data()
+    data["people"][0]["roles"] = ["sales_manger"]
+    data["delegations"] = [
+        {"from": "mara", "to": "mara", "start": "2027-01-01", "end": "2027-01-02"}
+    ]
+    path = tmp_path / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = dealflow("matrix", "check", str(path), check=False)
+    assert result.returncode == 1
+    assert f"{path}: people[0] (mara).roles: unknown role 'sales_manger'" in result.stderr
+    assert f"{path}: delegations[0]: mara delegates to themselves" in result.stderr
+    assert dealflow("matrix", "check").stdout.startswith("OK: matrix")
