@@ -167,7 +167,12 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
             template="approval_request",
             context={
                 "deal": intake_of(deal),
-                "gate": gate,
+                "gate": gate.model_copy(
+                    update={
+                        "assignee_name": row.assignee_name,
+                        "assignee_email": row.assignee_email,
+                    }
+                ),
                 "link": link,
                 "expires": expires,
                 "earlier": [a for a in approvals(session, deal_id) if a.decision],

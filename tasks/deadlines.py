@@ -136,7 +136,9 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
                 f"{gate.title} escalated to {person.name} <{person.email}> after {hours} "
                 f"without a decision from {row.assignee_name}"
             )
-            recipient, recipient_name, cc = person.email, person.name, [row.assignee_email]
+            # The link names the escalated person: it goes to them alone.
+            recipient, recipient_name = person.email, person.name
+            cc: list[str] = []
             link_from = now
         else:
             recipient, recipient_name = row.current_assignee

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -72,7 +73,11 @@ def smtp_send(message: EmailMessage, recipients: list[str], settings: Settings) 
     client.login()
     try:
         client.smtp.send_message(message, from_addr=settings.mail_from, to_addrs=recipients)
-    finally:
+    except BaseException:
+        client.close()
+        raise
+    # The server has the message: a failure to say goodbye must not make it a retry.
+    with contextlib.suppress(Exception):
         client.close()
 
 
