@@ -7,7 +7,7 @@ import datetime as dt
 from prefect import flow
 
 from dealflow.clock import utcnow
-from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages
+from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages, resend_failed_mail
 
 
 @flow(name="sla-sweep", persist_result=False)
@@ -20,9 +20,13 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
     time, and a test or a catch-up run passes its own.
 
+    First it sends again any email whose send failed before (SMTP down), so nothing
+    recorded as sent to someone is lost.
+
     Touches: Dealflow's database (deals, approvals, timeline, outbox) and SMTP (reminders
     to the rep or the assignee; escalations to the next person in the gate's chain, who gets a
     working approval link). Each level is sent once per gate, however often it runs.
     """
     moment = now or utcnow()
-    return [*follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]
+    resent = [f"resent {key}" for key in resend_failed_mail()]
+    return [*resent, *follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]

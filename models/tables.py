@@ -183,5 +183,6 @@ class SentMessage(Base):
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)  # as composed: what a resend sends
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]

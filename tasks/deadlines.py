@@ -24,8 +24,8 @@ from models.matrix import Gate, Matrix, MatrixError, load_matrix
 from models.settings import get_settings
 from models.tables import Approval, Deal, StageTransition
 from tasks.approvals import approval_link, hand_to_delegate
-from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.effect import effect_task, is_transient
+from tasks.mailer import OutgoingEmail, deliver, resend_failed
 
 
 def open_gates() -> list[tuple[str, str]]:
@@ -229,10 +229,22 @@ def follow_up_overdue_gates(now: dt.datetime) -> list[str]:
     matrix = load_matrix(get_settings().matrix_path)
     done = []
     for deal_id, gate in open_gates():
-        action = follow_up(matrix, deal_id, gate, now)
+        try:
+            action = follow_up(matrix, deal_id, gate, now)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Recorded, and kept in the outbox: the next sweep's resend sends it.
+            action = f"{deal_id}/{gate}: email held back ({type(exc).__name__}), resent next sweep"
         if action:
             done.append(action)
     return done
+
+
+@effect_task("resend-failed-mail")
+def resend_failed_mail() -> list[str]:
+    """Send again the emails whose send failed earlier; their keys."""
+    return resend_failed()
 
 
 def open_stages() -> list[str]:

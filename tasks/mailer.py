@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import hashlib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -119,6 +121,7 @@ def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
                 if row.status == "sent":
                     return False
                 row.attempts += 1
+                row.message = message.as_string()
                 try:
                     smtp_send(message, [*mail.to, *mail.cc], settings)
                 except Exception as exc:
@@ -133,3 +136,38 @@ def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
             raise failure
         return True
     raise RuntimeError(f"could not claim outbox key {mail.key}")
+
+
+def resend_failed(settings: Settings | None = None) -> list[str]:
+    """Send again every email whose send failed (kept as composed); the keys now sent.
+
+    Nothing is lost when SMTP was down after the effect was recorded: the next sweep
+    sends it, once, under the same row lock as any other sender of that key.
+    """
+    settings = settings or get_settings()
+    with session_scope() as session:
+        keys = list(
+            session.scalars(
+                select(SentMessage.key)
+                .where(SentMessage.status != "sent", SentMessage.message.is_not(None))
+                .order_by(SentMessage.created_at)
+            )
+        )
+    sent = []
+    for key in keys:
+        with session_scope() as session:
+            row = session.scalar(
+                select(SentMessage).where(SentMessage.key == key).with_for_update()
+            )
+            if row is None or row.status == "sent" or row.message is None:
+                continue
+            row.attempts += 1
+            message = email.message_from_string(row.message, policy=email.policy.default)
+            try:
+                smtp_send(message, [*row.recipients, *row.cc], settings)
+            except Exception as exc:
+                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                continue
+            row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+        sent.append(key)
+    return sent

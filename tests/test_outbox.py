@@ -117,3 +117,27 @@ def test_permanent_smtp_errors_are_not_retried() -> None:
     assert is_transient(smtplib.SMTPDataError(451, b"try later"))
     assert is_transient(smtplib.SMTPServerDisconnected("gone"))
     assert not is_transient(ValueError("a bug of ours"))
+
+
+def test_an_email_that_failed_is_resent_once_from_the_outbox(
+    inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.mailer import resend_failed
+
+    key = f"{backend(database_url)}/resend"
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", "9")
+    get_settings.cache_clear()
+    with pytest.raises(ConnectionRefusedError):
+        deliver(mail(key))
+    assert resend_failed() == [], "still down: kept for later"
+    assert row(key).status == "retrying"
+
+    monkeypatch.undo()
+    monkeypatch.setenv("DEALFLOW_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    assert resend_failed() == [key]
+    assert resend_failed() == []
+    assert deliver(mail(key)) is False, "a retry of the task finds it sent"
+    [message] = sent_with(inbox, key)
+    assert message["Message-ID"] == message_id_for(key, get_settings())
+    assert row(key).status == "sent"

@@ -234,3 +234,25 @@ def test_a_stage_past_its_limit_reminds_the_rep_then_tells_the_manager(inbox: In
 
 def sweep_all(at: dt.datetime) -> list[str]:
     return [*follow_up_overdue_stages.fn(at), *follow_up_overdue_gates.fn(at)]
+
+
+def test_an_escalation_held_back_by_smtp_goes_out_with_the_next_sweep(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.deadlines import resend_failed_mail
+
+    deal_id = waiting_deal()
+    url = get_settings().resolved_database_url
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", "9")
+    get_settings.cache_clear()
+    [held] = [a for a in sweep(berlin(20, 9)) if deal_id in a]
+    assert "email held back (ConnectionRefusedError)" in held
+    assert not mails(inbox, deal_id, "Escalated to you")
+
+    monkeypatch.undo()
+    monkeypatch.setenv("DEALFLOW_DATABASE_URL", url)
+    get_settings.cache_clear()
+    # What the next sla-sweep does first, then its follow-ups:
+    assert f"deal/{deal_id}/gate/manager/escalation" in resend_failed_mail.fn()
+    assert not [a for a in sweep(berlin(20, 10)) if deal_id in a]
+    assert len(mails(inbox, deal_id, "Escalated to you")) == 1
