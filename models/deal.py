@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -24,6 +25,18 @@ DealId = Annotated[
     Field(description="The CRM's deal id: letters, digits and dashes, e.g. ACME-2026-014."),
 ]
 Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2)]
+
+
+def _one_line(text: str) -> str:
+    # Titles and names go into email headers and table cells: no line breaks there.
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise ValueError("must be one line, without line breaks or control characters")
+    return text
+
+
+OneLine = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line)]
+
+
 CENT = Decimal("0.01")
 
 
@@ -32,7 +45,7 @@ class Strict(BaseModel):
 
 
 class Person(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: OneLine
     email: EmailStr
 
 
@@ -42,7 +55,7 @@ class Contact(Person):
 
 
 class Customer(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: OneLine
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
         description="ISO 3166 country code, e.g. DE."
     )
@@ -79,7 +92,7 @@ class Milestone(StrEnum):
 
 
 class Installment(Strict):
-    label: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    label: Annotated[OneLine, StringConstraints(max_length=100)]
     percent: Annotated[Decimal, Field(gt=0, le=100, decimal_places=2)]
     milestone: Milestone = Milestone.SIGNING
 
@@ -104,7 +117,7 @@ class DealIntake(Strict):
     """A won deal, validated field by field before anything is stored or started."""
 
     deal_id: DealId
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: OneLine
     team: Annotated[str, StringConstraints(min_length=1, max_length=50)] = Field(
         description="Sales team / region; picks the approvers in the responsibility matrix."
     )

@@ -132,3 +132,12 @@ def test_field_errors_and_staffing_problems_are_reported_together(tmp_path: Path
     assert len(problems) == 2, problems
     assert "amount: 1.00 does not match" in problems[0]
     assert "team: team 'mars' is not in the matrix" in problems[1]
+
+
+def test_a_title_or_name_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    data = acme()
+    data["title"] = "Acme\nBcc: everyone@example.com"
+    data["customer"]["name"] = "Acme\tLogistics"
+    problems = problems_for(tmp_path, data)
+    assert any("title: must be one line" in p for p in problems), problems
+    assert any("customer.name: must be one line" in p for p in problems), problems
