@@ -89,6 +89,9 @@ def deal_report_stage(
     """Report the stage a deal waits at (lead screening, needs discovery, quote) as done."""
     import datetime as dt
 
+    import httpx
+    from prefect.exceptions import NotPausedError
+
     from dealflow.records import DealNotFound
     from dealflow.stage_reports import ReportError, report_stage
     from models.stage_report import grade_for
@@ -103,6 +106,10 @@ def deal_report_stage(
         )
     except (ReportError, DealNotFound) as exc:
         raise fail(f"Nothing was recorded: {exc}") from exc
+    except NotPausedError as exc:
+        raise fail(f"Nothing was recorded: deal {deal_id} stopped waiting just now") from exc
+    except (httpx.HTTPError, RuntimeError) as exc:
+        raise fail(f"Nothing was recorded: the Prefect server did not take it ({exc})") from exc
     grade = f", grade {grade_for(report.score)}" if report.score is not None else ""
     outcome = "closed as lost" if lost else "moves on"
     typer.echo(
@@ -195,7 +202,12 @@ def sla_sweep_now(
             raise fail(f"--now: not an ISO 8601 time: {now!r}") from exc
         if moment.tzinfo is None:
             raise fail(f"--now: give a time zone, e.g. {now}+00:00")
-    actions = sla_sweep(now=moment)
+    import httpx
+
+    try:
+        actions = sla_sweep(now=moment)
+    except httpx.HTTPError as exc:
+        raise fail(f"The sweep did not run: cannot reach the Prefect server ({exc})") from exc
     typer.echo("\n".join(actions) if actions else "Nothing is due.")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
@@ -110,6 +111,13 @@ class Submission:
 def store_deal(intake: DealIntake) -> bool:
     """Store the deal once; True if it is new. The same deal again is fine, a changed one is not."""
     digest = payload_hash(intake)
+    try:
+        return _store_once(intake, digest)
+    except IntegrityError:
+        return _store_once(intake, digest)  # submitted twice at once: the other one won
+
+
+def _store_once(intake: DealIntake, digest: str) -> bool:
     with session_scope() as session:
         existing = session.get(Deal, intake.deal_id)
         if existing is not None:

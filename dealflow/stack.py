@@ -219,6 +219,7 @@ class Stack:
                 str(self.config.web_port),
                 "--log-level",
                 "warning",
+                "--no-access-log",  # approval links carry their token in the path
             ],
         )
         try:

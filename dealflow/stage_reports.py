@@ -9,6 +9,8 @@ from dealflow.db import session_scope
 from dealflow.prefect_api import pause_state, resume_with_input
 from dealflow.records import get_deal
 from models.deal import EARLY_STAGES
+from models.matrix import load_matrix
+from models.settings import get_settings
 from models.stage_report import StageReport, stage_key
 
 
@@ -34,7 +36,12 @@ def report_stage(
     """Resume the deal's run, waiting at a stage, with the rep's report of it."""
     with session_scope() as session:
         deal = get_deal(session, deal_id)
-        run_id, stage_now, rep = deal.flow_run_id, deal.stage, deal.sales_rep_email
+        run_id, stage_now, rep, team = (
+            deal.flow_run_id,
+            deal.stage,
+            deal.sales_rep_email,
+            deal.team,
+        )
     if run_id is None:
         raise ReportError(f"deal {deal_id} has no flow run yet: submit it again")
     state, key = pause_state(run_id)
@@ -48,7 +55,8 @@ def report_stage(
     if field and not lost and given[field] is None:
         raise ReportError(f"{stage}: give {option} (or --lost if the deal is lost)")
     now = utcnow()
-    if visit_date is not None and visit_date > now.date():
+    today = now.astimezone(load_matrix(get_settings().matrix_path).calendar(team).zone).date()
+    if visit_date is not None and visit_date > today:
         raise ReportError(f"--visit-date {visit_date} is in the future")
     report = StageReport(
         stage=stage,

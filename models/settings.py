@@ -82,8 +82,10 @@ class Settings(BaseSettings):
         if not key_file.exists():
             key_file.parent.mkdir(parents=True, exist_ok=True)
             candidate = key_file.with_name(f"{key_file.name}.{secrets.token_hex(4)}")
-            candidate.write_text(secrets.token_urlsafe(32))
-            candidate.chmod(0o600)
+            # Created readable by the owner only, before the secret is written into it.
+            descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
             # os.link refuses to replace: when two processes race, the first key stays.
             with contextlib.suppress(FileExistsError):
                 os.link(candidate, key_file)

@@ -73,10 +73,10 @@ def kick_off_delivery(deal_id: str) -> None:
 def issue_invoices(deal_id: str) -> list[str]:
     """Create the invoices due at handoff (once each) and send them to the billing contact."""
     matrix = load_matrix(get_settings().matrix_path)
-    today = utcnow().date()
     mails: list[OutgoingEmail] = []
     with session_scope() as session:
         deal = get_deal(session, deal_id)
+        today = utcnow().astimezone(matrix.calendar(deal.team).zone).date()  # the team's day
         intake = intake_of(deal)
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
         existing = {

@@ -10,8 +10,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import httpx
-from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+from prefect.exceptions import (
+    FlowPauseTimeout,
+    NotPausedError,
+    ObjectNotFound,
+    PrefectHTTPStatusError,
+)
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
@@ -41,8 +47,14 @@ class Outcome:
 
 _UNREACHABLE = Outcome(
     Verdict.TRY_AGAIN,
-    "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
-    "try again in a minute.",
+    "Dealflow cannot reach its workflow server or database right now. Nothing was "
+    "recorded; try again in a minute.",
+)
+
+
+_RUN_GONE = Outcome(
+    Verdict.NOT_WAITING,
+    "This deal's workflow run no longer exists. Nothing was recorded; ask operations.",
 )
 
 
@@ -122,6 +134,8 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
         return refusal
     try:
         not_ready = wait_for_gate(claim.run_id, claim.gate, settings)
+    except ObjectNotFound:
+        return _RUN_GONE
     except (httpx.HTTPError, PrefectHTTPStatusError):
         return _UNREACHABLE
     if not_ready is not None:
@@ -164,8 +178,15 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
             return already(row)
     except NotPausedError:
         return Outcome(Verdict.NOT_WAITING, "This deal stopped waiting for this decision just now.")
-    except (httpx.HTTPError, PrefectHTTPStatusError):
+    except ObjectNotFound:
+        return _RUN_GONE
+    except (httpx.HTTPError, PrefectHTTPStatusError, OperationalError):
         return _UNREACHABLE
+    except (RuntimeError, FlowPauseTimeout) as exc:  # Prefect refused to resume the run
+        return Outcome(
+            Verdict.NOT_WAITING,
+            f"The workflow server did not accept this decision ({exc}). Nothing was recorded.",
+        )
     with session_scope() as session:
         row = get_approval(session, claim.deal_id, claim.gate)
     verb = "approved" if approved else "rejected"
