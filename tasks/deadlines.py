@@ -106,7 +106,10 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
         if not due:
             return None
         level, after = due[-1]
-        key = f"gate/{gate_name}/{level}"
+        # Reminders are per person holding the gate (a delegate gets their own);
+        # escalation happens once per gate.
+        holder = "" if level == "escalation" else f"/{row.current_assignee[0].lower()}"
+        key = f"gate/{gate_name}/{level}{holder}"
         if _done(session, deal_id, key):
             return None
         hours = f"{after.total_seconds() / 3600:g} business hours"

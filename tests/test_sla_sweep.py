@@ -86,7 +86,7 @@ def test_reminders_fall_on_business_time_then_the_gate_escalates(inbox: Inbox) -
         events = {t.key: (t.at, t.event) for t in timeline(session, deal_id)}
     assert row is not None and row.escalated_to == "victor.stone@example.com"
     assert deal.waiting_on == "victor.stone@example.com"
-    assert events["gate/manager/reminder-1"][0] == berlin(7, 14)
+    assert events["gate/manager/reminder-1/mara.keller@example.com"][0] == berlin(7, 14)
     assert "escalated to Victor Stone" in events["gate/manager/escalation"][1]
     assert (
         "after 24 business hours without a decision from Mara Keller"

@@ -62,6 +62,10 @@ class _DecidedMeanwhile(Exception):
     pass
 
 
+class _ReassignedMeanwhile(Exception):
+    pass
+
+
 def already(row: Approval) -> Outcome:
     who = row.decided_by_name or row.decided_by
     at = row.decided_at.strftime("%Y-%m-%d %H:%M UTC") if row.decided_at else "?"
@@ -152,6 +156,16 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
     )
     try:
         with session_scope() as session:
+            # The deal's row lock orders this decision with the sla-sweep, which may
+            # just have handed the gate to a delegate or escalated it.
+            get_deal(session, claim.deal_id, for_update=True)
+            current = get_approval(session, claim.deal_id, claim.gate)
+            if (
+                current is not None
+                and current.decision is None
+                and not current.may_decide(claim.approver)
+            ):
+                raise _ReassignedMeanwhile(current.current_assignee[1])
             claimed = session.execute(
                 update(Approval)
                 .where(
@@ -171,6 +185,10 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
                 raise _DecidedMeanwhile
             # Resumed inside the transaction: if Prefect refuses, the decision is not kept.
             resume_with_input(claim.run_id, decision.model_dump(mode="json"))
+    except _ReassignedMeanwhile as moved:
+        return Outcome(
+            Verdict.REFUSED, f"This gate was just handed to {moved}. Nothing was recorded."
+        )
     except _DecidedMeanwhile:
         with session_scope() as session:
             row = get_approval(session, claim.deal_id, claim.gate)
