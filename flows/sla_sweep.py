@@ -7,6 +7,7 @@ import datetime as dt
 from prefect import flow
 
 from dealflow.clock import utcnow
+from tasks.artifacts import publish_deal_board
 from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages, resend_failed_mail
 
 
@@ -23,10 +24,14 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     First it sends again any email whose send failed before (SMTP down), so nothing
     recorded as sent to someone is lost.
 
-    Touches: Dealflow's database (deals, approvals, timeline, outbox) and SMTP (reminders
+    Touches: Dealflow's database (deals, approvals, timeline, outbox), the boards of
+    the deals it acted on (Prefect artifacts) and SMTP (reminders
     to the rep or the assignee; escalations to the next person in the gate's chain, who gets a
     working approval link). Each level is sent once per gate, however often it runs.
     """
     moment = now or utcnow()
     resent = [f"resent {key}" for key in resend_failed_mail()]
-    return [*resent, *follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]
+    done = [*follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]
+    for deal_id in sorted({follow_up.deal_id for follow_up in done}):
+        publish_deal_board(deal_id)  # ops see the new holder and the follow-up
+    return [*resent, *(str(follow_up) for follow_up in done)]

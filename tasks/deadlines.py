@@ -4,6 +4,9 @@ then escalation) and the stages before the contract (a reminder, then the accoun
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -227,20 +230,37 @@ def _delegated_request(
 
 
 @effect_task("follow-up-overdue-gates")
-def follow_up_overdue_gates(now: dt.datetime) -> list[str]:
+def follow_up_overdue_gates(now: dt.datetime) -> list[FollowUp]:
     """Remind or escalate every open gate past its limit at ``now``; what was sent."""
     matrix = load_matrix(get_settings().matrix_path)
+    return _each(
+        (deal_id, partial(follow_up, matrix, deal_id, gate, now)) for deal_id, gate in open_gates()
+    )
+
+
+class FollowUp(NamedTuple):
+    """What a sweep did about one deal."""
+
+    deal_id: str
+    action: str
+
+    def __str__(self) -> str:
+        return self.action
+
+
+def _each(work: Iterable[tuple[str, Callable[[], str | None]]]) -> list[FollowUp]:
+    """Run each deal's follow-up; one whose email could not go out does not stop the rest
+    (its effect is recorded and the outbox keeps the email for the next sweep)."""
     done = []
-    for deal_id, gate in open_gates():
+    for deal_id, act in work:
         try:
-            action = follow_up(matrix, deal_id, gate, now)
+            action = act()
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            # Recorded, and kept in the outbox: the next sweep's resend sends it.
-            action = f"{deal_id}/{gate}: email held back ({type(exc).__name__}), resent next sweep"
+            action = f"{deal_id}: email held back ({type(exc).__name__}), resent next sweep"
         if action:
-            done.append(action)
+            done.append(FollowUp(deal_id, action))
     return done
 
 
@@ -335,9 +355,9 @@ def follow_up_stage(matrix: Matrix, deal_id: str, now: dt.datetime) -> str | Non
 
 
 @effect_task("follow-up-overdue-stages")
-def follow_up_overdue_stages(now: dt.datetime) -> list[str]:
+def follow_up_overdue_stages(now: dt.datetime) -> list[FollowUp]:
     """Remind or escalate every stage before the contract past its limit at ``now``."""
     matrix = load_matrix(get_settings().matrix_path)
-    return [
-        action for deal_id in open_stages() if (action := follow_up_stage(matrix, deal_id, now))
-    ]
+    return _each(
+        (deal_id, partial(follow_up_stage, matrix, deal_id, now)) for deal_id in open_stages()
+    )

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dealflow.db import session_scope
@@ -32,6 +33,8 @@ def test_an_escalated_approver_decides_and_the_deal_moves_on(
 
     done = sla_sweep(now=asked + dt.timedelta(days=14))  # the flow, on a moved clock
     assert f"{deal_id}/manager: escalation to victor.stone@example.com" in done
+    board = httpx.get(f"{stack.config.prefect_api_url}/artifacts/deal-{deal_id.lower()}/latest")
+    assert "Waiting on:** Victor Stone" in board.json()["data"], "the board shows the new holder"
 
     approve_via_email(
         inbox, "victor.stone@example.com", "Escalated to you", deal_id, "Covering for Mara"

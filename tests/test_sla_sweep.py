@@ -54,7 +54,7 @@ def waiting_deal(requested_at: dt.datetime = THURSDAY_BEFORE_EASTER) -> str:
 
 
 def sweep(at: dt.datetime) -> list[str]:
-    return follow_up_overdue_gates.fn(at)
+    return [str(done) for done in follow_up_overdue_gates.fn(at)]
 
 
 def mails(inbox: Inbox, deal_id: str, word: str) -> list[Any]:
@@ -234,7 +234,9 @@ def test_a_stage_past_its_limit_reminds_the_rep_then_tells_the_manager(inbox: In
 
 
 def sweep_all(at: dt.datetime) -> list[str]:
-    return [*follow_up_overdue_stages.fn(at), *follow_up_overdue_gates.fn(at)]
+    return [
+        str(done) for done in [*follow_up_overdue_stages.fn(at), *follow_up_overdue_gates.fn(at)]
+    ]
 
 
 def test_an_escalation_held_back_by_smtp_goes_out_with_the_next_sweep(
