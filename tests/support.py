@@ -128,3 +128,13 @@ def approve_via_email(inbox: Any, approver: str, subject: str, deal_id: str, com
     assert response.status_code == 200, response.text
     assert "You approved this deal" in response.text
     return link
+
+
+def deal_waiting_at_manager(inbox: Any, folder: Path, **changes: Any) -> tuple[str, str, str]:
+    """Submit a fresh copy of the ACME deal and wait until its run is suspended at the
+    manager's gate; the deal id, its run id and the manager's link."""
+    path, deal_id = deal_file(folder, **changes)
+    run_id = submit(path)
+    link = link_in(inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id)))
+    wait_for_state(run_id, "PAUSED", key="gate-manager")
+    return deal_id, run_id, link

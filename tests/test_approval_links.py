@@ -15,7 +15,7 @@ from dealflow.links import ApprovalClaim, sign, verify
 from dealflow.records import approvals
 from models.settings import get_settings
 from tests.conftest import Inbox
-from tests.support import deal_file, dealflow, decide, link_in, submit, to, wait_for_state
+from tests.support import deal_file, deal_waiting_at_manager, dealflow, decide
 
 pytestmark = pytest.mark.stack
 
@@ -25,10 +25,7 @@ def waiting_deal(
     stack: Any, inbox: Inbox, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, str]:
     """A deal waiting at its manager gate, and the manager's genuine link."""
-    path, deal_id = deal_file(tmp_path_factory.mktemp("links"))
-    run_id = submit(path)
-    link = link_in(inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id)))
-    wait_for_state(run_id, "PAUSED", key="gate-manager")
+    deal_id, _, link = deal_waiting_at_manager(inbox, tmp_path_factory.mktemp("links"))
     return deal_id, link
 
 

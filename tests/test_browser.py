@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Inbox
-from tests.support import deal_file, link_in, submit, to, wait_for_state
+from tests.support import deal_waiting_at_manager, to
 
 pytestmark = pytest.mark.stack
 
@@ -45,10 +45,7 @@ def browser() -> Any:
 def test_an_approver_approves_from_the_page_in_a_browser(
     stack: Any, inbox: Inbox, browser: Any, tmp_path: Path
 ) -> None:
-    path, deal_id = deal_file(tmp_path)
-    run_id = submit(path)
-    link = link_in(inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id)))
-    wait_for_state(run_id, "PAUSED", key="gate-manager")
+    deal_id, _, link = deal_waiting_at_manager(inbox, tmp_path)
 
     page = browser.new_page(viewport={"width": 1000, "height": 1100})
     page.goto(link)

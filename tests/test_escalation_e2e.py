@@ -14,7 +14,7 @@ from dealflow.db import session_scope
 from dealflow.records import get_approval, timeline
 from flows.sla_sweep import sla_sweep
 from tests.conftest import MATRIX, Inbox
-from tests.support import approve_via_email, deal_file, submit, to, wait_for_state
+from tests.support import approve_via_email, deal_waiting_at_manager, to, wait_for_state
 
 pytestmark = pytest.mark.stack
 
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.stack
 def test_an_escalated_approver_decides_and_the_deal_moves_on(
     stack: Any, inbox: Inbox, tmp_path: Path
 ) -> None:
-    path, deal_id = deal_file(tmp_path)
-    run_id = submit(path)
-    inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id))
-    wait_for_state(run_id, "PAUSED", key="gate-manager")
+    deal_id, run_id, _ = deal_waiting_at_manager(inbox, tmp_path)
     with session_scope() as session:
         row = get_approval(session, deal_id, "manager")
         assert row is not None and row.requested_at is not None
@@ -50,10 +47,7 @@ def test_an_escalated_approver_decides_and_the_deal_moves_on(
 def test_a_delegate_decides_for_an_absent_approver(
     stack: Any, inbox: Inbox, tmp_path: Path
 ) -> None:
-    path, deal_id = deal_file(tmp_path)
-    run_id = submit(path)
-    inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id))
-    wait_for_state(run_id, "PAUSED", key="gate-manager")
+    deal_id, _, _ = deal_waiting_at_manager(inbox, tmp_path)
 
     original = MATRIX.read_text()
     away = dt.date(2099, 1, 5)
