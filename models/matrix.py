@@ -173,12 +173,6 @@ class Matrix(_Item):
     def role_title(self, role: str) -> str:
         return self.roles[role]
 
-    def gate(self, name: str) -> Gate:
-        for gate in self.gates:
-            if gate.name == name:
-                return gate
-        raise MatrixError(f"no gate named {name!r} in matrix {self.version}")
-
     def gate_title(self, name: str) -> str:
         """The gate's title, or its name for a gate this version of the matrix dropped."""
         return next((gate.title for gate in self.gates if gate.name == name), name)
