@@ -43,10 +43,14 @@ STACK_ON_POSTGRES = os.environ.get("DEALFLOW_TEST_STACK") == "postgres"
 POSTGRES_URL = os.environ.get(
     "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-STACK_DATABASES = {"dealflow": "dealflow_e2e", "prefect": "prefect_e2e"}
+# Each test session has databases of its own, so that two sessions (two checkouts, or CI
+# beside a developer) never drop each other's data.
+_SESSION = f"{os.getpid()}"
+POSTGRES_SERVER = POSTGRES_URL.rsplit("/", 1)[0]
+STACK_DATABASES = {"dealflow": f"dealflow_e2e_{_SESSION}", "prefect": f"prefect_e2e_{_SESSION}"}
+UNIT_DATABASE = f"dealflow_test_{_SESSION}"
 if STACK_ON_POSTGRES:
-    _server = POSTGRES_URL.rsplit("/", 1)[0]
-    os.environ["DEALFLOW_DATABASE_URL"] = f"{_server}/{STACK_DATABASES['dealflow']}"
+    os.environ["DEALFLOW_DATABASE_URL"] = f"{POSTGRES_SERVER}/{STACK_DATABASES['dealflow']}"
 else:
     os.environ.pop("DEALFLOW_DATABASE_URL", None)
 
@@ -103,6 +107,7 @@ class Inbox:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Keep the stack's data and logs only when something failed, to read them."""
+    _drop_databases([*STACK_DATABASES.values(), UNIT_DATABASE])
     if exitstatus == 0:
         shutil.rmtree(DATA_DIR, ignore_errors=True)
     else:
@@ -130,11 +135,10 @@ def stack(inbox: Inbox) -> Iterator[Any]:
         mail_catcher=False,
     )
     if STACK_ON_POSTGRES:
-        server = POSTGRES_URL.rsplit("/", 1)[0]
-        _fresh_databases(server, STACK_DATABASES.values())
-        config.database_url = f"{server}/{STACK_DATABASES['dealflow']}"
+        _fresh_databases(POSTGRES_SERVER, STACK_DATABASES.values())
+        config.database_url = f"{POSTGRES_SERVER}/{STACK_DATABASES['dealflow']}"
         config.prefect_database_url = (
-            f"{server.replace('+psycopg', '+asyncpg')}/{STACK_DATABASES['prefect']}"
+            f"{POSTGRES_SERVER.replace('+psycopg', '+asyncpg')}/{STACK_DATABASES['prefect']}"
         )
     with Stack(config) as running:
         yield running
@@ -168,22 +172,25 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A fresh schema-migrated PostgreSQL database; skipped only when not required."""
-    import sqlalchemy as sa
-
     from dealflow.db import upgrade
 
+    _fresh_databases(POSTGRES_SERVER, [UNIT_DATABASE])
+    url = f"{POSTGRES_SERVER}/{UNIT_DATABASE}"
+    upgrade(url)
+    return url
+
+
+def _drop_databases(names: Iterable[str]) -> None:
+    import sqlalchemy as sa
+
     try:
-        engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        engine = sa.create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
+            for name in names:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("DEALFLOW_REQUIRE_POSTGRES"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
-    upgrade(POSTGRES_URL)
-    return POSTGRES_URL
+    except sa.exc.OperationalError:
+        pass  # no server, nothing of ours on it
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
