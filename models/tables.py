@@ -162,9 +162,81 @@ class Invoice(Base):
     currency: Mapped[str] = mapped_column(String(3))
     issue_date: Mapped[dt.date]
     due_date: Mapped[dt.date]
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     billing_email: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[dt.datetime]
+    # Denormalised from the deal so that the payment check filters in one query.
+    customer_name: Mapped[str] = mapped_column(String(200), index=True, default="")
+    paid_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    paid_at: Mapped[dt.datetime | None]
+    dunning_level: Mapped[str | None] = mapped_column(String(40))  # highest level sent
+    dunning_rank: Mapped[int] = mapped_column(Integer, default=0)  # its place in the ladder
+    dunning_at: Mapped[dt.datetime | None]
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def balance(self) -> Decimal:
+        return self.amount - self.paid_amount
+
+
+class InvoiceStatus:
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    DISPUTED = "disputed"
+    WRITTEN_OFF = "written_off"
+    # Invoices that still have money to come in, and may be chased.
+    COLLECTIBLE = (OPEN, PARTIALLY_PAID)
+    SETTLED = (PAID, WRITTEN_OFF)
+
+
+class Payment(Base):
+    """Money received against one invoice. ``key`` makes a payment apply once: a bank
+    line's fingerprint, or the reference finance typed."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    applied: Mapped[Decimal] = mapped_column(Numeric(14, 2))  # to the invoice's balance
+    excess: Mapped[Decimal] = mapped_column(Numeric(14, 2))  # overpaid: a credit to return
+    currency: Mapped[str] = mapped_column(String(3))
+    received_on: Mapped[dt.date]
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(40))  # cli, web, bank statement file name
+    recorded_by: Mapped[str] = mapped_column(String(320))
+    recorded_at: Mapped[dt.datetime]
+
+
+class DunningLetter(Base):
+    """One level of the dunning ladder reached by one invoice: claimed once, ever."""
+
+    __tablename__ = "dunning_letters"
+    __table_args__ = (UniqueConstraint("invoice_id", "level"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    level: Mapped[str] = mapped_column(String(40))
+    rank: Mapped[int]
+    days_overdue: Mapped[int]
+    balance: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    notified: Mapped[list[str]]
+    created_at: Mapped[dt.datetime]
+
+
+class CollectionHold(Base):
+    """A customer whose invoices are out of the ladder until the hold is cleared."""
+
+    __tablename__ = "collection_holds"
+
+    customer_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(320))
+    placed_at: Mapped[dt.datetime]
+    cleared_at: Mapped[dt.datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class SentMessage(Base):

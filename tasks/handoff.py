@@ -103,6 +103,7 @@ def issue_invoices(deal_id: str) -> list[str]:
                     due_date=today + dt.timedelta(days=intake.payment_terms.net_days),
                     status="open",
                     billing_email=intake.customer.billing_contact.email,
+                    customer_name=deal.customer_name,
                     created_at=utcnow(),
                 )
                 session.add(invoice)
