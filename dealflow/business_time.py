@@ -90,6 +90,22 @@ class BusinessCalendar:
                 left -= 1
         return day
 
+    def on_or_after(self, day: dt.date) -> dt.date:
+        """``day`` if it is a business day, else the next one (a due date on a holiday)."""
+        while not self.is_business_day(day):
+            day += dt.timedelta(days=1)
+        return day
+
+    def business_days_between(self, start: dt.date, end: dt.date) -> int:
+        """Business days after ``start`` up to and including ``end``; negative if ``end``
+        is earlier (then: business days from ``end`` up to, not including, ``start``)."""
+        if end < start:
+            return -self.business_days_between(end, start)
+        return sum(
+            self.is_business_day(start + dt.timedelta(days=n))
+            for n in range(1, (end - start).days + 1)
+        )
+
     def working_time_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
         """How much working time lies between two moments (zero if ``end`` is earlier)."""
         total = dt.timedelta(0)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dealflow import cli_finance as finance_commands
 from dealflow.prefect_api import use_configured_prefect_server
 from models.settings import get_settings
 
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(matrix_app, name="matrix")
 app.add_typer(stack_app, name="stack")
 app.add_typer(sla_app, name="sla")
+finance_commands.register(app, deal_app)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -13,6 +13,7 @@ def serve_deployments(limit: int) -> None:
     from prefect import serve
 
     from flows.deal_handoff import deal_handoff
+    from flows.payment_check import payment_check
     from flows.sla_sweep import sla_sweep
 
     flow_name, _, deployment_name = get_settings().deployment.partition("/")
@@ -28,5 +29,12 @@ def serve_deployments(limit: int) -> None:
         tags=["dealflow"],
         description="Reminders and escalations for approval gates past their time limit.",
     )
+    check = payment_check.to_deployment(
+        name="payment-check",
+        cron="0 7 * * *",
+        tags=["dealflow", "finance"],
+        description="Daily: the dunning ladder, the aging report, closing paid deals.",
+    )
     assert not inspect.isawaitable(deployment) and not inspect.isawaitable(sweep)
-    serve(deployment, sweep, limit=limit, print_starting_message=False)
+    assert not inspect.isawaitable(check)
+    serve(deployment, sweep, check, limit=limit, print_starting_message=False)

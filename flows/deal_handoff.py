@@ -1,37 +1,45 @@
-"""The deal-handoff flow: one run carries one won deal from approvals to invoicing."""
+"""The deal-handoff flow: one run carries one won deal from approvals to payment."""
 
 from __future__ import annotations
 
 from prefect import flow, suspend_flow_run
 from prefect.runtime import flow_run
 
+from dealflow.clock import utcnow
 from models.decision import GateDecision
+from models.finance import ACCEPTANCE_KEY, PAYMENT_KEY, DeliveryAcceptance, PaymentsSettled
 from models.gates import pause_key
 from models.stage_report import StageReport, stage_key
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
-from tasks.handoff import issue_invoices, kick_off_delivery
+from tasks.closing import await_payment, close_deal, record_acceptance, request_acceptance
+from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery
 from tasks.stages import open_stage, plan_early_stages, record_stage_report
 
 
 @flow(name="deal-handoff", flow_run_name="deal-{deal_id}", persist_result=False)
 def deal_handoff(deal_id: str) -> str:
-    """Take a submitted deal through its approval gates, then delivery kickoff and invoicing.
+    """Take a submitted deal through its approval gates, delivery kickoff and invoicing,
+    the customer's acceptance, and payment in full.
 
     Waits: a deal submitted before it was won first waits at each remaining stage
     before the contract (lead screening, needs discovery, quote; key ``stage-<name>``)
     for its sales rep's report (``dealflow deal report``). Then, at each gate of the
     deal's approval route (manager -> director -> legal by default, from the
     responsibility matrix), the run is suspended under the key ``gate-<name>`` until
-    the approver's decision resumes it. No process is held while it waits.
+    the approver's decision resumes it. After kickoff and the first invoices it waits
+    (key ``acceptance``) for the delivery manager to record the customer's acceptance (link
+    or ``dealflow deal accept``), which releases the invoices due on acceptance; then
+    (key ``payment``) until every invoice is paid: recording the last payment, or the
+    payment-check flow, resumes it. No process is held while it waits.
 
     After each resume Prefect runs this function again from the top: every step below
     is idempotent by its own key in Dealflow's database, and a gate already decided
     returns its decision at once.
 
     Touches: Dealflow's database (stage, timeline, approvals, invoices, outbox), SMTP
-    (approval requests, rejection notice, kickoff, invoices), and the run's keyed
-    markdown artifact ``deal-<id>``.
+    (approval requests, rejection notice, kickoff, invoices, acceptance request, the
+    rep's "paid in full"), and the run's keyed markdown artifact ``deal-<id>``.
     """
     run_id = str(flow_run.id)
     for stage in plan_early_stages(deal_id):
@@ -55,5 +63,16 @@ def deal_handoff(deal_id: str) -> str:
             return "rejected"
     kick_off_delivery(deal_id)
     issue_invoices(deal_id)
+    request_acceptance(deal_id, run_id)
     publish_deal_board(deal_id)
-    return "handed off"
+    acceptance = suspend_flow_run(wait_for_input=DeliveryAcceptance, key=ACCEPTANCE_KEY)
+    record_acceptance(deal_id, acceptance)
+    issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
+    if not await_payment(deal_id):
+        publish_deal_board(deal_id)
+        settled = suspend_flow_run(wait_for_input=PaymentsSettled, key=PAYMENT_KEY)
+    else:
+        settled = PaymentsSettled(settled_at=utcnow(), last_payment="before acceptance")
+    close_deal(deal_id, settled)
+    publish_deal_board(deal_id)
+    return "paid"

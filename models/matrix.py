@@ -18,9 +18,13 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from dealflow.business_time import BusinessCalendar
 from models.deal import DealIntake
+from models.finance import CUSTOMER, DunningLadder
 from models.routing import RoutingRule
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+SALES_REP = "sales_rep"  # a role the deal names itself: its submitting rep
 
 
 class MatrixError(ValueError):
@@ -158,6 +162,9 @@ class Matrix(_Item):
     )
     delegations: list[Delegation] = Field(default_factory=list)
     stages: list[Stage] = Field(default_factory=list, description="The deal's stages, RACI.")
+    dunning: DunningLadder = Field(
+        default_factory=DunningLadder, description="Overdue-payment follow-up levels."
+    )
     fingerprint: str = ""
 
     def rules(self) -> list[RoutingRule]:
@@ -282,6 +289,15 @@ def _cross_check(matrix: Matrix) -> list[str]:
         ("handoff.delivery_role", matrix.handoff.delivery_role),
         ("handoff.finance_role", matrix.handoff.finance_role),
     ]
+    for index, level in enumerate(matrix.dunning.levels):
+        for who in level.notify:
+            where = f"dunning.levels[{index}] ({level.name}).notify"
+            if who == SALES_REP:
+                continue  # the deal's own rep, named on the deal
+            if who != CUSTOMER and who not in matrix.roles:
+                problems.append(f"{where}: unknown role {who!r} (or '{CUSTOMER}')")
+            elif who != CUSTOMER:
+                needed.append((where, who))
     for where, role in needed:
         if role not in matrix.roles:
             problems.append(f"{where}: unknown role {role!r}")

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         description="HMAC key for approval links; generated into the data folder if unset.",
     )
     link_ttl_hours: int = Field(default=14 * 24, ge=1)
+    acceptance_link_ttl_days: int = Field(
+        default=365, ge=1, description="How long a delivery manager's acceptance link works."
+    )
+    finance_users: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Finance page logins, name -> password (JSON). If empty, one user "
+        "'finance' with a password generated into the data folder.",
+    )
     matrix_path: Path = Field(
         default=PROJECT_ROOT / "config" / "matrix.yaml",
         description="The responsibility matrix: people, roles, gates.",
@@ -78,19 +86,29 @@ class Settings(BaseSettings):
         """The link-signing key: the configured secret, or one generated once per data folder."""
         if self.signing_secret is not None:
             return self.signing_secret.get_secret_value().encode()
-        key_file = self.data_dir.resolve() / "signing-secret"
+        return self._generated_secret("signing-secret").encode()
+
+    def finance_logins(self) -> dict[str, str]:
+        """Who may use the finance page: the configured users, or ``finance`` with a
+        password generated once per data folder (``<data folder>/finance-password``)."""
+        if self.finance_users:
+            return {name: secret.get_secret_value() for name, secret in self.finance_users.items()}
+        return {"finance": self._generated_secret("finance-password")}
+
+    def _generated_secret(self, name: str) -> str:
+        key_file = self.data_dir.resolve() / name
         if not key_file.exists():
             key_file.parent.mkdir(parents=True, exist_ok=True)
             candidate = key_file.with_name(f"{key_file.name}.{secrets.token_hex(4)}")
             # Created readable by the owner only, before the secret is written into it.
             descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
+                handle.write(secrets.token_urlsafe(32 if name == "signing-secret" else 12))
             # os.link refuses to replace: when two processes race, the first key stays.
             with contextlib.suppress(FileExistsError):
                 os.link(candidate, key_file)
             candidate.unlink()
-        return key_file.read_text().strip().encode()
+        return key_file.read_text().strip()
 
 
 @lru_cache(maxsize=1)

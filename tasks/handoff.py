@@ -17,7 +17,8 @@ from models.tables import Invoice
 from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail, deliver
 
-INVOICED_AT_HANDOFF = {Milestone.SIGNING, Milestone.KICKOFF}
+INVOICED_AT_HANDOFF = frozenset({Milestone.SIGNING, Milestone.KICKOFF})
+INVOICED_AT_ACCEPTANCE = frozenset({Milestone.ACCEPTANCE})
 
 
 def installment_amounts(intake: DealIntake) -> list[Decimal]:
@@ -70,13 +71,18 @@ def kick_off_delivery(deal_id: str) -> None:
 
 
 @effect_task("issue-invoices")
-def issue_invoices(deal_id: str) -> list[str]:
-    """Create the invoices due at handoff (once each) and send them to the billing contact."""
+def issue_invoices(
+    deal_id: str, milestones: frozenset[Milestone] = INVOICED_AT_HANDOFF
+) -> list[str]:
+    """Create the invoices of the payment schedule due at ``milestones`` (once each) and
+    send them to the billing contact. A due date that falls on a weekend or public
+    holiday of the team's calendar moves to the next business day."""
     matrix = load_matrix(get_settings().matrix_path)
     mails: list[OutgoingEmail] = []
     with session_scope() as session:
         deal = get_deal(session, deal_id)
-        today = utcnow().astimezone(matrix.calendar(deal.team).zone).date()  # the team's day
+        calendar = matrix.calendar(deal.team)
+        today = utcnow().astimezone(calendar.zone).date()  # the team's day
         intake = intake_of(deal)
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
         existing = {
@@ -87,7 +93,7 @@ def issue_invoices(deal_id: str) -> list[str]:
         for sequence, (part, amount) in enumerate(
             zip(intake.payment_terms.schedule, amounts, strict=True), start=1
         ):
-            if part.milestone not in INVOICED_AT_HANDOFF:
+            if part.milestone not in milestones:
                 continue
             invoice = existing.get(sequence)
             if invoice is None:
@@ -100,7 +106,9 @@ def issue_invoices(deal_id: str) -> list[str]:
                     amount=amount,
                     currency=intake.currency,
                     issue_date=today,
-                    due_date=today + dt.timedelta(days=intake.payment_terms.net_days),
+                    due_date=calendar.on_or_after(
+                        today + dt.timedelta(days=intake.payment_terms.net_days)
+                    ),
                     status="open",
                     billing_email=intake.customer.billing_contact.email,
                     customer_name=deal.customer_name,
@@ -120,21 +128,31 @@ def issue_invoices(deal_id: str) -> list[str]:
                     context={"deal": intake, "invoice": invoice, "part": part},
                 )
             )
-        later = [
-            p.label for p in intake.payment_terms.schedule if p.milestone not in INVOICED_AT_HANDOFF
-        ]
-        numbers = ", ".join(m.key.rsplit("/", 1)[1] for m in mails) or "none"
-        add_transition(
-            session,
-            deal,
-            key="invoiced",
-            stage="awaiting_payment",
-            event=f"Invoices issued: {numbers}"
-            + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
-            actor="dealflow",
-        )
-        wait_on(deal, None, None, None)
-        deal.outcome = "handed_off"
+        numbers = ", ".join(m.key.rsplit("/", 1)[1] for m in mails)
+        if milestones == INVOICED_AT_HANDOFF:
+            later = [
+                p.label for p in intake.payment_terms.schedule if p.milestone not in milestones
+            ]
+            add_transition(
+                session,
+                deal,
+                key="invoiced",
+                stage="invoiced",
+                event=f"Invoices issued: {numbers or 'none'}"
+                + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
+                actor="dealflow",
+            )
+            wait_on(deal, None, None, None)
+            deal.outcome = "handed_off"
+        elif mails:
+            add_transition(
+                session,
+                deal,
+                key="invoiced-" + "-".join(sorted(milestones)),
+                stage="invoiced",
+                event=f"Invoices issued on {' and '.join(sorted(milestones))}: {numbers}",
+                actor="dealflow",
+            )
     for mail in mails:
         deliver(mail)
     return [m.key.rsplit("/", 1)[1] for m in mails]

@@ -6,6 +6,7 @@ import contextlib
 import email
 import email.policy
 import hashlib
+import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -57,30 +58,76 @@ def compose(mail: OutgoingEmail, settings: Settings) -> EmailMessage:
     return message
 
 
+# Refusals of one message; any other error means the server itself is unavailable.
+MESSAGE_REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+
+class SmtpSession:
+    """One SMTP connection for many messages, opened on the first send.
+
+    A batch of dunning letters goes over one connection instead of one per message;
+    ``connections`` counts how many were opened (a dropped one is reopened once).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connections = 0
+        self._client: yagmail.SMTP | None = None
+
+    def _connect(self) -> yagmail.SMTP:
+        settings = self.settings
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        client = yagmail.SMTP(
+            user=settings.smtp_user or settings.mail_from,
+            password=password,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            smtp_ssl=settings.smtp_tls == "ssl",
+            smtp_starttls=settings.smtp_tls == "starttls",
+            smtp_skip_login=settings.smtp_user is None,
+            soft_email_validation=False,
+            timeout=settings.smtp_timeout_seconds,
+        )
+        # yagmail opens, secures and authenticates the connection; messages are built with
+        # the standard library because yagmail cannot send a separate text part.
+        client.login()
+        self.connections += 1
+        return client
+
+    def send(self, message: EmailMessage, recipients: list[str]) -> None:
+        fresh = self._client is None
+        if self._client is None:
+            self._client = self._connect()
+        try:
+            self._client.smtp.send_message(
+                message, from_addr=self.settings.mail_from, to_addrs=recipients
+            )
+        except smtplib.SMTPServerDisconnected:
+            self.close()
+            if fresh:
+                raise
+            self.send(message, recipients)  # the server dropped an idle connection
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        # The server has every message sent: a failure to say goodbye is not a failure.
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+    def __enter__(self) -> SmtpSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def smtp_send(message: EmailMessage, recipients: list[str], settings: Settings) -> None:
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-    client = yagmail.SMTP(
-        user=settings.smtp_user or settings.mail_from,
-        password=password,
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        smtp_ssl=settings.smtp_tls == "ssl",
-        smtp_starttls=settings.smtp_tls == "starttls",
-        smtp_skip_login=settings.smtp_user is None,
-        soft_email_validation=False,
-        timeout=settings.smtp_timeout_seconds,
-    )
-    # yagmail opens, secures and authenticates the connection; the message itself is
-    # built with the standard library because yagmail cannot send a separate text part.
-    client.login()
-    try:
-        client.smtp.send_message(message, from_addr=settings.mail_from, to_addrs=recipients)
-    except BaseException:
-        client.close()
-        raise
-    # The server has the message: a failure to say goodbye must not make it a retry.
-    with contextlib.suppress(Exception):
-        client.close()
+    with SmtpSession(settings) as smtp:
+        smtp.send(message, recipients)
 
 
 def _claimed_row(session: Session, mail: OutgoingEmail, settings: Settings) -> SentMessage:
@@ -138,36 +185,72 @@ def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
     raise RuntimeError(f"could not claim outbox key {mail.key}")
 
 
+def new_outbox_row(mail: OutgoingEmail, settings: Settings) -> SentMessage:
+    """``mail`` composed and ready to queue: sent later by ``send_outbox``, once."""
+    return SentMessage(
+        key=mail.key,
+        deal_id=mail.deal_id,
+        kind=mail.kind,
+        recipients=list(mail.to),
+        cc=list(mail.cc),
+        subject=mail.subject,
+        message_id=message_id_for(mail.key, settings),
+        status="pending",
+        attempts=0,
+        message=compose(mail, settings).as_string(),
+        created_at=utcnow(),
+    )
+
+
+def send_outbox(
+    keys: list[str] | None = None, settings: Settings | None = None, smtp: SmtpSession | None = None
+) -> list[str]:
+    """Send the queued emails named by ``keys`` (all unsent ones if None), over one SMTP
+    connection; the keys sent now.
+
+    Each row is locked while it is sent and marked sent in the same transaction, so two
+    senders of one row (two checks, or a check and a sweep) send it once. A row that
+    fails keeps its error and is tried again by the next sweep or check.
+    """
+    settings = settings or get_settings()
+    if keys is None:
+        with session_scope() as session:
+            keys = list(
+                session.scalars(
+                    select(SentMessage.key)
+                    .where(SentMessage.status != "sent", SentMessage.message.is_not(None))
+                    .order_by(SentMessage.id)
+                )
+            )
+    sent: list[str] = []
+    with contextlib.ExitStack() as stack:
+        connection = smtp or stack.enter_context(SmtpSession(settings))
+        for key in keys:
+            with session_scope() as session:
+                row = session.scalar(
+                    select(SentMessage).where(SentMessage.key == key).with_for_update()
+                )
+                if row is None or row.status == "sent" or row.message is None:
+                    continue
+                row.attempts += 1
+                message = email.message_from_string(row.message, policy=email.policy.default)
+                try:
+                    connection.send(message, [*row.recipients, *row.cc])
+                except Exception as exc:
+                    row.status = "retrying"
+                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    if isinstance(exc, MESSAGE_REFUSED):
+                        continue
+                    break  # the server is down: the rest wait for the next run
+                row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+            sent.append(key)
+    return sent
+
+
 def resend_failed(settings: Settings | None = None) -> list[str]:
     """Send again every email whose send failed (kept as composed); the keys now sent.
 
     Nothing is lost when SMTP was down after the effect was recorded: the next sweep
     sends it, once, under the same row lock as any other sender of that key.
     """
-    settings = settings or get_settings()
-    with session_scope() as session:
-        keys = list(
-            session.scalars(
-                select(SentMessage.key)
-                .where(SentMessage.status != "sent", SentMessage.message.is_not(None))
-                .order_by(SentMessage.created_at)
-            )
-        )
-    sent = []
-    for key in keys:
-        with session_scope() as session:
-            row = session.scalar(
-                select(SentMessage).where(SentMessage.key == key).with_for_update()
-            )
-            if row is None or row.status == "sent" or row.message is None:
-                continue
-            row.attempts += 1
-            message = email.message_from_string(row.message, policy=email.policy.default)
-            try:
-                smtp_send(message, [*row.recipients, *row.cc], settings)
-            except Exception as exc:
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                continue
-            row.status, row.sent_at, row.last_error = "sent", utcnow(), None
-        sent.append(key)
-    return sent
+    return send_outbox(None, settings)

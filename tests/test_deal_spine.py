@@ -80,13 +80,16 @@ def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_
     invoice_mail = inbox.wait_for(to("ap@acme-logistics.example", "Invoice", deal_id))
     assert "finance@example.com" in str(invoice_mail["Cc"])
     assert "54,359.00 EUR" in text_of(invoice_mail)
+    acceptance = inbox.wait_for(to("omar.haddad@example.com", "Record acceptance", deal_id))
+    assert "/acceptance/" in text_of(acceptance)
 
-    wait_for_state(run_id, "COMPLETED")
+    wait_for_state(run_id, "PAUSED", key="acceptance")
     with session_scope() as session:
         deal = get_deal(session, deal_id)
         invoices = list(session.scalars(select(Invoice).where(Invoice.deal_id == deal_id)))
         events = [(t.stage, t.event, t.actor, t.comment) for t in timeline(session, deal_id)]
-    assert deal.stage == "awaiting_payment" and deal.outcome == "handed_off"
+    assert deal.stage == "delivery" and deal.outcome == "handed_off"
+    assert deal.waiting_on == "omar.haddad@example.com"
     assert [(i.number, str(i.amount), i.status) for i in invoices] == [
         (f"INV-{deal_id}-01", "54359.00", "open")
     ]
@@ -97,14 +100,14 @@ def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_
         (DIRECTOR, "Discount within policy"),
         (LEGAL, "Standard contract"),
     ]
-    assert events[-2][0] == "delivery_kickoff" and events[-1][0] == "awaiting_payment"
+    assert [e[0] for e in events[-3:]] == ["delivery_kickoff", "invoiced", "delivery"]
 
     status = dealflow("deal", "status", deal_id).stdout
-    assert "Stage:       awaiting_payment" in status
+    assert "Stage:       delivery" in status
     assert f"INV-{deal_id}-01" in status and "Margin is fine" in status
 
     mine = inbox.matching(lambda m: deal_id in str(m["Subject"]))
-    assert len(mine) == 5, [m["Subject"] for m in mine]
+    assert len(mine) == 6, [m["Subject"] for m in mine]
     assert max(Counter(str(m["Message-ID"]) for m in mine).values()) == 1
 
 
@@ -244,7 +247,7 @@ def test_the_route_follows_the_matrix_rules_and_the_timeline_records_the_rule(
     approve(inbox, "tom.alvarez@example.com", deal_id)
     approve(inbox, LEGAL, deal_id)
     inbox.wait_for(to("accounts@initech.example", "Invoice", deal_id))
-    wait_for_state(run_id, "COMPLETED")
+    wait_for_state(run_id, "PAUSED", key="acceptance")
     assert not inbox.matching(to(DIRECTOR, "Approval needed", deal_id)), "the director is skipped"
     with session_scope() as session:
         route_event = next(t.event for t in timeline(session, deal_id) if "route" in t.event)

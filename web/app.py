@@ -171,3 +171,9 @@ def health() -> dict[str, str]:
 @app.get("/", response_class=HTMLResponse)
 def home() -> HTMLResponse:
     return page("Dealflow", "Approvals open from the links in Dealflow's emails.")
+
+
+# Finance and acceptance pages; imported last, as they use nothing of this module.
+from web.finance import router as finance_router  # noqa: E402
+
+app.include_router(finance_router)

@@ -1,0 +1,104 @@
+"""Recording the customer's acceptance of the delivery (link or CLI): resumes the deal's
+run, which then issues the invoices due on acceptance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.prefect_api import pause_state, resume_with_input
+from dealflow.records import add_transition, get_deal
+from models.finance import ACCEPTANCE_KEY, DeliveryAcceptance
+from models.matrix import load_matrix
+from models.settings import get_settings
+from models.tables import StageTransition
+
+
+class AcceptanceError(ValueError):
+    """Acceptance cannot be recorded now; nothing was changed. The message says why."""
+
+
+class AlreadyAccepted(AcceptanceError):
+    pass
+
+
+def accepted_entry(deal_id: str) -> StageTransition | None:
+    with session_scope() as session:
+        return session.scalar(
+            select(StageTransition).where(
+                StageTransition.deal_id == deal_id, StageTransition.key == "accepted"
+            )
+        )
+
+
+def accept_delivery(
+    deal_id: str,
+    *,
+    by: str | None = None,
+    accepted_on: dt.date | None = None,
+    note: str = "",
+    run_id: str | None = None,
+) -> DeliveryAcceptance:
+    """Record acceptance once and resume the run waiting for it.
+
+    ``by`` defaults to the team's delivery manager; ``run_id``, when given (a link),
+    must be the deal's run. Recorded and resumed in one transaction: if the workflow
+    server refuses, nothing is kept.
+    """
+    matrix = load_matrix(get_settings().matrix_path)
+    with session_scope() as session:
+        deal = get_deal(session, deal_id, for_update=True)
+        earlier = session.scalar(
+            select(StageTransition).where(
+                StageTransition.deal_id == deal_id, StageTransition.key == "accepted"
+            )
+        )
+        if earlier is not None:
+            raise AlreadyAccepted(
+                f"Acceptance of {deal_id} was already recorded by {earlier.actor} "
+                f"at {earlier.at:%Y-%m-%d %H:%M} UTC."
+            )
+        if deal.flow_run_id is None or (run_id is not None and run_id != deal.flow_run_id):
+            raise AcceptanceError(f"This link does not belong to the current run of {deal_id}.")
+        state, key = pause_state(deal.flow_run_id)
+        if state != "PAUSED" or key != ACCEPTANCE_KEY:
+            raise AcceptanceError(
+                f"Deal {deal_id} is not waiting for acceptance (it is at {deal.stage})."
+            )
+        manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
+        email = by or manager.email
+        person = next((p for p in matrix.people if p.email.lower() == email.lower()), None)
+        today = utcnow().astimezone(matrix.calendar(deal.team).zone).date()
+        day = accepted_on or today
+        if day > today:
+            raise AcceptanceError(f"The acceptance date {day.isoformat()} is in the future.")
+        kickoff = session.scalar(
+            select(StageTransition.at).where(
+                StageTransition.deal_id == deal_id, StageTransition.key == "kickoff"
+            )
+        )
+        if kickoff is not None and day < kickoff.date():
+            raise AcceptanceError(
+                f"The acceptance date {day.isoformat()} is before the delivery kickoff "
+                f"({kickoff.date().isoformat()})."
+            )
+        acceptance = DeliveryAcceptance(
+            accepted_by=email,
+            accepted_by_name=person.name if person else email,
+            accepted_on=day,
+            note=note,
+        )
+        add_transition(
+            session,
+            deal,
+            key="accepted",
+            stage="accepted",
+            event=f"Delivery accepted by the customer on {day.isoformat()}"
+            + (f": {note}" if note else ""),
+            actor=email,
+        )
+        resume_with_input(deal.flow_run_id, acceptance.model_dump(mode="json"))
+    return acceptance

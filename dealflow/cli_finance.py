@@ -1,0 +1,217 @@
+"""Finance's commands: record payments, import bank statements, run the payment check,
+manage disputes and holds; and the delivery manager's ``deal accept``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+payment_app = typer.Typer(help="Record money received.", no_args_is_help=True)
+payments_app = typer.Typer(
+    help="Bank statements and the payment check (dunning ladder, aging report).",
+    no_args_is_help=True,
+)
+invoice_app = typer.Typer(help="Invoices: what is open, disputes.", no_args_is_help=True)
+hold_app = typer.Typer(help="Customers on collections hold.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _who(by: str | None) -> str:
+    return by or getpass.getuser()
+
+
+def _date(text: str | None, option: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise _fail(f"{option}: not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _report_settled(deal_ids: list[str]) -> None:
+    from dealflow.settlement import settle_deal
+
+    for deal_id in deal_ids:
+        typer.echo(settle_deal(deal_id))
+
+
+@payment_app.command("record")
+def payment_record(
+    invoice: Annotated[str, typer.Option(help="Invoice number, e.g. INV-ACME-2026-014-01.")],
+    amount: Annotated[str, typer.Option(help="Amount received, in the invoice's currency.")],
+    date: Annotated[
+        str | None, typer.Option(help="Day the money arrived, YYYY-MM-DD (default: today).")
+    ] = None,
+    reference: Annotated[str, typer.Option(help="The bank's reference of the payment.")] = "",
+    by: Annotated[str | None, typer.Option(help="Who records it (default: you).")] = None,
+) -> None:
+    """Record one payment against an invoice; a partial payment keeps it in the ladder."""
+    from dealflow.clock import utcnow
+    from dealflow.payments import PaymentDetails, PaymentError, record_payment
+
+    try:
+        value = Decimal(amount.replace(",", ""))
+    except InvalidOperation as exc:
+        raise _fail(f"--amount: not a number: {amount!r}") from exc
+    received = _date(date, "--date") or utcnow().date()
+    if received > utcnow().date() + dt.timedelta(days=1):
+        raise _fail(f"--date: {received} is in the future")
+    details = PaymentDetails(invoice.strip().upper(), value, received, reference.strip())
+    try:
+        result = record_payment(details, source="cli", recorded_by=_who(by))
+    except PaymentError as exc:
+        raise _fail(f"Nothing was recorded: {exc}") from exc
+    typer.echo(f"Recorded: {result.describe()}")
+    if result.deal_settled:
+        _report_settled([result.deal_id])
+
+
+@payments_app.command("import")
+def payments_import(
+    file: Annotated[Path, typer.Argument(help="Bank statement as CSV: date, amount, reference.")],
+    by: Annotated[str | None, typer.Option(help="Who imports it (default: you).")] = None,
+) -> None:
+    """Match a bank statement's incoming lines to invoices by the invoice number in their
+    reference and record them; lines already imported are skipped."""
+    from dealflow.bank_statement import StatementError, import_statement
+
+    try:
+        report = import_statement(file, recorded_by=_who(by))
+    except StatementError as exc:
+        raise _fail("Nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems)) from exc
+    typer.echo(report.summary())
+    _report_settled(report.settled_deals)
+
+
+@payments_app.command("check")
+def payments_check(
+    now: Annotated[
+        str | None,
+        typer.Option(help="Act as if it were this time (ISO 8601 with a time zone)."),
+    ] = None,
+) -> None:
+    """Run the payment check here: dunning ladder, closing paid deals, aging report."""
+    import httpx
+
+    from flows.payment_check import payment_check
+
+    moment = None
+    if now is not None:
+        try:
+            moment = dt.datetime.fromisoformat(now)
+        except ValueError as exc:
+            raise _fail(f"--now: not an ISO 8601 time: {now!r}") from exc
+        if moment.tzinfo is None:
+            raise _fail(f"--now: give a time zone, e.g. {now}+00:00")
+    try:
+        typer.echo(payment_check(now=moment))
+    except httpx.HTTPError as exc:
+        raise _fail(f"The check did not run: cannot reach the Prefect server ({exc})") from exc
+
+
+@invoice_app.command("list")
+def invoice_list(
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 50,
+) -> None:
+    """Invoices with money to come, the longest overdue first."""
+    from dealflow.receivables import open_invoices
+
+    rows, total = open_invoices(limit)
+    for row in rows:
+        flags = " ".join(f for f in (row.dunning_level or "", "HOLD" if row.on_hold else "") if f)
+        typer.echo(
+            f"{row.number:<28} due {row.due_date}  {row.balance:>14,.2f} {row.currency}  "
+            f"{row.status:<15} {row.customer} {flags}".rstrip()
+        )
+    typer.echo(f"{len(rows)} of {total} open invoice(s) shown.")
+
+
+@invoice_app.command("dispute")
+def invoice_dispute(
+    number: str,
+    reason: Annotated[str, typer.Option(help="What the customer disputes.")],
+    by: Annotated[str | None, typer.Option(help="Who records it (default: you).")] = None,
+) -> None:
+    """Take an invoice out of the dunning ladder while the customer disputes it."""
+    from dealflow.receivables import ReceivableError, dispute_invoice
+
+    try:
+        typer.echo(dispute_invoice(number.upper(), reason, _who(by)))
+    except ReceivableError as exc:
+        raise _fail(f"Nothing was changed: {exc}") from exc
+
+
+@invoice_app.command("resolve")
+def invoice_resolve(
+    number: str,
+    by: Annotated[str | None, typer.Option(help="Who records it (default: you).")] = None,
+) -> None:
+    """End a dispute: the invoice is back in the ladder at the level it had reached."""
+    from dealflow.receivables import ReceivableError, resolve_dispute
+
+    try:
+        typer.echo(resolve_dispute(number.upper(), _who(by)))
+    except ReceivableError as exc:
+        raise _fail(f"Nothing was changed: {exc}") from exc
+
+
+@hold_app.command("clear")
+def hold_clear(
+    customer: str,
+    by: Annotated[str | None, typer.Option(help="Who clears it (default: you).")] = None,
+) -> None:
+    """Take a customer off collections hold: their invoices are back in the ladder."""
+    from dealflow.receivables import ReceivableError, clear_hold
+
+    try:
+        typer.echo(clear_hold(customer, _who(by)))
+    except ReceivableError as exc:
+        raise _fail(f"Nothing was changed: {exc}") from exc
+
+
+def deal_accept(
+    deal_id: str,
+    date: Annotated[
+        str | None, typer.Option(help="Day the customer accepted, YYYY-MM-DD (default: today).")
+    ] = None,
+    note: Annotated[str, typer.Option(help="For the timeline.")] = "",
+    by: Annotated[
+        str | None, typer.Option(help="Who records it (default: the delivery manager).")
+    ] = None,
+) -> None:
+    """Record the customer's acceptance of the delivery; releases the invoices due on it."""
+    import httpx
+    from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+
+    from dealflow.acceptance import AcceptanceError, accept_delivery
+    from dealflow.records import DealNotFound
+
+    try:
+        accepted = accept_delivery(deal_id, by=by, accepted_on=_date(date, "--date"), note=note)
+    except (AcceptanceError, DealNotFound) as exc:
+        raise _fail(f"Nothing was recorded: {exc}") from exc
+    except NotPausedError as exc:
+        raise _fail(f"Nothing was recorded: deal {deal_id} stopped waiting just now") from exc
+    except (httpx.HTTPError, PrefectHTTPStatusError, RuntimeError) as exc:
+        raise _fail(f"Nothing was recorded: the Prefect server did not take it ({exc})") from exc
+    typer.echo(
+        f"Recorded acceptance of {deal_id} on {accepted.accepted_on} by {accepted.accepted_by_name}."
+    )
+
+
+def register(app: typer.Typer, deal_app: typer.Typer) -> None:
+    app.add_typer(payment_app, name="payment")
+    app.add_typer(payments_app, name="payments")
+    app.add_typer(invoice_app, name="invoice")
+    app.add_typer(hold_app, name="hold")
+    deal_app.command("accept")(deal_accept)

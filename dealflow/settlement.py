@@ -1,0 +1,57 @@
+"""Closing paid deals: a deal whose invoices are all settled resumes its waiting run."""
+
+from __future__ import annotations
+
+import httpx
+from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectHTTPStatusError
+from sqlalchemy import exists, select
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.payments import deal_settled
+from dealflow.prefect_api import pause_state, resume_with_input
+from dealflow.records import get_deal
+from models.finance import PAYMENT_KEY, PaymentsSettled
+from models.tables import Deal, Invoice, InvoiceStatus
+
+
+def settle_deal(deal_id: str, last_payment: str = "") -> str:
+    """Resume the deal's run if it waits for payment and nothing is left to pay; what
+    happened, in words. Never raises for Prefect being away: the next payment check
+    tries again."""
+    with session_scope() as session:
+        if not deal_settled(session, deal_id):
+            return f"{deal_id}: not settled yet"
+        run_id = get_deal(session, deal_id).flow_run_id
+    if run_id is None:
+        return f"{deal_id}: paid, but it has no flow run"
+    try:
+        state, key = pause_state(run_id)
+        if state != "PAUSED" or key != PAYMENT_KEY:
+            return f"{deal_id}: paid; its run is {state.lower()}, not waiting for payment"
+        settled = PaymentsSettled(settled_at=utcnow(), last_payment=last_payment)
+        resume_with_input(run_id, settled.model_dump(mode="json"))
+    except NotPausedError:
+        return f"{deal_id}: paid; its run stopped waiting just now"
+    except (httpx.HTTPError, PrefectHTTPStatusError, ObjectNotFound, RuntimeError) as exc:
+        return (
+            f"{deal_id}: paid; the workflow server did not take it ({exc}); the next check retries"
+        )
+    return f"{deal_id}: paid in full, closing"
+
+
+def settled_deals() -> list[str]:
+    """Deals waiting for payment with nothing left to pay (those a resume was lost for)."""
+    unsettled = (
+        select(Invoice.id)
+        .where(Invoice.deal_id == Deal.id, Invoice.status.not_in(InvoiceStatus.SETTLED))
+        .correlate(Deal)
+    )
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Deal.id)
+                .where(Deal.stage == "awaiting_payment", ~exists(unsettled))
+                .order_by(Deal.id)
+            )
+        )

@@ -1,0 +1,92 @@
+"""The aging report: what customers owe, by currency and by how long it is overdue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from sqlalchemy import case, func, select
+
+from dealflow.db import session_scope
+from dealflow.rendering import render
+from models.finance import AGING_BUCKETS
+from models.matrix import load_matrix
+from models.settings import get_settings
+from models.tables import Invoice, InvoiceStatus
+from tasks.dunning import DunningSummary
+from tasks.effect import effect_task
+from tasks.mailer import OutgoingEmail, deliver
+
+AgingTable = dict[str, dict[str, Decimal]]  # currency -> bucket -> open balance
+
+
+@effect_task("compute-aging")
+def compute_aging(today: dt.date) -> AgingTable:
+    """Open balances (disputed ones included) per currency and aging bucket, in one query."""
+    bucket = case(
+        (Invoice.due_date >= today, "current"),
+        (Invoice.due_date >= today - dt.timedelta(days=30), "1-30"),
+        (Invoice.due_date >= today - dt.timedelta(days=60), "31-60"),
+        (Invoice.due_date >= today - dt.timedelta(days=90), "61-90"),
+        else_="90+",
+    )
+    with session_scope() as session:
+        rows = session.execute(
+            select(Invoice.currency, bucket, func.sum(Invoice.amount - Invoice.paid_amount))
+            .where(Invoice.status.not_in(InvoiceStatus.SETTLED))
+            .group_by(Invoice.currency, bucket)
+        ).all()
+    table: AgingTable = {}
+    for currency, name, balance in rows:
+        table.setdefault(currency, dict.fromkeys(AGING_BUCKETS, Decimal(0)))[name] = Decimal(
+            balance or 0
+        ).quantize(Decimal("0.01"))
+    return dict(sorted(table.items()))
+
+
+def aging_rows(table: AgingTable) -> list[dict[str, str]]:
+    return [
+        {"currency": currency}
+        | {name: f"{amount:,.2f}" for name, amount in buckets.items()}
+        | {"total": f"{sum(buckets.values(), Decimal(0)):,.2f}"}
+        for currency, buckets in table.items()
+    ]
+
+
+@effect_task("publish-payment-check")
+def publish_payment_check(
+    today: dt.date, aging: AgingTable, summary: DunningSummary, closing: list[str], run_key: str
+) -> None:
+    """The aging table and the escalations made, as Prefect artifacts and an email to finance."""
+    rows = aging_rows(aging)
+    create_table_artifact(
+        key="aging-report",
+        table=rows or [{"currency": "-", **dict.fromkeys(AGING_BUCKETS, "0.00"), "total": "0.00"}],
+        description=f"Open receivables by days overdue on {today.isoformat()}.",
+    )
+    context = {"today": today, "rows": rows, "summary": summary, "closing": closing}
+    create_markdown_artifact(
+        key="payment-check",
+        markdown=render("artifacts/payment_check.md", **context),
+        description=f"What the payment check of {today.isoformat()} did.",
+    )
+    matrix = load_matrix(get_settings().matrix_path)
+    finance = sorted(
+        {
+            p.email
+            for team in matrix.teams
+            for p in matrix.people_for(matrix.handoff.finance_role, team)
+        }
+    )
+    deliver(
+        OutgoingEmail(
+            key=f"payment-check/{run_key}/report",
+            kind="aging-report",
+            deal_id=None,
+            to=finance,
+            subject=f"Payment check {today.isoformat()}: {summary.escalated} escalation(s)",
+            template="aging_report",
+            context=context,
+        )
+    )

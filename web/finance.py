@@ -1,0 +1,292 @@
+"""Finance's pages: open invoices, recording payments, bank statements, the payment
+check (behind HTTP Basic authentication); and the delivery manager's acceptance link.
+
+Forms carry a token tied to the logged-in user, so that another site cannot make a
+finance user's browser post to these pages with their remembered credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import inspect
+import logging
+import secrets
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectHTTPStatusError
+from sqlalchemy import select
+
+from dealflow.acceptance import AcceptanceError, accept_delivery, accepted_entry
+from dealflow.bank_statement import StatementError, import_lines, parse_statement
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.links import LinkError, verify
+from dealflow.payments import PaymentDetails, PaymentError, record_payment
+from dealflow.receivables import (
+    ReceivableError,
+    active_holds,
+    clear_hold,
+    dispute_invoice,
+    open_invoices,
+    resolve_dispute,
+)
+from dealflow.records import DealNotFound, get_deal, intake_of
+from dealflow.rendering import render
+from dealflow.settlement import settle_deal
+from models.finance import ACCEPTANCE_KEY
+from models.settings import get_settings
+from models.tables import Invoice
+
+logger = logging.getLogger("dealflow.web.finance")
+router = APIRouter()
+basic = HTTPBasic(realm="Dealflow finance")
+MAX_STATEMENT_BYTES = 5 * 1024 * 1024
+
+
+def finance_user(credentials: Annotated[HTTPBasicCredentials, Depends(basic)]) -> str:
+    logins = get_settings().finance_logins()
+    expected = logins.get(credentials.username, "")
+    # Compared even for an unknown user, so that timing does not tell which users exist.
+    password_ok = hmac.compare_digest(
+        credentials.password.encode(), (expected or secrets.token_hex(16)).encode()
+    )
+    if not (expected and password_ok):
+        raise HTTPException(
+            401, "Finance login required.", headers={"WWW-Authenticate": 'Basic realm="finance"'}
+        )
+    return credentials.username
+
+
+def form_token(user: str) -> str:
+    key = get_settings().signing_key()
+    return hmac.new(key, f"finance-form:{user}".encode(), hashlib.sha256).hexdigest()
+
+
+def _check_form(user: str, token: str) -> None:
+    if not hmac.compare_digest(token, form_token(user)):
+        raise HTTPException(403, "This form is stale or was not sent from the finance page.")
+
+
+def _message(title: str, message: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(render("pages/message.html", title=title, message=message), status)
+
+
+def _finance_page(user: str, notice: str = "", error: str = "", status: int = 200) -> HTMLResponse:
+    invoices, total = open_invoices(200)
+    html = render(
+        "pages/finance.html",
+        user=user,
+        token=form_token(user),
+        invoices=invoices,
+        total=total,
+        holds=active_holds(),
+        notice=notice,
+        error=error,
+        today=utcnow().date(),
+    )
+    return HTMLResponse(html, status)
+
+
+User = Annotated[str, Depends(finance_user)]
+Token = Annotated[str, Form(alias="form_token")]
+
+
+@router.get("/finance", response_class=HTMLResponse)
+def finance_home(user: User) -> HTMLResponse:
+    return _finance_page(user)
+
+
+@router.post("/finance/payments", response_class=HTMLResponse)
+def finance_record_payment(
+    user: User,
+    token: Token,
+    invoice: Annotated[str, Form(max_length=80)],
+    amount: Annotated[str, Form(max_length=20)],
+    received_on: Annotated[str, Form(max_length=10)] = "",
+    reference: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    _check_form(user, token)
+    try:
+        value = Decimal(amount.replace(",", "").strip())
+        day = dt.date.fromisoformat(received_on) if received_on else utcnow().date()
+    except (InvalidOperation, ValueError):
+        return _finance_page(
+            user,
+            error=f"Nothing was recorded: give an amount like 1250.00 and a date "
+            f"like 2026-11-30 (got {amount!r}, {received_on!r}).",
+            status=400,
+        )
+    details = PaymentDetails(invoice.strip().upper(), value, day, reference.strip())
+    try:
+        result = record_payment(details, source="web", recorded_by=user)
+    except PaymentError as exc:
+        return _finance_page(user, error=f"Nothing was recorded: {exc}", status=400)
+    notice = f"Recorded: {result.describe()}"
+    if result.deal_settled:
+        notice += f". {settle_deal(result.deal_id)}"
+    return _finance_page(user, notice=notice)
+
+
+@router.post("/finance/statements", response_class=HTMLResponse)
+async def finance_import_statement(
+    user: User, token: Token, statement: Annotated[UploadFile, File()]
+) -> HTMLResponse:
+    _check_form(user, token)
+    data = await statement.read(MAX_STATEMENT_BYTES + 1)
+    name = statement.filename or "statement.csv"
+    if len(data) > MAX_STATEMENT_BYTES:
+        return _finance_page(user, error="Nothing was imported: the file is over 5 MB.", status=400)
+    try:
+        lines = parse_statement(data.decode("utf-8-sig"), name)
+    except UnicodeDecodeError:
+        return _finance_page(
+            user, error="Nothing was imported: the file is not UTF-8 text.", status=400
+        )
+    except StatementError as exc:
+        return _finance_page(
+            user, error="Nothing was imported: " + "; ".join(exc.problems), status=400
+        )
+    report = import_lines(lines, source=name[:40], recorded_by=user)
+    closing = [settle_deal(deal_id) for deal_id in report.settled_deals]
+    return _finance_page(user, notice="\n".join([report.summary(), *closing]))
+
+
+@router.post("/finance/check", response_class=HTMLResponse)
+def finance_run_check(user: User, token: Token) -> HTMLResponse:
+    """Start the payment-check deployment now; the run appears in the Prefect UI."""
+    _check_form(user, token)
+    from prefect.deployments import run_deployment
+
+    try:
+        run = run_deployment("payment-check/payment-check", timeout=0, tags=["on-demand"])
+    except (httpx.HTTPError, PrefectHTTPStatusError, ObjectNotFound) as exc:
+        logger.warning("the payment check could not be started: %s", exc)
+        return _finance_page(
+            user,
+            error="The payment check could not be started: the workflow server is not "
+            "reachable or has no payment-check deployment. Try again in a minute.",
+            status=503,
+        )
+    assert not inspect.isawaitable(run)
+    ui = get_settings().prefect_ui_url
+    return _finance_page(
+        user, notice=f"Payment check started: {ui}/runs/flow-run/{run.id} (started by {user})"
+    )
+
+
+@router.post("/finance/invoices/{number}/dispute", response_class=HTMLResponse)
+def finance_dispute(
+    user: User, token: Token, number: str, reason: Annotated[str, Form(max_length=2000)] = ""
+) -> HTMLResponse:
+    _check_form(user, token)
+    try:
+        return _finance_page(user, notice=dispute_invoice(number, reason, user))
+    except ReceivableError as exc:
+        return _finance_page(user, error=f"Nothing was changed: {exc}", status=400)
+
+
+@router.post("/finance/invoices/{number}/resolve", response_class=HTMLResponse)
+def finance_resolve(user: User, token: Token, number: str) -> HTMLResponse:
+    _check_form(user, token)
+    try:
+        return _finance_page(user, notice=resolve_dispute(number, user))
+    except ReceivableError as exc:
+        return _finance_page(user, error=f"Nothing was changed: {exc}", status=400)
+
+
+@router.post("/finance/holds/clear", response_class=HTMLResponse)
+def finance_clear_hold(
+    user: User, token: Token, customer: Annotated[str, Form(max_length=200)]
+) -> HTMLResponse:
+    _check_form(user, token)
+    try:
+        return _finance_page(user, notice=clear_hold(customer, user))
+    except ReceivableError as exc:
+        return _finance_page(user, error=f"Nothing was changed: {exc}", status=400)
+
+
+def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
+    try:
+        claim = verify(token, get_settings().signing_key(), utcnow())
+    except LinkError as exc:
+        return _message(
+            "This link cannot be used",
+            f"It is {exc.problem.value}. Open the link from your email again, or record the "
+            "acceptance with `dealflow deal accept`.",
+            403 if exc.problem.value != "expired" else 410,
+        )
+    if claim.gate != ACCEPTANCE_KEY:
+        return _message("This link is not valid", "It is not an acceptance link.", 403)
+    return claim.deal_id, claim.approver, claim.run_id
+
+
+@router.get("/acceptance/{token}", response_class=HTMLResponse)
+def show_acceptance(token: str) -> HTMLResponse:
+    """The acceptance page; opening it changes nothing (mail scanners open links)."""
+    claim = _acceptance_claim(token)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    deal_id, manager, _run = claim
+    try:
+        with session_scope() as session:
+            deal = get_deal(session, deal_id)
+            invoices = session.scalars(
+                select(Invoice).where(Invoice.deal_id == deal_id).order_by(Invoice.sequence)
+            ).all()
+            html = render(
+                "pages/acceptance.html",
+                deal=intake_of(deal),
+                stage=deal.stage,
+                invoices=invoices,
+                manager=manager,
+                done=accepted_entry(deal_id),
+                today=utcnow().date(),
+            )
+    except DealNotFound:
+        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
+    return HTMLResponse(html)
+
+
+@router.post("/acceptance/{token}", response_class=HTMLResponse)
+def post_acceptance(
+    token: str,
+    accepted_on: Annotated[str, Form(max_length=10)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> HTMLResponse:
+    claim = _acceptance_claim(token)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    deal_id, manager, run_id = claim
+    try:
+        day = dt.date.fromisoformat(accepted_on) if accepted_on else None
+    except ValueError:
+        return _message("Not a date", f"Give the date as YYYY-MM-DD (got {accepted_on!r}).", 400)
+    try:
+        accepted = accept_delivery(
+            deal_id, by=manager, accepted_on=day, note=note.strip(), run_id=run_id
+        )
+    except DealNotFound:
+        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
+    except AcceptanceError as exc:
+        return _message("Acceptance not recorded", str(exc), 409)
+    except NotPausedError:
+        return _message("Acceptance not recorded", "The deal stopped waiting just now.", 409)
+    except (httpx.HTTPError, PrefectHTTPStatusError, ObjectNotFound, RuntimeError):
+        return _message(
+            "Please try again",
+            "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
+            "try again in a minute.",
+            503,
+        )
+    return _message(
+        "Acceptance recorded",
+        f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded; the "
+        "invoices due on acceptance go out now.",
+    )
