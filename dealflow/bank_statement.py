@@ -132,7 +132,12 @@ def parse_statement(text: str, source: str) -> list[StatementLine]:
             problems += [f"{source}: line {number}: {p}" for p in line_problems]
             continue
         content = "|".join(
-            [day.isoformat(), str(amount), (currency or "").upper(), values["reference"]]
+            [
+                day.isoformat(),
+                str(amount.quantize(Decimal("0.01"))),
+                (currency or "").upper(),
+                values["reference"],
+            ]
         )
         # Two identical lines in one statement are two payments: the n-th copy has its own key.
         seen[content] += 1
@@ -183,13 +188,14 @@ def _apply_line(
     session: Session, line: StatementLine, numbers: list[str], source: str, recorded_by: str
 ) -> list[PaymentResult]:
     """Split one bank line over the invoices it names, in order; the last takes the rest."""
-    known = dict(
-        session.execute(
+    known = {
+        number: balance
+        for number, balance in session.execute(
             select(Invoice.number, Invoice.amount - Invoice.paid_amount).where(
                 Invoice.number.in_(numbers)
             )
-        ).tuples()
-    )
+        )
+    }
     unknown = [n for n in numbers if n not in known]
     if unknown:
         raise PaymentError(f"no invoice {', '.join(unknown)}")

@@ -63,7 +63,7 @@ class PaymentResult:
 def manual_key(details: PaymentDetails) -> str:
     return (
         f"manual:{details.invoice_number}:{details.received_on.isoformat()}:"
-        f"{details.amount}:{details.reference}"
+        f"{details.amount.quantize(CENT)}:{details.reference.strip()}"
     )
 
 

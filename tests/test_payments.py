@@ -1,0 +1,187 @@
+"""Recording payments and importing bank statements: partial and overpayments, nothing
+applied twice, clear refusals, and a report of what could not be matched. On SQLite and
+PostgreSQL; the CLI is run as a user runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dealflow.bank_statement import StatementError, import_statement
+from dealflow.db import session_scope
+from dealflow.payments import DuplicatePayment, PaymentDetails, PaymentError, record_payment
+from dealflow.records import timeline
+from models.tables import Payment
+from tests.finance_support import invoice, invoiced_deal
+from tests.support import dealflow
+
+pytestmark = pytest.mark.usefixtures("database_url", "inbox")
+DUE = dt.date(2027, 3, 10)
+PAID_ON = dt.date(2027, 3, 1)
+
+
+def pay(number: str, amount: str, reference: str = "") -> str:
+    result = record_payment(
+        PaymentDetails(number, Decimal(amount), PAID_ON, reference),
+        source="test",
+        recorded_by="fiona",
+    )
+    return result.describe()
+
+
+def payments_count() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(Payment)) or 0
+
+
+def test_partial_then_overpayment_settles_the_invoice_and_records_the_credit() -> None:
+    deal_id, [number] = invoiced_deal(DUE)
+    assert "balance 4,359.00 EUR (partially paid)" in pay(number, "50000.00", "T1")
+    said = pay(number, "5000.00", "T2")
+    assert "4,359.00 EUR applied, balance 0.00 EUR (paid)" in said
+    assert "overpaid by 641.00 EUR: a credit to return" in said
+    row = invoice(number)
+    assert row.status == "paid" and row.paid_amount == Decimal("54359.00")
+    with session_scope() as session:
+        events = [t.event for t in timeline(session, deal_id) if t.key.startswith("payment/")]
+    assert len(events) == 2 and "reference T2" in events[1]
+
+
+def test_the_same_payment_twice_is_refused_and_changes_nothing() -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    pay(number, "1000.00", "BANK-77")
+    with pytest.raises(DuplicatePayment, match=r"already recorded .* by fiona; nothing changed"):
+        pay(number, "1000.00", "BANK-77")
+    assert payments_count() == 1 and invoice(number).paid_amount == Decimal("1000.00")
+
+
+@pytest.mark.parametrize(
+    ("number", "amount", "currency", "problem"),
+    [
+        ("INV-NOPE-01", "10.00", None, "there is no invoice INV-NOPE-01"),
+        (None, "0", None, "the amount must be above 0"),
+        (None, "-5.00", None, "the amount must be above 0"),
+        (None, "1.005", None, "more than 2 decimals"),
+        (None, "10.00", "USD", "is in EUR, the payment in USD"),
+    ],
+)
+def test_a_wrong_payment_is_refused_with_the_reason(
+    number: str | None, amount: str, currency: str | None, problem: str
+) -> None:
+    _deal, [real] = invoiced_deal(DUE)
+    details = PaymentDetails(number or real, Decimal(amount), PAID_ON, currency=currency)
+    with pytest.raises(PaymentError, match=problem):
+        record_payment(details, source="test", recorded_by="fiona")
+    assert payments_count() == 0 and invoice(real).paid_amount == 0
+
+
+def statement(
+    tmp_path: Path, lines: list[str], header: str = "date,amount,currency,reference"
+) -> Path:
+    path = tmp_path / "statement.csv"
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def test_a_statement_applies_once_and_reports_what_it_could_not_match(tmp_path: Path) -> None:
+    _a, [first] = invoiced_deal(DUE)
+    _b, [second] = invoiced_deal(DUE)
+    path = statement(
+        tmp_path,
+        [
+            f"2027-03-02,20000.00,EUR,Payment {first.lower()} thank you",  # line 2
+            "2027-03-02,99.00,EUR,Coffee refund",  # line 3: no invoice number
+            "2027-03-03,-120.00,EUR,Bank fees",  # line 4: outgoing
+            f"2027-03-03,100.00,USD,{second}",  # line 5: wrong currency
+            "2027-03-04,10.00,EUR,INV-GHOST-2026-01",  # line 6: unknown invoice
+            f"04.03.2027,54359.00,EUR,{second}",  # line 7
+            f"2027-03-02,20000.00,EUR,Payment {first.lower()} thank you",  # line 8: 2nd one
+        ],
+    )
+    report = import_statement(path, recorded_by="fiona")
+    assert [n for n, _ in report.applied] == [2, 7, 8]
+    assert report.not_receipts == [4]
+    reasons = dict(report.unmatched)
+    assert "no invoice number" in reasons[3]
+    assert "is in EUR, the payment in USD" in reasons[5]
+    assert "no invoice INV-GHOST-2026-01" in reasons[6]
+    assert invoice(first).paid_amount == Decimal("40000.00"), "two identical lines, two payments"
+    assert invoice(second).status == "paid"
+
+    again = import_statement(path, recorded_by="fiona")
+    assert again.applied == [] and again.already_imported == [2, 7, 8]
+    assert payments_count() == 3 and invoice(first).paid_amount == Decimal("40000.00")
+
+
+def test_a_line_naming_two_invoices_pays_them_in_order(tmp_path: Path) -> None:
+    _deal, numbers = invoiced_deal(DUE, example="globex.yaml")
+    first, second = numbers[0], numbers[1]  # 72,000.00 and 96,000.00 USD
+    path = statement(tmp_path, [f"2027-03-05,100000.00,USD,{first} {second}"])
+    report = import_statement(path, recorded_by="fiona")
+    assert len(report.applied) == 2
+    assert invoice(first).status == "paid"
+    assert invoice(second).paid_amount == Decimal("28000.00")
+
+
+def test_a_malformed_statement_is_refused_whole_with_every_problem(tmp_path: Path) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    path = statement(
+        tmp_path,
+        [
+            f"2027-03-02,100.00,EUR,{number}",
+            "2027-13-02,100.00,EUR,x",
+            "2027-03-02,1.234.56,EUR,y",
+            "2027-03-02,5.00,EURO,z",
+        ],
+    )
+    with pytest.raises(StatementError) as refused:
+        import_statement(path, recorded_by="fiona")
+    assert [p.split(": ", 2)[1] for p in refused.value.problems] == ["line 3", "line 4", "line 5"]
+    assert "not a date" in refused.value.problems[0]
+    assert payments_count() == 0, "nothing applied from a file with a bad line"
+    missing = statement(tmp_path, ["2027-03-02,1.00"], header="date,amount")
+    with pytest.raises(StatementError, match=r"line 1: missing column\(s\) reference"):
+        import_statement(missing, recorded_by="fiona")
+
+
+def test_finance_records_a_payment_and_imports_a_statement_from_the_cli(tmp_path: Path) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    done = dealflow(
+        "payment",
+        "record",
+        "--invoice",
+        number,
+        "--amount",
+        "1,000.00",
+        "--date",
+        "2026-11-02",
+        "--reference",
+        "SEPA-1",
+        "--by",
+        "fiona",
+    )
+    assert "1,000.00 EUR applied, balance 53,359.00 EUR (partially paid)" in done.stdout
+    twice = dealflow(
+        "payment",
+        "record",
+        "--invoice",
+        number,
+        "--amount",
+        "1000",
+        "--date",
+        "2026-11-02",
+        "--reference",
+        "SEPA-1",
+        check=False,
+    )
+    assert twice.returncode == 1 and "Nothing was recorded" in twice.stderr
+    path = statement(tmp_path, [f"2026-11-09,53359.00,EUR,{number}"])
+    imported = dealflow("payments", "import", str(path), "--by", "fiona")
+    assert "1 payment(s) applied" in imported.stdout and "(paid)" in imported.stdout
+    assert "already imported" in dealflow("payments", "import", str(path)).stdout
+    bad = dealflow("payments", "import", str(statement(tmp_path, ["x,1,EUR,y"])), check=False)
+    assert bad.returncode == 1 and "line 2: date: not a date" in bad.stderr
