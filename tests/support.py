@@ -13,20 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from models.settings import PROJECT_ROOT
 
 LINK = re.compile(r"https?://[^\s\"'<>]+/approvals/[A-Za-z0-9_.=-]+")
+ACCEPTANCE_LINK = re.compile(r"https?://[^\s\"'<>]+/acceptance/[A-Za-z0-9_.=-]+")
 
 
 def deal_file(folder: Path, example: str = "acme.json", **changes: Any) -> tuple[Path, str]:
     """A copy of an example deal under a fresh id, so each test has a deal of its own."""
     source = PROJECT_ROOT / "examples" / example
-    data = json.loads(source.read_text())
+    data = yaml.safe_load(source.read_text())  # JSON or YAML
     data["deal_id"] = f"T{uuid.uuid4().hex[:8].upper()}-{data['deal_id']}"
     data.update(changes)
     path = folder / f"{data['deal_id']}.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(data, default=str))
     return path, data["deal_id"]
 
 
@@ -64,9 +66,9 @@ def text_of(message: EmailMessage, subtype: str = "plain") -> str:
     return str(part.get_content())
 
 
-def link_in(message: EmailMessage) -> str:
-    text_links = LINK.findall(text_of(message, "plain"))
-    html_links = [link.replace("&amp;", "&") for link in LINK.findall(text_of(message, "html"))]
+def link_in(message: EmailMessage, pattern: re.Pattern[str] = LINK) -> str:
+    text_links = pattern.findall(text_of(message, "plain"))
+    html_links = [link.replace("&amp;", "&") for link in pattern.findall(text_of(message, "html"))]
     assert text_links and text_links[0] in html_links, "the text and HTML parts carry the same link"
     return str(text_links[0])
 

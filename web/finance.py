@@ -235,6 +235,7 @@ def show_acceptance(token: str) -> HTMLResponse:
         return claim
     deal_id, manager, _run = claim
     try:
+        done = accepted_entry(deal_id)
         with session_scope() as session:
             deal = get_deal(session, deal_id)
             invoices = session.scalars(
@@ -246,7 +247,7 @@ def show_acceptance(token: str) -> HTMLResponse:
                 stage=deal.stage,
                 invoices=invoices,
                 manager=manager,
-                done=accepted_entry(deal_id),
+                done=done,
                 today=utcnow().date(),
             )
     except DealNotFound:
