@@ -264,11 +264,19 @@ def stack_up(
         if moved
         else ""
     )
+    stack_settings = get_settings().model_copy(update={"data_dir": config.data_dir})
+    stack_settings.finance_logins()  # the generated password exists before anyone needs it
+    finance_login = (
+        "logins from DEALFLOW_FINANCE_USERS"
+        if stack_settings.finance_users
+        else f"user finance, password in {config.data_dir.resolve() / 'finance-password'}"
+    )
     typer.echo(
         f"\nDealflow is running. Logs: {stack.logs}\n"
         f"  Prefect UI:   {config.prefect_api_url.removesuffix('/api')}\n"
         f"  Mail inbox:   {config.inbox_url}\n"
-        f"  Web service:  {config.web_url}\n\n"
+        f"  Web service:  {config.web_url}\n"
+        f"  Finance page: {config.web_url}/finance ({finance_login})\n\n"
         "Submit a deal from another terminal, in this folder:\n"
         f"{hint}"
         "  .venv/bin/dealflow deal submit examples/acme.json\n\n"
