@@ -58,6 +58,8 @@ def deal_report(deal_id: str) -> dict[str, Any]:
                     "issue_date": i.issue_date,
                     "due_date": i.due_date,
                     "status": i.status,
+                    "open": money(i.balance, i.currency),
+                    "dunning_level": i.dunning_level,
                 }
                 for i in invoices
             ],
@@ -114,6 +116,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("  Invoices:")
         lines += [
             f"    {i['number']:<26} {i['amount']:>18}  due {i['due_date']}  {i['status']}"
+            + (f", {i['open']} open" if i["status"] == "partially_paid" else "")
+            + (f", dunning: {i['dunning_level']}" if i["dunning_level"] else "")
             for i in report["invoices"]
         ]
     lines.append("  Timeline:")

@@ -5,7 +5,11 @@ two checks at once; SMTP down halfway. On SQLite and PostgreSQL, with real SMTP.
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -13,14 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from dealflow.db import session_scope
 from dealflow.payments import PaymentDetails, record_payment
 from dealflow.receivables import clear_hold, dispute_invoice, resolve_dispute
 from dealflow.records import timeline
-from models.settings import get_settings
-from models.tables import CollectionHold, DunningLetter, SentMessage
+from models.settings import PROJECT_ROOT, get_settings
+from models.tables import CollectionHold, DunningLetter, Invoice, SentMessage
 from tasks.dunning import apply_dunning_ladder
 from tests.conftest import MATRIX, Inbox
 from tests.finance_support import BILLING, REP, invoice, invoiced_deal
@@ -212,3 +216,61 @@ def test_business_day_ladder_skips_weekends_and_holidays(
     tuesday = dt.datetime(2026, 4, 7, 12, tzinfo=dt.UTC)
     assert dict(apply_dunning_ladder.fn(tuesday).by_level) == {"reminder": 1}
     get_settings.cache_clear()
+
+
+def test_a_check_killed_halfway_loses_no_letter_and_repeats_none(inbox: Inbox) -> None:
+    deal_id, [first] = invoiced_deal(DUE)
+    template = invoice(first)
+    with session_scope() as session:
+        session.execute(
+            insert(Invoice),
+            [
+                {
+                    "deal_id": deal_id,
+                    "number": f"INV-{deal_id}-K{n:04d}",
+                    "sequence": 100 + n,
+                    "label": "Bulk",
+                    "milestone": "signing",
+                    "amount": Decimal("100.00"),
+                    "currency": "EUR",
+                    "issue_date": template.issue_date,
+                    "due_date": DUE,
+                    "status": "open",
+                    "billing_email": BILLING,
+                    "customer_name": template.customer_name,
+                    "created_at": template.created_at,
+                }
+                for n in range(1099)
+            ],
+        )
+    before = len(inbox.messages)
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"{KILLED_CHECK}({day(1).isoformat()!r}))"], cwd=PROJECT_ROOT
+    )
+    deadline = time.monotonic() + 120
+    while len(inbox.messages) - before < 200 and child.poll() is None:
+        assert time.monotonic() < deadline, "the check sent nothing"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)  # halfway through sending the first batch's letters
+    child.wait()
+    apply_dunning_ladder.fn(day(1))
+    from tasks.mailer import resend_failed
+
+    resend_failed()
+    received = Counter(
+        str(m["X-Dealflow-Key"])
+        for m in inbox.messages[before:]
+        if "dunning" in str(m["X-Dealflow-Key"])
+    )
+    with session_scope() as session:
+        letters = session.scalar(select(func.count()).select_from(DunningLetter))
+    assert letters == 1100
+    assert len(received) == 1100, "every letter arrived"
+    repeated = [key for key, count in received.items() if count > 1]
+    assert len(repeated) <= 1, f"at most the one in flight at the kill: {repeated}"
+
+
+KILLED_CHECK = (
+    "import datetime as dt; from tasks.dunning import apply_dunning_ladder; "
+    "apply_dunning_ladder.fn(dt.datetime.fromisoformat"
+)
