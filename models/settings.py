@@ -22,7 +22,10 @@ INTAKE_CLIENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,50}")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEALFLOW_", env_file=".env", extra="ignore")
+    # Errors leave out the values given: some of them are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="DEALFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path(".dealflow"),

@@ -132,11 +132,16 @@ def test_signatures_are_refused_when_only_keys_are_configured() -> None:
     assert "Signed webhooks are not configured" in message
 
 
-def test_settings_refuse_short_secrets_and_odd_names_without_showing_them() -> None:
+def test_settings_refuse_short_secrets_and_odd_names_without_showing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEALFLOW_INTAKE_API_KEYS", '{"crm": "short-key"}')
     with pytest.raises(ValidationError) as caught:
-        Settings(intake_api_keys={"crm": SecretStr("short-key")})
+        Settings()
     assert "too short" in str(caught.value) and "short-key" not in str(caught.value)
+    monkeypatch.setenv("DEALFLOW_INTAKE_API_KEYS", "{}")
+    monkeypatch.setenv("DEALFLOW_INTAKE_WEBHOOK_SECRETS", '{"a crm": "long-enough-secret-0123"}')
     with pytest.raises(ValidationError) as caught:
-        Settings(intake_webhook_secrets={"a crm": SecretStr("long-enough-secret-0123")})
+        Settings()
     assert "client name 'a crm'" in str(caught.value)
     assert "long-enough-secret-0123" not in str(caught.value)
