@@ -125,6 +125,21 @@ def _cannot_start_now(reason: str) -> HTTPException:
     )
 
 
+def _team_problem(message: str, deal: DealIntake) -> RequestValidationError:
+    """The matrix cannot staff the deal's approvals: a problem of its team field."""
+    loc = ("body", "team")
+    return RequestValidationError(
+        [
+            {
+                "type": "value_error",
+                "loc": loc,
+                "msg": message.removeprefix("team: "),
+                "input": deal.team,
+            }
+        ]
+    )
+
+
 @router.post(
     "",
     status_code=201,
@@ -158,23 +173,14 @@ def receive_deal(deal: DealIntake, response: Response, client: Client) -> DealRe
     except MatrixError as exc:
         raise _cannot_start_now(f"the responsibility matrix cannot be used: {exc}") from None
     if staffing:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "team"),
-                    "msg": staffing.removeprefix("team: "),
-                    "input": deal.team,
-                }
-            ]
-        )
+        raise _team_problem(staffing, deal)
     started_before = _has_run(deal.deal_id)
     try:
         submission = submit(deal, settings, submitted_via=f"HTTP, {client}")
     except DealConflict as exc:
         raise HTTPException(409, " ".join(exc.problems)) from None
     except IntakeError as exc:  # the matrix changed between the check and the submit
-        raise HTTPException(422, " ".join(exc.problems)) from None
+        raise _team_problem(" ".join(exc.problems), deal) from None
     except (OrchestratorUnavailable, MatrixError) as exc:
         raise _cannot_start_now(str(exc)) from None
     logger.info("deal %s received from %s", deal.deal_id, client)
