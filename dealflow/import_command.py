@@ -57,7 +57,7 @@ def import_deals(
     bad_rows = len(plan.problems)
     if bad_rows:
         listed = "\n".join(f"  {p}" for p in plan.all_problems)
-        if not skip_invalid or dry_run:
+        if not skip_invalid:
             _say(
                 f"{file}: {bad_rows} of {plan.rows} rows are not valid; nothing was submitted:\n"
                 f"{listed}\nFix them and run the same command again"
@@ -87,7 +87,7 @@ def import_deals(
         raise typer.Exit(1 if bad_rows else 0)
     if dry_run:
         _say(f"Dry run: {_new_deals(len(plan.new))} would be submitted; nothing was.")
-        return
+        raise typer.Exit(1 if bad_rows else 0)
 
     try:
         check_orchestrator(settings)

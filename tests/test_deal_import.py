@@ -105,7 +105,10 @@ def test_skip_invalid_submits_the_valid_rows_and_lists_the_others(
     path = write(tmp_path / "deals.csv", [acme, bad])
 
     dry = dealflow("deal", "import", str(path), "--dry-run", check=False)
-    assert dry.returncode == 1 and stored([acme["deal_id"]]) == 0
+    assert dry.returncode == 1 and "nothing was submitted" in dry.stderr
+    dry = dealflow("deal", "import", str(path), "--dry-run", "--skip-invalid", check=False)
+    assert "Dry run: 1 new deal would be submitted; nothing was." in dry.stdout
+    assert stored([acme["deal_id"]]) == 0
 
     result = dealflow("deal", "import", str(path), "--skip-invalid", check=False)
     assert result.returncode == 1  # not everything went in
