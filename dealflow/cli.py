@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dealflow import cli_finance as finance_commands
+from dealflow.import_command import import_deals
 from dealflow.prefect_api import use_configured_prefect_server
 from models.settings import get_settings
 
@@ -28,6 +29,7 @@ app.add_typer(matrix_app, name="matrix")
 app.add_typer(stack_app, name="stack")
 app.add_typer(sla_app, name="sla")
 finance_commands.register(app, deal_app)
+deal_app.command("import")(import_deals)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

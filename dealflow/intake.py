@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,18 @@ class OrchestratorUnavailable(RuntimeError):
     pass
 
 
-def describe_errors(exc: ValidationError, source: str) -> list[str]:
+FieldName = Callable[[tuple[int | str, ...]], str]
+
+
+def dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(deal)"
+
+
+def describe_errors(exc: ValidationError, source: str, field_name: FieldName = dotted) -> list[str]:
+    """One line per problem; ``field_name`` names a field's place as the source shows it."""
     problems = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(deal)"
+        where = field_name(tuple(error["loc"]))
         got = error.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -57,23 +67,25 @@ def staffing_problem(matrix: Matrix, deal: DealIntake) -> str | None:
     return None
 
 
-def parse_deal(data: Any, source: str, matrix: Matrix | None = None) -> DealIntake:
+def parse_deal(
+    data: Any, source: str, matrix: Matrix | None = None, field_name: FieldName = dotted
+) -> DealIntake:
     """The validated deal; with ``matrix``, also whether its approvals can be staffed.
     Every problem is reported at once, each with its field."""
     try:
         intake = DealIntake.model_validate(data)
     except ValidationError as exc:
-        problems = describe_errors(exc, source)
+        problems = describe_errors(exc, source, field_name)
         team = data.get("team") if isinstance(data, dict) else None
         if matrix is not None and isinstance(team, str):
             try:
                 matrix.check_team(team)
             except MatrixError as team_error:
-                problems.append(f"{source}: team: {team_error}")
+                problems.append(f"{source}: {field_name(('team',))}: {team_error}")
         raise IntakeError(problems) from exc
     staffing = staffing_problem(matrix, intake) if matrix is not None else None
     if staffing:
-        raise IntakeError([f"{source}: {staffing}"])
+        raise IntakeError([f"{source}: {field_name(('team',))}: {staffing.removeprefix('team: ')}"])
     return intake
 
 
@@ -108,16 +120,18 @@ class Submission:
     new_deal: bool
 
 
-def store_deal(intake: DealIntake) -> bool:
-    """Store the deal once; True if it is new. The same deal again is fine, a changed one is not."""
+def store_deal(intake: DealIntake, submitted_via: str = "") -> bool:
+    """Store the deal once; True if it is new. The same deal again is fine, a changed one is not.
+    ``submitted_via`` (e.g. the API client) goes on the deal's timeline."""
     digest = payload_hash(intake)
     try:
-        return _store_once(intake, digest)
+        return _store_once(intake, digest, submitted_via)
     except IntegrityError:
-        return _store_once(intake, digest)  # submitted twice at once: the other one won
+        # submitted twice at once: the other one won
+        return _store_once(intake, digest, submitted_via)
 
 
-def _store_once(intake: DealIntake, digest: str) -> bool:
+def _store_once(intake: DealIntake, digest: str, submitted_via: str) -> bool:
     with session_scope() as session:
         existing = session.get(Deal, intake.deal_id)
         if existing is not None:
@@ -152,29 +166,21 @@ def _store_once(intake: DealIntake, digest: str) -> bool:
             deal,
             key="submitted",
             stage="submitted",
-            event=f"Won deal submitted: {intake.amount} {intake.currency} for {intake.customer.name}",
+            event=f"Won deal submitted: {intake.amount} {intake.currency} for {intake.customer.name}"
+            + (f" (via {submitted_via})" if submitted_via else ""),
             actor=intake.sales_rep.email,
             at=now,
         )
     return True
 
 
-def start_run(intake: DealIntake, settings: Settings) -> str:
-    """The deal's flow run id; Prefect returns the existing run for a deal started before."""
+@contextmanager
+def _orchestrator_errors(settings: Settings, *, deal_saved: bool) -> Iterator[None]:
     import httpx
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     try:
-        with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(settings.deployment)
-            run = client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters={"deal_id": intake.deal_id},
-                name=f"deal-{intake.deal_id}",
-                tags=["dealflow", f"team:{intake.team}"],
-                idempotency_key=f"deal-handoff/{intake.deal_id}",
-            )
+        yield
     except ObjectNotFound as exc:
         raise OrchestratorUnavailable(
             f"deployment {settings.deployment!r} is not on the Prefect server at "
@@ -183,17 +189,48 @@ def start_run(intake: DealIntake, settings: Settings) -> str:
     except httpx.HTTPError as exc:
         raise OrchestratorUnavailable(
             f"cannot reach the Prefect server at {settings.prefect_api_url} ({exc}); "
-            "the deal is saved: run the same command again once Prefect is up"
+            + (
+                "the deal is saved: submit it again once Prefect is up"
+                if deal_saved
+                else "nothing was stored: submit it again once Prefect is up"
+            )
         ) from exc
+
+
+def check_orchestrator(settings: Settings) -> None:
+    """Raise OrchestratorUnavailable unless Prefect answers and knows the deal deployment:
+    asked before storing anything, so that an unreachable Prefect leaves nothing half-done."""
+    from prefect.client.orchestration import get_client
+
+    with _orchestrator_errors(settings, deal_saved=False), get_client(sync_client=True) as client:
+        client.read_deployment_by_name(settings.deployment)
+
+
+def start_run(intake: DealIntake, settings: Settings) -> str:
+    """The deal's flow run id; Prefect returns the existing run for a deal started before."""
+    from prefect.client.orchestration import get_client
+
+    with _orchestrator_errors(settings, deal_saved=True), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(settings.deployment)
+        run = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"deal_id": intake.deal_id},
+            name=f"deal-{intake.deal_id}",
+            tags=["dealflow", f"team:{intake.team}"],
+            idempotency_key=f"deal-handoff/{intake.deal_id}",
+        )
     return str(run.id)
 
 
-def submit(intake: DealIntake, settings: Settings | None = None) -> Submission:
+def submit(
+    intake: DealIntake, settings: Settings | None = None, submitted_via: str = ""
+) -> Submission:
     settings = settings or get_settings()
     staffing = staffing_problem(load_matrix(settings.matrix_path), intake)
     if staffing:
         raise IntakeError([staffing])
-    new_deal = store_deal(intake)
+    check_orchestrator(settings)
+    new_deal = store_deal(intake, submitted_via)
     run_id = start_run(intake, settings)
     with session_scope() as session:
         deal = session.get(Deal, intake.deal_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -17,10 +18,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INTAKE_CLIENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,50}")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEALFLOW_", env_file=".env", extra="ignore")
+    # Errors leave out the values given: some of them are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="DEALFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path(".dealflow"),
@@ -66,6 +71,31 @@ class Settings(BaseSettings):
         default=10.0,
         description="How long a decision waits for a run that is about to reach its gate.",
     )
+
+    intake_api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Named API keys for POST /api/deals, as JSON: {"crm": "<key>"}. The name '
+        "goes on each deal's timeline; remove it to revoke its key. None: intake over HTTP is off.",
+    )
+    intake_webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Named shared secrets for signed webhooks (X-Dealflow-Signature), as JSON.",
+    )
+    intake_signature_tolerance_seconds: int = Field(
+        default=300, ge=1, description="How far a signed webhook's timestamp may be from now."
+    )
+
+    @field_validator("intake_api_keys", "intake_webhook_secrets")
+    @classmethod
+    def _strong_named_secrets(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not INTAKE_CLIENT_NAME.fullmatch(name):
+                raise ValueError(
+                    f"client name {name!r}: use 1-50 letters, digits, dots, dashes or underscores"
+                )
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError(f"the secret of {name!r} is too short: use 16 characters or more")
+        return value
 
     @field_validator("public_base_url", "prefect_api_url")
     @classmethod

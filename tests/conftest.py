@@ -35,6 +35,9 @@ os.environ.update(
         "DEALFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['web']}",
         "DEALFLOW_SMTP_HOST": "127.0.0.1",
         "DEALFLOW_SMTP_PORT": str(PORTS["smtp"]),
+        # Deal intake over HTTP: one API key and one webhook secret (tests/test_intake_api.py).
+        "DEALFLOW_INTAKE_API_KEYS": '{"test-crm": "key-for-tests-0123456789"}',
+        "DEALFLOW_INTAKE_WEBHOOK_SECRETS": '{"test-webhook": "secret-for-tests-0123456789"}',
     }
 )
 # DEALFLOW_TEST_STACK=postgres runs the stack on the production path: Prefect's server and

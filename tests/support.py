@@ -21,12 +21,17 @@ LINK = re.compile(r"https?://[^\s\"'<>]+/approvals/[A-Za-z0-9_.=-]+")
 ACCEPTANCE_LINK = re.compile(r"https?://[^\s\"'<>]+/acceptance/[A-Za-z0-9_.=-]+")
 
 
-def deal_file(folder: Path, example: str = "acme.json", **changes: Any) -> tuple[Path, str]:
-    """A copy of an example deal under a fresh id, so each test has a deal of its own."""
-    source = PROJECT_ROOT / "examples" / example
-    data = yaml.safe_load(source.read_text())  # JSON or YAML
+def fresh_deal(example: str = "acme.json", **changes: Any) -> dict[str, Any]:
+    """An example deal (JSON or YAML) under a fresh id, so each test has a deal of its own."""
+    data: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "examples" / example).read_text())
     data["deal_id"] = f"T{uuid.uuid4().hex[:8].upper()}-{data['deal_id']}"
     data.update(changes)
+    return data
+
+
+def deal_file(folder: Path, example: str = "acme.json", **changes: Any) -> tuple[Path, str]:
+    """A copy of an example deal under a fresh id, written to a file."""
+    data = fresh_deal(example, **changes)
     path = folder / f"{data['deal_id']}.json"
     path.write_text(json.dumps(data, default=str))
     return path, data["deal_id"]
@@ -140,3 +145,18 @@ def deal_waiting_at_manager(inbox: Any, folder: Path, **changes: Any) -> tuple[s
     link = link_in(inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id)))
     wait_for_state(run_id, "PAUSED", key="gate-manager")
     return deal_id, run_id, link
+
+
+def runs_of_deal(deal_id: str) -> list[str]:
+    """Ids of every Prefect flow run started for the deal (one, when intake is idempotent)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"deal-{deal_id}"])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=10,
+        )
+    return [str(run.id) for run in runs]

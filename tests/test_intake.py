@@ -13,7 +13,9 @@ from dealflow.intake import DealConflict, IntakeError, load_deal_file, store_dea
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
 
-EXAMPLES = sorted((PROJECT_ROOT / "examples").iterdir())
+EXAMPLES = sorted(
+    p for p in (PROJECT_ROOT / "examples").iterdir() if p.suffix in {".json", ".yaml", ".yml"}
+)
 
 
 def write(tmp_path: Path, data: object, name: str = "deal.json") -> Path:

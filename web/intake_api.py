@@ -1,0 +1,208 @@
+"""Deal intake over HTTP: a CRM posts a won deal, Dealflow stores it once and starts its run.
+
+The same deal model and the same submit path as ``dealflow deal submit``; a CRM that
+retries gets the same deal back. Callers authenticate with a named API key or sign the
+body with a shared secret (see dealflow/intake_auth.py for the signature scheme).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.deal_status import DealNotFound, deal_report
+from dealflow.intake import (
+    DealConflict,
+    IntakeError,
+    OrchestratorUnavailable,
+    staffing_problem,
+    submit,
+)
+from dealflow.intake_auth import (
+    API_KEY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    AuthProblem,
+    IntakeAuthError,
+    IntakeCredentials,
+    identify_client,
+)
+from models.deal import DealIntake
+from models.deal_receipt import DealReceipt, Problem
+from models.matrix import MatrixError, load_matrix
+from models.settings import Settings, get_settings
+from models.tables import Deal
+
+logger = logging.getLogger("dealflow.web.intake")
+router = APIRouter(prefix="/api/deals", tags=["deal intake"])
+
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="apiKey",
+    description="One of the keys in DEALFLOW_INTAKE_API_KEYS.",
+    auto_error=False,
+)
+signature_scheme = APIKeyHeader(
+    name=SIGNATURE_HEADER,
+    scheme_name="webhookSignature",
+    description=(
+        f"`sha256=<hex>`: HMAC-SHA256, with a secret from DEALFLOW_INTAKE_WEBHOOK_SECRETS, of "
+        f"the {TIMESTAMP_HEADER} value, a dot, and the raw request body. Send "
+        f"{TIMESTAMP_HEADER} (Unix seconds) too; it must be within "
+        "DEALFLOW_INTAKE_SIGNATURE_TOLERANCE_SECONDS (default 300) of the server's clock."
+    ),
+    auto_error=False,
+)
+
+RETRY_AFTER_SECONDS = 30
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No credentials, a wrong key or a bad signature."},
+    503: {
+        "model": Problem,
+        "description": "Intake is not configured on this server, or Dealflow cannot start "
+        "deals right now: send the same request again later (repeating it is safe).",
+    },
+}
+
+
+async def intake_client(
+    request: Request,
+    api_key: Annotated[str | None, Security(api_key_scheme)],
+    signature: Annotated[str | None, Security(signature_scheme)],
+    timestamp: Annotated[
+        str | None,
+        Header(
+            alias=TIMESTAMP_HEADER,
+            description="With a signature: when the request was signed, in Unix seconds.",
+        ),
+    ] = None,
+) -> str:
+    """The client the request comes from, or 401/503 saying why not."""
+    settings = get_settings()
+    credentials = IntakeCredentials(api_key, signature, timestamp, await request.body())
+    try:
+        return identify_client(
+            credentials,
+            settings.intake_api_keys,
+            settings.intake_webhook_secrets,
+            utcnow(),
+            settings.intake_signature_tolerance_seconds,
+        )
+    except IntakeAuthError as exc:
+        sender = request.client.host if request.client else "unknown"
+        logger.warning("deal intake refused a request from %s: %s", sender, exc.problem.value)
+        if exc.problem is AuthProblem.NOT_CONFIGURED:
+            raise HTTPException(503, exc.message) from None
+        raise HTTPException(401, exc.message) from None
+
+
+Client = Annotated[str, Depends(intake_client)]
+
+
+def _status_url(settings: Settings, deal_id: str) -> str:
+    return f"{settings.public_base_url}/api/deals/{deal_id}"
+
+
+def _has_run(deal_id: str) -> bool:
+    with session_scope() as session:
+        deal = session.get(Deal, deal_id)
+        return deal is not None and deal.flow_run_id is not None
+
+
+def _cannot_start_now(reason: str) -> HTTPException:
+    logger.error("deal intake cannot start deals: %s", reason)
+    return HTTPException(
+        503,
+        "Dealflow cannot start deals right now. Send the same request again in a minute: "
+        "repeating it is safe.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _team_problem(message: str, deal: DealIntake) -> RequestValidationError:
+    """The matrix cannot staff the deal's approvals: a problem of its team field."""
+    loc = ("body", "team")
+    return RequestValidationError(
+        [
+            {
+                "type": "value_error",
+                "loc": loc,
+                "msg": message.removeprefix("team: "),
+                "input": deal.team,
+            }
+        ]
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Submit a won deal",
+    response_description="The deal is new: it is stored and its flow run started.",
+    responses={
+        200: {"model": DealReceipt, "description": "The same deal again: the same receipt."},
+        **AUTH_RESPONSES,
+        409: {
+            "model": Problem,
+            "description": "A deal with this id was submitted before with different content.",
+        },
+        422: {
+            "description": "The deal is not valid: every problem with its field (`loc`).",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            },
+        },
+    },
+)
+def receive_deal(deal: DealIntake, response: Response, client: Client) -> DealReceipt:
+    """Store a won deal once and start its flow run, as `dealflow deal submit` does.
+
+    Idempotent on `deal_id`: sending the same deal again (a CRM's retry) answers 200 with
+    the same receipt and starts nothing new; different content under the same id is
+    refused with 409.
+    """
+    settings = get_settings()
+    try:
+        staffing = staffing_problem(load_matrix(settings.matrix_path), deal)
+    except MatrixError as exc:
+        raise _cannot_start_now(f"the responsibility matrix cannot be used: {exc}") from None
+    if staffing:
+        raise _team_problem(staffing, deal)
+    started_before = _has_run(deal.deal_id)
+    try:
+        submission = submit(deal, settings, submitted_via=f"HTTP, {client}")
+    except DealConflict as exc:
+        raise HTTPException(409, " ".join(exc.problems)) from None
+    except IntakeError as exc:  # the matrix changed between the check and the submit
+        raise _team_problem(" ".join(exc.problems), deal) from None
+    except (OrchestratorUnavailable, MatrixError) as exc:
+        raise _cannot_start_now(str(exc)) from None
+    logger.info("deal %s received from %s", deal.deal_id, client)
+    status_url = _status_url(settings, submission.deal_id)
+    response.status_code = 200 if started_before else 201
+    response.headers["Location"] = status_url
+    return DealReceipt(
+        deal_id=submission.deal_id,
+        flow_run_id=submission.flow_run_id,
+        flow_run_url=submission.flow_run_url,
+        status_url=status_url,
+    )
+
+
+@router.get(
+    "/{deal_id}",
+    summary="A deal's stage, approvals, invoices and timeline",
+    responses={**AUTH_RESPONSES, 404: {"model": Problem, "description": "No such deal."}},
+)
+def deal_status(deal_id: str, client: Client) -> dict[str, Any]:
+    """What `dealflow deal status --json` shows. A signed request signs an empty body."""
+    try:
+        return deal_report(deal_id)
+    except DealNotFound:
+        raise HTTPException(404, f"No deal with id {deal_id!r}.") from None
