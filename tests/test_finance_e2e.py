@@ -48,6 +48,16 @@ def check_at(moment: dt.date) -> str:
     return dealflow("payments", "check", "--now", at).stdout
 
 
+def customer_letters(inbox: Inbox, deal_id: str, subject: str) -> list[Any]:
+    return inbox.matching(
+        lambda m: (
+            BILLING in str(m["To"])
+            and subject in str(m["Subject"])
+            and f"INV-{deal_id}-" in str(m["Subject"])
+        )
+    )
+
+
 def escalations_to(inbox: Inbox, person: str, number: str) -> list[Any]:
     return inbox.matching(
         lambda m: (
@@ -88,16 +98,9 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     numbers = [i.number for i in invoices]
 
     check_at(due - dt.timedelta(days=3))  # friendly reminders before the due date
-    assert (
-        len(
-            inbox.matching(
-                lambda m: BILLING in str(m["To"]) and "Reminder: invoice" in str(m["Subject"])
-            )
-        )
-        == 3
-    )
+    assert len(customer_letters(inbox, deal_id, "Reminder: invoice")) == 3
     check_at(due + dt.timedelta(days=7))  # the customer's 1-day level is skipped: no burst
-    assert not inbox.matching(lambda m: "Payment reminder" in str(m["Subject"]))
+    assert not customer_letters(inbox, deal_id, "Payment reminder")
     assert all(len(escalations_to(inbox, REP, n)) == 1 for n in numbers)
     assert all(len(escalations_to(inbox, "finance@example.com", n)) == 1 for n in numbers)
     said = check_at(due + dt.timedelta(days=7))
