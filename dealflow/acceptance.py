@@ -4,6 +4,7 @@ run, which then issues the invoices due on acceptance."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from sqlalchemy import select
 
@@ -25,6 +26,13 @@ class AlreadyAccepted(AcceptanceError):
     pass
 
 
+def _already(deal_id: str, entry: StageTransition) -> AlreadyAccepted:
+    return AlreadyAccepted(
+        f"Acceptance of {deal_id} was already recorded by {entry.actor} "
+        f"at {entry.at:%Y-%m-%d %H:%M} UTC."
+    )
+
+
 def accepted_entry(deal_id: str) -> StageTransition | None:
     with session_scope() as session:
         return session.scalar(
@@ -32,6 +40,23 @@ def accepted_entry(deal_id: str) -> StageTransition | None:
                 StageTransition.deal_id == deal_id, StageTransition.key == "accepted"
             )
         )
+
+
+def _wait_for_acceptance_step(deal_id: str, run_id: str, patience: float) -> None:
+    """Return once the run waits for acceptance; the link is mailed a moment before the
+    run suspends, so a quick click waits that moment out instead of being refused."""
+    deadline = time.monotonic() + patience
+    while True:
+        state, key = pause_state(run_id)
+        if state == "PAUSED" and key == ACCEPTANCE_KEY:
+            return
+        if state not in {"RUNNING", "PENDING", "SCHEDULED"} or time.monotonic() > deadline:
+            with session_scope() as session:
+                stage = get_deal(session, deal_id).stage
+            raise AcceptanceError(
+                f"Deal {deal_id} is not waiting for acceptance (it is at {stage})."
+            )
+        time.sleep(0.2)
 
 
 def accept_delivery(
@@ -48,7 +73,15 @@ def accept_delivery(
     must be the deal's run. Recorded and resumed in one transaction: if the workflow
     server refuses, nothing is kept.
     """
-    matrix = load_matrix(get_settings().matrix_path)
+    settings = get_settings()
+    matrix = load_matrix(settings.matrix_path)
+    with session_scope() as session:
+        flow_run_id = get_deal(session, deal_id).flow_run_id
+    earlier = accepted_entry(deal_id)
+    if earlier is not None:
+        raise _already(deal_id, earlier)
+    if flow_run_id is not None:
+        _wait_for_acceptance_step(deal_id, flow_run_id, settings.resume_wait_seconds)
     with session_scope() as session:
         deal = get_deal(session, deal_id, for_update=True)
         earlier = session.scalar(
@@ -57,17 +90,9 @@ def accept_delivery(
             )
         )
         if earlier is not None:
-            raise AlreadyAccepted(
-                f"Acceptance of {deal_id} was already recorded by {earlier.actor} "
-                f"at {earlier.at:%Y-%m-%d %H:%M} UTC."
-            )
+            raise _already(deal_id, earlier)
         if deal.flow_run_id is None or (run_id is not None and run_id != deal.flow_run_id):
             raise AcceptanceError(f"This link does not belong to the current run of {deal_id}.")
-        state, key = pause_state(deal.flow_run_id)
-        if state != "PAUSED" or key != ACCEPTANCE_KEY:
-            raise AcceptanceError(
-                f"Deal {deal_id} is not waiting for acceptance (it is at {deal.stage})."
-            )
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
         email = by or manager.email
         person = next((p for p in matrix.people if p.email.lower() == email.lower()), None)

@@ -15,7 +15,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,7 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dealflow.db import session_scope
-from dealflow.payments import DuplicatePayment, PaymentDetails, PaymentError, PaymentResult
+from dealflow.payments import (
+    DuplicatePayment,
+    LookAlikePayment,
+    PaymentDetails,
+    PaymentError,
+    PaymentResult,
+    parse_amount,
+)
 from dealflow.payments import apply_payment as apply_to_invoice
 from models.tables import Invoice
 
@@ -83,13 +90,10 @@ def _date(text: str) -> dt.date:
 
 
 def _amount(text: str) -> Decimal:
-    cleaned = text.strip().replace(" ", "")
-    if re.fullmatch(r"-?\d+([.,]\d{1,2})?", cleaned) is None:
-        raise ValueError(f"not an amount with at most 2 decimals (e.g. 1250.00): {text!r}")
     try:
-        return Decimal(cleaned.replace(",", "."))
-    except InvalidOperation as exc:  # pragma: no cover - the pattern rules it out
-        raise ValueError(f"not an amount: {text!r}") from exc
+        return parse_amount(text)
+    except PaymentError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def parse_statement(text: str, source: str) -> list[StatementLine]:
@@ -174,7 +178,13 @@ def import_lines(lines: list[StatementLine], *, source: str, recorded_by: str) -
         try:
             with session_scope() as session:
                 results = _apply_line(session, line, numbers, source, recorded_by)
-        except (DuplicatePayment, IntegrityError):  # imported before, or just now elsewhere
+        except LookAlikePayment as exc:  # typed in by hand before: finance decides
+            report.unmatched.append((line.line, str(exc)))
+            continue
+        except DuplicatePayment:
+            report.already_imported.append(line.line)
+            continue
+        except IntegrityError:  # imported just now by someone else
             report.already_imported.append(line.line)
             continue
         except PaymentError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -54,19 +53,32 @@ def payment_record(
     ] = None,
     reference: Annotated[str, typer.Option(help="The bank's reference of the payment.")] = "",
     by: Annotated[str | None, typer.Option(help="Who records it (default: you).")] = None,
+    second_payment: Annotated[
+        bool,
+        typer.Option(
+            "--second-payment",
+            help="The same amount came from the bank a few days apart and this is another one.",
+        ),
+    ] = False,
 ) -> None:
     """Record one payment against an invoice; a partial payment keeps it in the ladder."""
     from dealflow.clock import utcnow
-    from dealflow.payments import PaymentDetails, PaymentError, record_payment
+    from dealflow.payments import PaymentDetails, PaymentError, parse_amount, record_payment
 
     try:
-        value = Decimal(amount.replace(",", ""))
-    except InvalidOperation as exc:
-        raise _fail(f"--amount: not a number: {amount!r}") from exc
+        value = parse_amount(amount)
+    except PaymentError as exc:
+        raise _fail(f"--amount: {exc}") from exc
     received = _date(date, "--date") or utcnow().date()
     if received > utcnow().date() + dt.timedelta(days=1):
         raise _fail(f"--date: {received} is in the future")
-    details = PaymentDetails(invoice.strip().upper(), value, received, reference.strip())
+    details = PaymentDetails(
+        invoice.strip().upper(),
+        value,
+        received,
+        reference.strip(),
+        second_of_same_amount=second_payment,
+    )
     try:
         result = record_payment(details, source="cli", recorded_by=_who(by))
     except PaymentError as exc:
@@ -161,6 +173,37 @@ def invoice_resolve(
 
     try:
         typer.echo(resolve_dispute(number.upper(), _who(by)))
+    except ReceivableError as exc:
+        raise _fail(f"Nothing was changed: {exc}") from exc
+
+
+@invoice_app.command("write-off")
+def invoice_write_off(
+    number: str,
+    reason: Annotated[str, typer.Option(help="Why the balance will not be collected.")],
+    by: Annotated[str | None, typer.Option(help="Who decides it (default: you).")] = None,
+) -> None:
+    """Write off an invoice's open balance; a deal with nothing left to pay closes."""
+    from dealflow.receivables import ReceivableError, write_off
+
+    try:
+        message, deal_id = write_off(number.upper(), reason, _who(by))
+    except ReceivableError as exc:
+        raise _fail(f"Nothing was changed: {exc}") from exc
+    typer.echo(message)
+    _report_settled([deal_id])
+
+
+@invoice_app.command("reopen")
+def invoice_reopen(
+    number: str,
+    by: Annotated[str | None, typer.Option(help="Who decides it (default: you).")] = None,
+) -> None:
+    """Undo a write-off: the invoice is open again."""
+    from dealflow.receivables import ReceivableError, reopen
+
+    try:
+        typer.echo(reopen(number.upper(), _who(by)))
     except ReceivableError as exc:
         raise _fail(f"Nothing was changed: {exc}") from exc
 

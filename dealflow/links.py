@@ -35,6 +35,9 @@ class ApprovalClaim:
     approver: str
     run_id: str
     expires_at: int  # seconds since the epoch, UTC
+    # What the link is for: "approval" (a gate's decision) or "acceptance" (delivery).
+    # Links issued before it existed are approval links.
+    purpose: str = "approval"
 
     @property
     def expires(self) -> dt.datetime:

@@ -7,6 +7,7 @@ finance typed), unique in the database, so re-importing a statement changes noth
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -29,6 +30,10 @@ class DuplicatePayment(PaymentError):
     pass
 
 
+class LookAlikePayment(DuplicatePayment):
+    """The same amount, days apart, came in by the other channel (by hand, by the bank)."""
+
+
 @dataclass(frozen=True)
 class PaymentDetails:
     invoice_number: str
@@ -37,6 +42,7 @@ class PaymentDetails:
     reference: str = ""
     currency: str | None = None  # checked against the invoice when given
     key: str = ""  # default: from the details, so the same entry twice is one payment
+    second_of_same_amount: bool = False  # finance says a look-alike payment is a new one
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,23 @@ class PaymentResult:
         if self.excess:
             text += f"; overpaid by {self.excess:,.2f} {self.currency}: a credit to return"
         return text
+
+
+PLAIN_AMOUNT = re.compile(r"-?\d+([.,]\d{1,2})?")
+GROUPED_AMOUNT = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d{1,2})?")  # 1,250.00
+
+
+def parse_amount(text: str) -> Decimal:
+    """An amount as people and banks write it: ``1250.00``, ``1250,00`` or ``1,250.00``.
+    Anything else (``1.250,00``, ``1,5000``) is refused rather than guessed."""
+    cleaned = text.strip().replace(" ", "")
+    if PLAIN_AMOUNT.fullmatch(cleaned):
+        return Decimal(cleaned.replace(",", "."))
+    if GROUPED_AMOUNT.fullmatch(cleaned):
+        return Decimal(cleaned.replace(",", ""))
+    raise PaymentError(
+        f"not an amount: {text!r} (write 1250.00, 1250,00 or 1,250.00; at most 2 decimals)"
+    )
 
 
 def manual_key(details: PaymentDetails) -> str:
@@ -106,6 +129,8 @@ def apply_payment(
             f"this payment was already recorded for {invoice.number} on "
             f"{earlier.recorded_at:%Y-%m-%d %H:%M} UTC by {earlier.recorded_by}; nothing changed"
         )
+    if not details.second_of_same_amount:
+        _refuse_look_alike(session, invoice, details, key)
     applied = min(details.amount, max(invoice.balance, Decimal(0)))
     excess = details.amount - applied
     now = utcnow()
@@ -153,6 +178,42 @@ def apply_payment(
     )
     settled = deal_settled(session, invoice.deal_id)
     return PaymentResult(**{**result.__dict__, "deal_settled": settled})
+
+
+SAME_PAYMENT_DAYS = 5  # how far apart the bank's date and the one typed in may be
+
+
+def _refuse_look_alike(
+    session: Session, invoice: Invoice, details: PaymentDetails, key: str
+) -> None:
+    """The same money recorded by hand and then imported from the bank (or the other
+    way round) has two different keys: refuse the second unless finance says it is new."""
+    by_hand = key.startswith("manual:")
+    earlier = session.scalar(
+        select(Payment).where(
+            Payment.invoice_id == invoice.id,
+            Payment.amount == details.amount,
+            Payment.received_on.between(
+                details.received_on - dt.timedelta(days=SAME_PAYMENT_DAYS),
+                details.received_on + dt.timedelta(days=SAME_PAYMENT_DAYS),
+            ),
+            Payment.key.startswith("bank:") if by_hand else Payment.key.startswith("manual:"),
+        )
+    )
+    if earlier is None:
+        return
+    how = "imported from the bank statement" if by_hand else "recorded by hand"
+    hint = (
+        "pass --second-payment if it is another one"
+        if by_hand
+        else "record it by hand if it is another one"
+    )
+    raise LookAlikePayment(
+        f"{invoice.number}: the same amount ({details.amount} {invoice.currency}) received "
+        f"on {earlier.received_on} was already {how} by {earlier.recorded_by}"
+        + (f" (reference {earlier.reference})" if earlier.reference else "")
+        + f"; not applied: {hint}"
+    )
 
 
 def record_payment(details: PaymentDetails, *, source: str, recorded_by: str) -> PaymentResult:

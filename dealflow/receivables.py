@@ -64,6 +64,40 @@ def resolve_dispute(number: str, by: str) -> str:
     return f"{number} is back in the dunning ladder."
 
 
+def write_off(number: str, reason: str, by: str) -> tuple[str, str]:
+    """Give up on the invoice's open balance: it settles the invoice (and can close the
+    deal). The message, and the deal to try to close."""
+    if not reason.strip():
+        raise ReceivableError("say why the balance is written off (--reason)")
+    with session_scope() as session:
+        invoice = _invoice(session, number)
+        if invoice.status in InvoiceStatus.SETTLED:
+            raise ReceivableError(f"{number} is {invoice.status.replace('_', ' ')} already")
+        balance = invoice.balance
+        invoice.status = InvoiceStatus.WRITTEN_OFF
+        _note(
+            session,
+            invoice,
+            f"write-off/{number}",
+            f"{number}: {balance:,.2f} {invoice.currency} written off: {reason.strip()}",
+            by,
+        )
+        return f"{number}: {balance:,.2f} {invoice.currency} written off.", invoice.deal_id
+
+
+def reopen(number: str, by: str) -> str:
+    """Undo a write-off: the invoice is back in the ladder at the level it had reached."""
+    with session_scope() as session:
+        invoice = _invoice(session, number)
+        if invoice.status != InvoiceStatus.WRITTEN_OFF:
+            raise ReceivableError(f"{number} is not written off (it is {invoice.status})")
+        invoice.status = (
+            InvoiceStatus.PARTIALLY_PAID if invoice.paid_amount > 0 else InvoiceStatus.OPEN
+        )
+        _note(session, invoice, f"reopen/{number}", f"{number}: reopened", by)
+    return f"{number} is open again."
+
+
 def clear_hold(customer: str, by: str) -> str:
     with session_scope() as session:
         hold = session.get(CollectionHold, customer, with_for_update=True)

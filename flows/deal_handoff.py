@@ -72,7 +72,7 @@ def deal_handoff(deal_id: str) -> str:
         publish_deal_board(deal_id)
         settled = suspend_flow_run(wait_for_input=PaymentsSettled, key=PAYMENT_KEY)
     else:
-        settled = PaymentsSettled(settled_at=utcnow(), last_payment="before acceptance")
+        settled = PaymentsSettled(settled_at=utcnow())  # paid before it had to wait
     close_deal(deal_id, settled)
     publish_deal_board(deal_id)
     return "paid"

@@ -47,7 +47,9 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
             wait_on(deal, manager.email, manager.name, deal.updated_at)
         later = [p.label for p in intake.payment_terms.schedule if p.milestone == "acceptance"]
         expires = deal.updated_at.timestamp() + settings.acceptance_link_ttl_days * 86400
-        claim = ApprovalClaim(deal_id, ACCEPTANCE_KEY, manager.email, flow_run_id, int(expires))
+        claim = ApprovalClaim(
+            deal_id, ACCEPTANCE_KEY, manager.email, flow_run_id, int(expires), purpose="acceptance"
+        )
         mail = OutgoingEmail(
             key=f"deal/{deal_id}/acceptance/request",
             kind="acceptance-request",
@@ -98,7 +100,6 @@ def await_payment(deal_id: str) -> bool:
             actor="dealflow",
         ):
             wait_on(deal, finance.email, finance.name, deal.updated_at)
-        deal.stage = "awaiting_payment"
         paid = bool(invoices) and all(i.status in InvoiceStatus.SETTLED for i in invoices)
     return paid
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,7 @@ class DunningSummary:
     emails_sent: int = 0
     emails_queued: int = 0
     smtp_connections: int = 0
+    unknown_teams: set[str] = field(default_factory=set)  # invoices of these were skipped
 
     @property
     def escalated(self) -> int:
@@ -98,7 +99,11 @@ class _DaysOverdue:
             self._today[team] = self.now.astimezone(self.matrix.calendar(team).zone).date()
         return self._today[team]
 
-    def __call__(self, team: str, due: dt.date) -> int:
+    def __call__(self, team: str, due: dt.date) -> int | None:
+        """Days ``due`` is overdue on ``team``'s calendar; None for a team the matrix
+        does not know (its invoices are listed in the report instead of dunned)."""
+        if team not in self.matrix.teams:
+            return None
         if (team, due) not in self._days:
             today = self.today(team)
             self._days[(team, due)] = (
@@ -112,7 +117,7 @@ class _DaysOverdue:
         """No invoice due after this date can have a level due yet, on any team."""
         first = self.ladder.earliest_days
         latest = dt.date.min
-        for team in self.matrix.teams:
+        for team in self.matrix.teams:  # an invoice of an unknown team is read and skipped
             today = self.today(team)
             if self.ladder.business_days:
                 # -first business days ahead lie at most this many calendar days ahead
@@ -142,7 +147,12 @@ def _people(
 
 
 def _claim_batch(
-    matrix: Matrix, days_overdue: _DaysOverdue, after_id: int, now: dt.datetime, settings: Settings
+    matrix: Matrix,
+    days_overdue: _DaysOverdue,
+    after_id: int,
+    now: dt.datetime,
+    settings: Settings,
+    unknown_teams: set[str],
 ) -> tuple[int | None, list[Escalation], list[str], list[str]]:
     """Claim the levels due in the next batch; (last id read, escalations, holds placed,
     outbox keys to send). Everything is committed together or not at all."""
@@ -156,7 +166,10 @@ def _claim_batch(
                 Invoice.id > after_id,
                 Invoice.status.in_(InvoiceStatus.COLLECTIBLE),
                 Invoice.paid_amount < Invoice.amount,
-                Invoice.dunning_rank < len(ladder.levels),
+                or_(
+                    Invoice.dunning_level.is_(None),
+                    Invoice.dunning_level != ladder.levels[-1].name,
+                ),
                 Invoice.due_date <= days_overdue.latest_due_date(),
                 Invoice.customer_name.not_in(on_hold),
             )
@@ -170,9 +183,15 @@ def _claim_batch(
         wanted: list[tuple[Invoice, int, DunningLevel, int, str, tuple[str, str], str]] = []
         for invoice, team, rep_email, rep_name, title in rows:
             days = days_overdue(team, invoice.due_date)
+            if days is None:
+                unknown_teams.add(team)
+                continue
             due = ladder.level_due(days)
-            if due is not None and due[0] > invoice.dunning_rank:
-                wanted.append((invoice, due[0], due[1], days, team, (rep_email, rep_name), title))
+            if due is None or due[0] <= ladder.rank(invoice.dunning_level):
+                continue  # nothing due, or that level (or a higher one) was sent
+            if due[1].days < 0 and days_overdue.today(team) > invoice.due_date:
+                continue  # a reminder before the due date, once the date has passed: never
+            wanted.append((invoice, due[0], due[1], days, team, (rep_email, rep_name), title))
         if not wanted:
             return last_id, [], [], []
         letters = DunningLetter.__table__
@@ -329,7 +348,7 @@ def apply_dunning_ladder(now: dt.datetime, settings: Settings | None = None) -> 
     with SmtpSession(settings) as smtp:
         while True:
             last_id, escalations, holds, keys = _claim_batch(
-                matrix, days_overdue, after_id, now, settings
+                matrix, days_overdue, after_id, now, settings, summary.unknown_teams
             )
             if last_id is None:
                 break

@@ -32,7 +32,8 @@ def installment_amounts(intake: DealIntake) -> list[Decimal]:
 
 
 def invoice_number(deal_id: str, sequence: int) -> str:
-    return f"INV-{deal_id}-{sequence:02d}"
+    # Upper case: people and banks type references in any case, and lookups upper-case them.
+    return f"INV-{deal_id.upper()}-{sequence:02d}"
 
 
 @effect_task("kick-off-delivery")
@@ -142,8 +143,9 @@ def issue_invoices(
                 + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
                 actor="dealflow",
             )
-            wait_on(deal, None, None, None)
-            deal.outcome = "handed_off"
+            if deal.outcome is None:
+                wait_on(deal, None, None, None)
+                deal.outcome = "handed_off"
         elif mails:
             add_transition(
                 session,

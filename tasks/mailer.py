@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
+from dealflow.letters import letter_stale
 from dealflow.rendering import render
 from models.settings import Settings, get_settings
 from models.tables import SentMessage
@@ -93,6 +94,11 @@ class SmtpSession:
         client.login()
         self.connections += 1
         return client
+
+    def open(self) -> None:
+        """Connect now (outside any transaction); raises if the server is not there."""
+        if self._client is None:
+            self._client = self._connect()
 
     def send(self, message: EmailMessage, recipients: list[str]) -> None:
         fresh = self._client is None
@@ -218,19 +224,33 @@ def send_outbox(
             keys = list(
                 session.scalars(
                     select(SentMessage.key)
-                    .where(SentMessage.status != "sent", SentMessage.message.is_not(None))
+                    .where(
+                        SentMessage.status.not_in(("sent", "cancelled")),
+                        SentMessage.message.is_not(None),
+                    )
                     .order_by(SentMessage.id)
                 )
             )
     sent: list[str] = []
+    if not keys:
+        return sent
     with contextlib.ExitStack() as stack:
         connection = smtp or stack.enter_context(SmtpSession(settings))
+        try:
+            # Connected before any row is locked: with the server down, nothing waits on it.
+            connection.open()
+        except Exception:
+            return sent  # the rows keep their state; the next run tries again
         for key in keys:
             with session_scope() as session:
                 row = session.scalar(
                     select(SentMessage).where(SentMessage.key == key).with_for_update()
                 )
-                if row is None or row.status == "sent" or row.message is None:
+                if row is None or row.status in {"sent", "cancelled"} or row.message is None:
+                    continue
+                stale = letter_stale(session, row)
+                if stale is not None:
+                    row.status, row.last_error = "cancelled", f"not sent: {stale}"
                     continue
                 row.attempts += 1
                 message = email.message_from_string(row.message, policy=email.policy.default)

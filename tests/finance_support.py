@@ -19,12 +19,12 @@ REP = "sam.rivera@example.com"
 
 
 def invoiced_deal(
-    due: dt.date, example: str = "acme.json", customer: str | None = None
+    due: dt.date, example: str = "acme.json", customer: str | None = None, deal_id: str = ""
 ) -> tuple[str, list[str]]:
     """A deal of ``example`` with all its invoices issued and due on ``due``; its id
     and invoice numbers. The deal waits for payment."""
     intake = load_deal_file(PROJECT_ROOT / "examples" / example)
-    updates: dict[str, object] = {"deal_id": f"F{uuid.uuid4().hex[:8].upper()}"}
+    updates: dict[str, object] = {"deal_id": deal_id or f"F{uuid.uuid4().hex[:8].upper()}"}
     if customer is not None:
         updates["customer"] = intake.customer.model_copy(update={"name": customer})
     intake = intake.model_copy(update=updates)

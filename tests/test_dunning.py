@@ -200,6 +200,45 @@ def test_letters_held_back_by_smtp_go_out_once_with_the_next_check(
     assert len(mine(inbox, number, BILLING)) == 1
 
 
+def test_a_letter_queued_before_a_payment_is_never_sent(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    smtp_port = get_settings().smtp_port
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", "9")  # SMTP is down during the check
+    get_settings.cache_clear()
+    assert check(1) == {"reminder": 1}
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", str(smtp_port))
+    get_settings.cache_clear()
+    record_payment(
+        PaymentDetails(number, Decimal("54359.00"), DUE), source="test", recorded_by="fiona"
+    )
+    from tasks.mailer import resend_failed
+
+    assert resend_failed() == []
+    assert mine(inbox, number, BILLING) == [], "no reminder to a customer who paid"
+    with session_scope() as session:
+        row = session.scalar(select(SentMessage).where(SentMessage.kind == "dunning"))
+    assert row is not None and row.status == "cancelled" and "paid now" in str(row.last_error)
+
+
+def test_an_invoice_stays_in_a_ladder_that_lost_a_level(
+    inbox: Inbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    assert check(15) == {"manager": 1}
+    matrix = yaml.safe_load(MATRIX.read_text())
+    matrix["dunning"]["levels"] = matrix["dunning"]["levels"][1:]  # no friendly reminder
+    path = tmp_path / "matrix.yaml"
+    path.write_text(yaml.safe_dump(matrix))
+    monkeypatch.setenv("DEALFLOW_MATRIX_PATH", str(path))
+    get_settings.cache_clear()
+    assert check(20) == {}
+    assert check(30) == {"collections": 1}
+    assert invoice(number).dunning_level == "collections"
+    get_settings.cache_clear()
+
+
 def test_business_day_ladder_skips_weekends_and_holidays(
     inbox: Inbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,8 +250,9 @@ def test_business_day_ladder_skips_weekends_and_holidays(
     get_settings.cache_clear()
     invoiced_deal(dt.date(2026, 4, 2))  # Thursday before Easter, Berlin
     easter = dt.datetime(2026, 4, 6, 12, tzinfo=dt.UTC)  # Easter Monday
-    # Four calendar days late, but Good Friday, the weekend and Easter Monday do not count.
-    assert dict(apply_dunning_ladder.fn(easter).by_level) == {"friendly": 1}
+    # Four calendar days late, but Good Friday, the weekend and Easter Monday do not count;
+    # and a reminder "before the due date" is never sent after it.
+    assert dict(apply_dunning_ladder.fn(easter).by_level) == {}
     tuesday = dt.datetime(2026, 4, 7, 12, tzinfo=dt.UTC)
     assert dict(apply_dunning_ladder.fn(tuesday).by_level) == {"reminder": 1}
     get_settings.cache_clear()

@@ -82,6 +82,10 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert "On acceptance" in text_of(request)
     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert len(invoices_of(deal_id)) == 2, "signing and kickoff invoices only, so far"
+    as_approval = httpx.post(
+        link.replace("/acceptance/", "/approvals/"), data={"decision": "approve"}
+    )
+    assert as_approval.status_code == 403 and "not an approval link" in as_approval.text
     page = httpx.get(link)  # a mail scanner opening the link changes nothing
     assert page.status_code == 200 and "Record acceptance" in page.text
     wait_for_state(run_id, "PAUSED", key="acceptance")

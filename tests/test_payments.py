@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 
 from dealflow.bank_statement import StatementError, import_statement
 from dealflow.db import session_scope
-from dealflow.payments import DuplicatePayment, PaymentDetails, PaymentError, record_payment
+from dealflow.payments import (
+    DuplicatePayment,
+    PaymentDetails,
+    PaymentError,
+    parse_amount,
+    record_payment,
+)
+from dealflow.receivables import reopen, write_off
 from dealflow.records import timeline
 from models.tables import Payment
 from tests.finance_support import invoice, invoiced_deal
@@ -185,3 +192,64 @@ def test_finance_records_a_payment_and_imports_a_statement_from_the_cli(tmp_path
     assert "already imported" in dealflow("payments", "import", str(path)).stdout
     bad = dealflow("payments", "import", str(statement(tmp_path, ["x,1,EUR,y"])), check=False)
     assert bad.returncode == 1 and "line 2: date: not a date" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("1250.00", "1250.00"), ("1250,5", "1250.5"), ("1,250.00", "1250.00"), ("7", "7")],
+)
+def test_amounts_are_read_as_written(written: str, value: str) -> None:
+    assert parse_amount(written) == Decimal(value)
+
+
+@pytest.mark.parametrize("written", ["1.250,00", "1,5000", "12.345", "1e3", "", "ten"])
+def test_ambiguous_amounts_are_refused_not_guessed(written: str) -> None:
+    with pytest.raises(PaymentError, match="not an amount"):
+        parse_amount(written)
+
+
+def test_money_typed_in_and_then_imported_from_the_bank_applies_once(tmp_path: Path) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    pay(number, "5000.00", "typed")
+    path = statement(tmp_path, [f"2027-03-03,5000.00,EUR,{number}"])
+    report = import_statement(path, recorded_by="fiona")
+    assert report.applied == []
+    [(line, reason)] = report.unmatched
+    assert line == 2 and "already recorded by hand by fiona" in reason
+    assert invoice(number).paid_amount == Decimal("5000.00")
+
+
+def test_money_imported_and_then_typed_in_is_refused_unless_finance_says_it_is_new(
+    tmp_path: Path,
+) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    import_statement(statement(tmp_path, [f"2027-03-03,5000.00,EUR,{number}"]), recorded_by="bank")
+    with pytest.raises(PaymentError, match="already imported from the bank statement"):
+        pay(number, "5000.00", "typed")
+    record_payment(
+        PaymentDetails(number, Decimal("5000.00"), PAID_ON, "typed", second_of_same_amount=True),
+        source="test",
+        recorded_by="fiona",
+    )
+    assert invoice(number).paid_amount == Decimal("10000.00")
+
+
+def test_invoice_numbers_are_found_whatever_case_they_are_typed_in(tmp_path: Path) -> None:
+    from tests.finance_support import invoiced_deal as seed
+
+    deal_id, [number] = seed(DUE, deal_id="acme-lower-1")
+    assert number == "INV-ACME-LOWER-1-01" and deal_id == "acme-lower-1"
+    path = statement(tmp_path, ["2027-03-03,100.00,EUR,inv-acme-lower-1-01 thanks"])
+    assert len(import_statement(path, recorded_by="fiona").applied) == 1
+
+
+def test_a_written_off_invoice_is_settled_and_takes_no_money_until_reopened() -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    pay(number, "50000.00")
+    message, _ = write_off(number, "Customer insolvent", "fiona")
+    assert message == f"{number}: 4,359.00 EUR written off."
+    assert invoice(number).status == "written_off"
+    with pytest.raises(PaymentError, match="written off"):
+        pay(number, "10.00", "late")
+    reopen(number, "fiona")
+    assert invoice(number).status == "partially_paid"

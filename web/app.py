@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import OperationalError
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
@@ -78,12 +79,15 @@ def page(title: str, message: str, status: int = 200, **extra: object) -> HTMLRe
 
 def _claim(token: str) -> ApprovalClaim | HTMLResponse:
     try:
-        return verify(token, get_settings().signing_key(), utcnow())
+        claim = verify(token, get_settings().signing_key(), utcnow())
     except LinkError as exc:
         status, title, message = LINK_PAGES[exc.problem]
         if exc.claim is not None:
             message = f"It expired on {exc.claim.expires:%Y-%m-%d %H:%M} UTC. {message}"
         return page(title, message, status)
+    if claim.purpose != "approval":
+        return page("This link is not valid", "It is not an approval link.", 403)
+    return claim
 
 
 def _approval_page(claim: ApprovalClaim, error: str = "", status: int = 200) -> HTMLResponse:
@@ -176,6 +180,28 @@ def home() -> HTMLResponse:
 
 
 # Finance and acceptance pages; imported last, as they use nothing of this module.
+from web.finance import StaleForm  # noqa: E402
 from web.finance import router as finance_router  # noqa: E402
 
 app.include_router(finance_router)
+
+
+@app.exception_handler(StaleForm)
+def stale_form(_request: Request, _exc: StaleForm) -> HTMLResponse:
+    return page(
+        "This form has expired",
+        "It was not sent from the current finance page. Nothing was done: open the "
+        "finance page again and repeat.",
+        403,
+    )
+
+
+@app.exception_handler(OperationalError)
+def database_unavailable(_request: Request, exc: OperationalError) -> HTMLResponse:
+    logger.warning("the database did not answer: %s", type(exc.orig).__name__)
+    return page(
+        "Please try again",
+        "Dealflow's database is busy or unreachable right now. Nothing was recorded; try "
+        "again in a minute.",
+        503,
+    )

@@ -13,7 +13,6 @@ import hmac
 import inspect
 import logging
 import secrets
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import httpx
@@ -28,7 +27,7 @@ from dealflow.bank_statement import StatementError, import_lines, parse_statemen
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.links import LinkError, verify
-from dealflow.payments import PaymentDetails, PaymentError, record_payment
+from dealflow.payments import PaymentDetails, PaymentError, parse_amount, record_payment
 from dealflow.receivables import (
     ReceivableError,
     active_holds,
@@ -69,9 +68,13 @@ def form_token(user: str) -> str:
     return hmac.new(key, f"finance-form:{user}".encode(), hashlib.sha256).hexdigest()
 
 
+class StaleForm(Exception):
+    """A finance form post without the page's token: nothing is done."""
+
+
 def _check_form(user: str, token: str) -> None:
     if not hmac.compare_digest(token, form_token(user)):
-        raise HTTPException(403, "This form is stale or was not sent from the finance page.")
+        raise StaleForm
 
 
 def _message(title: str, message: str, status: int = 200) -> HTMLResponse:
@@ -114,14 +117,17 @@ def finance_record_payment(
 ) -> HTMLResponse:
     _check_form(user, token)
     try:
-        value = Decimal(amount.replace(",", "").strip())
+        value = parse_amount(amount)
         day = dt.date.fromisoformat(received_on) if received_on else utcnow().date()
-    except (InvalidOperation, ValueError):
+    except (PaymentError, ValueError) as exc:
         return _finance_page(
             user,
-            error=f"Nothing was recorded: give an amount like 1250.00 and a date "
-            f"like 2026-11-30 (got {amount!r}, {received_on!r}).",
+            error=f"Nothing was recorded: {exc} (dates as 2026-11-30; got {received_on!r}).",
             status=400,
+        )
+    if day > utcnow().date() + dt.timedelta(days=1):
+        return _finance_page(
+            user, error=f"Nothing was recorded: {day} is in the future.", status=400
         )
     details = PaymentDetails(invoice.strip().upper(), value, day, reference.strip())
     try:
@@ -135,11 +141,13 @@ def finance_record_payment(
 
 
 @router.post("/finance/statements", response_class=HTMLResponse)
-async def finance_import_statement(
+def finance_import_statement(
     user: User, token: Token, statement: Annotated[UploadFile, File()]
 ) -> HTMLResponse:
+    # A plain function: FastAPI runs it in a worker thread, so a long import does not
+    # hold up the pages other people are opening.
     _check_form(user, token)
-    data = await statement.read(MAX_STATEMENT_BYTES + 1)
+    data = statement.file.read(MAX_STATEMENT_BYTES + 1)
     name = statement.filename or "statement.csv"
     if len(data) > MAX_STATEMENT_BYTES:
         return _finance_page(user, error="Nothing was imported: the file is over 5 MB.", status=400)
@@ -222,7 +230,7 @@ def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
             "acceptance with `dealflow deal accept`.",
             403 if exc.problem.value != "expired" else 410,
         )
-    if claim.gate != ACCEPTANCE_KEY:
+    if claim.purpose != "acceptance" or claim.gate != ACCEPTANCE_KEY:
         return _message("This link is not valid", "It is not an acceptance link.", 403)
     return claim.deal_id, claim.approver, claim.run_id
 
