@@ -42,7 +42,9 @@ class Summary:
     def of(cls, values: Sequence[float]) -> Summary:
         if not values:
             return cls()
-        return cls(len(values), quantile(values, 0.5), quantile(values, 0.9), sum(values) / len(values))
+        return cls(
+            len(values), quantile(values, 0.5), quantile(values, 0.9), sum(values) / len(values)
+        )
 
 
 class Period(NamedTuple):
@@ -216,7 +218,7 @@ def bucket_of(due_date: dt.date, as_of: dt.date) -> str:
 
 
 class Amounts(NamedTuple):
-    count: int
+    items: int
     amount: Decimal
 
 
@@ -226,11 +228,11 @@ def aging(invoices: Iterable[InvoiceRow], as_of: dt.date) -> dict[str, dict[str,
     table: dict[str, dict[str, Amounts]] = {bucket: {} for bucket in AGING_BUCKETS}
     for inv in invoices:
         balance = inv.amount - inv.paid
-        if inv.status not in OPEN_INVOICE + ("paid",) or inv.issue_date > as_of or balance <= 0:
+        if inv.status not in (*OPEN_INVOICE, "paid") or inv.issue_date > as_of or balance <= 0:
             continue
         cell = table[bucket_of(inv.due_date, as_of)]
-        count, amount = cell.get(inv.currency, Amounts(0, ZERO))
-        cell[inv.currency] = Amounts(count + 1, amount + balance)
+        items, amount = cell.get(inv.currency, Amounts(0, ZERO))
+        cell[inv.currency] = Amounts(items + 1, amount + balance)
     return table
 
 
@@ -266,8 +268,8 @@ def totals(rows: Iterable[tuple[str, Decimal]]) -> dict[str, Amounts]:
     """Count and sum per currency of (currency, amount) rows."""
     result: dict[str, Amounts] = {}
     for currency, amount in rows:
-        count, total = result.get(currency, Amounts(0, ZERO))
-        result[currency] = Amounts(count + 1, total + amount)
+        items, total = result.get(currency, Amounts(0, ZERO))
+        result[currency] = Amounts(items + 1, total + amount)
     return result
 
 

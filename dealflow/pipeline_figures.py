@@ -33,7 +33,9 @@ class Clocks:
         clock = self._by_team.get(team)
         if clock is None:
             calendar = (
-                self.matrix.teams[team].calendar() if team in self.matrix.teams else BusinessCalendar()
+                self.matrix.teams[team].calendar()
+                if team in self.matrix.teams
+                else BusinessCalendar()
             )
             clock = self._by_team[team] = WorkingHours(calendar)
         return clock
@@ -48,7 +50,9 @@ def gate_limit_hours(gate: Gate) -> float | None:
 
 def stage_order(matrix: Matrix) -> list[str]:
     """The stages a deal passes, in the order it passes them."""
-    early = [s.name for s in matrix.stages if s.name in ("lead_screening", "needs_discovery", "quote")]
+    early = [
+        s.name for s in matrix.stages if s.name in ("lead_screening", "needs_discovery", "quote")
+    ]
     return [
         "submitted",
         *early,
@@ -134,7 +138,9 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
         m.Deadline(
             PAYMENT_ON_TIME,
             0,
-            float(max(0, ((inv.paid_on or period.last + dt.timedelta(days=1)) - inv.due_date).days)),
+            float(
+                max(0, ((inv.paid_on or period.last + dt.timedelta(days=1)) - inv.due_date).days)
+            ),
             inv.paid_on is not None,
         )
         for inv in due
@@ -150,9 +156,12 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
         approvers=m.approvals_by(decisions, "approver"),
         cycle=[(stage, cycle[stage]) for stage in ordered(matrix, set(cycle))],
         on_time=m.on_time(deadlines),
-        issued={c: m.Amounts(n, total) for c, n, total in q.issued(session, period.first, period.last)},
+        issued={
+            c: m.Amounts(n, total) for c, n, total in q.issued(session, period.first, period.last)
+        },
         collected={
-            c: m.Amounts(n, total) for c, n, total in q.collected(session, period.first, period.last)
+            c: m.Amounts(n, total)
+            for c, n, total in q.collected(session, period.first, period.last)
         },
         overdue=m.aging(q.receivables(session, period.last), period.last),
         invoice_to_cash=m.invoice_to_cash(q.paid_in(session, utc)),
@@ -194,7 +203,9 @@ def _stage_deadlines(
     for row in rows:
         parts = row.key.split("/")
         if len(parts) == 3 and parts[0] == "stage" and parts[1] in limited:
-            target = opened if parts[2] == "opened" else reported if parts[2] == "reported" else None
+            target = (
+                opened if parts[2] == "opened" else reported if parts[2] == "reported" else None
+            )
             if target is not None:
                 target[(row.deal_id, parts[1])] = row.at
     result = []
@@ -206,7 +217,11 @@ def _stage_deadlines(
         taken = clocks[facts[deal_id].team].hours_between(at, done or period.end)
         roles = ", ".join(matrix.role_title(r) for r in stage.responsible)
         assert stage.limit_business_hours is not None
-        result.append(m.Deadline(f"{stage.title} ({roles})", stage.limit_business_hours, taken, done is not None))
+        result.append(
+            m.Deadline(
+                f"{stage.title} ({roles})", stage.limit_business_hours, taken, done is not None
+            )
+        )
     return result
 
 
@@ -269,11 +284,15 @@ def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int =
         except (TypeError, ValueError):
             continue
         calendar = clocks[plan.team].calendar
-        confirm_by = calendar.add_business_days(start, -matrix.handoff.plan_confirmation_business_days)
+        confirm_by = calendar.add_business_days(
+            start, -matrix.handoff.plan_confirmation_business_days
+        )
         if confirm_by < today:
             plans.append(LatePlan(plan.deal_id, plan.title, confirm_by, (today - confirm_by).days))
     plans.sort(key=lambda p: -p.days_late)
-    window = ReportPeriod(today - dt.timedelta(days=window_days - 1), today, matrix.reports.timezone)
+    window = ReportPeriod(
+        today - dt.timedelta(days=window_days - 1), today, matrix.reports.timezone
+    )
     return Board(
         now=now,
         open_by_stage=[(s, open_by_stage[s]) for s in ordered(matrix, set(open_by_stage))],

@@ -22,7 +22,7 @@ BATCH = 5000
 PLAN_CONFIRMED = "delivery/plan-confirmed"
 
 
-def _active_in(period: Period) -> Select[tuple[str]]:
+def _active_in(period: Period) -> Select[str]:
     return (
         select(StageTransition.deal_id)
         .where(StageTransition.at >= period.start, StageTransition.at < period.end)
@@ -33,7 +33,9 @@ def _active_in(period: Period) -> Select[tuple[str]]:
 def timelines(session: Session, period: Period) -> Iterator[TimelineRow]:
     """The whole timeline, up to the period's end, of every deal with an entry in it."""
     query = (
-        select(StageTransition.deal_id, StageTransition.key, StageTransition.stage, StageTransition.at)
+        select(
+            StageTransition.deal_id, StageTransition.key, StageTransition.stage, StageTransition.at
+        )
         .where(StageTransition.deal_id.in_(_active_in(period)), StageTransition.at < period.end)
         .order_by(StageTransition.deal_id, StageTransition.at, StageTransition.id)
         .execution_options(yield_per=BATCH)
@@ -51,9 +53,9 @@ class DealFacts(NamedTuple):
 
 def deal_facts(session: Session, period: Period) -> dict[str, DealFacts]:
     """Team, rep and amount of every deal with a timeline entry in ``period``."""
-    query = select(
-        Deal.id, Deal.team, Deal.sales_rep_name, Deal.amount, Deal.currency
-    ).where(Deal.id.in_(_active_in(period)))
+    query = select(Deal.id, Deal.team, Deal.sales_rep_name, Deal.amount, Deal.currency).where(
+        Deal.id.in_(_active_in(period))
+    )
     return {
         row[0]: DealFacts(*row[1:])
         for row in session.execute(query.execution_options(yield_per=BATCH))
@@ -90,9 +92,19 @@ def gates_touching(session: Session, period: Period) -> list[GateRow]:
     )
     result = []
     for deal_id, team, gate, asked, decided, decision, by in rows:
-        if decided is not None and decided >= period.end:
-            decided = decision = by = None
-        result.append(GateRow(deal_id, team, gate, asked, decided, decision, by))
+        assert asked is not None
+        known = decided is not None and decided < period.end
+        result.append(
+            GateRow(
+                deal_id,
+                team,
+                gate,
+                asked,
+                decided if known else None,
+                decision if known else None,
+                by if known else None,
+            )
+        )
     return result
 
 
@@ -233,7 +245,7 @@ def waiting(session: Session) -> list[WaitingRow]:
         .where(Deal.outcome.is_(None), Deal.waiting_since.is_not(None))
         .execution_options(yield_per=BATCH)
     )
-    return [WaitingRow(*row) for row in rows]
+    return [WaitingRow(*row) for row in rows]  # type: ignore[arg-type]  # since is not null
 
 
 class PlanRow(NamedTuple):
@@ -287,7 +299,7 @@ def chased_or_overdue(session: Session, today: dt.date) -> list[DunningRow]:
             Invoice.dunning_level,
         )
         .where(
-            Invoice.status.in_(InvoiceStatus.COLLECTIBLE + (InvoiceStatus.DISPUTED,)),
+            Invoice.status.in_((*InvoiceStatus.COLLECTIBLE, InvoiceStatus.DISPUTED)),
             or_(Invoice.due_date < today, Invoice.dunning_rank > 0),
         )
         .order_by(Invoice.due_date, Invoice.number)

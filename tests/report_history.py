@@ -124,7 +124,15 @@ def seed_hand_history() -> None:
     with session_scope() as session:
         session.add_all(
             [
-                _deal("D1", "Sam", 10000, "EUR", "awaiting_payment", outcome="handed_off", delivery_start="2026-03-09"),
+                _deal(
+                    "D1",
+                    "Sam",
+                    10000,
+                    "EUR",
+                    "awaiting_payment",
+                    outcome="handed_off",
+                    delivery_start="2026-03-09",
+                ),
                 _deal("D2", "Sam", 20000, "EUR", "rejected", outcome="rejected"),
                 _deal(
                     "D3",
@@ -201,16 +209,36 @@ def seed_hand_history() -> None:
         )
         i1 = _invoice("I1", "D1", 10000, "EUR", "2026-03-03", "2026-04-02")
         i4 = _invoice(
-            "I4", "D4", 7000, "EUR", "2026-02-27", "2026-03-04",
-            status="paid", paid_amount=Decimal(7000), paid_at=at("03-12", 10),
+            "I4",
+            "D4",
+            7000,
+            "EUR",
+            "2026-02-27",
+            "2026-03-04",
+            status="paid",
+            paid_amount=Decimal(7000),
+            paid_at=at("03-12", 10),
         )
         i6 = _invoice(
-            "I6", "D4", 2000, "EUR", "2025-12-01", "2025-12-31",
-            dunning_level="second-reminder", dunning_rank=2,
+            "I6",
+            "D4",
+            2000,
+            "EUR",
+            "2025-12-01",
+            "2025-12-31",
+            dunning_level="second-reminder",
+            dunning_rank=2,
         )
         i7 = _invoice(
-            "I7", "D1", 500, "USD", "2026-02-02", "2026-02-10",
-            status="paid", paid_amount=Decimal(500), paid_at=at("03-05", 10),
+            "I7",
+            "D1",
+            500,
+            "USD",
+            "2026-02-02",
+            "2026-02-10",
+            status="paid",
+            paid_amount=Decimal(500),
+            paid_at=at("03-05", 10),
         )
         session.add_all([i1, i4, i6, i7])
         session.flush()

@@ -92,7 +92,11 @@ def test_the_week_measured_by_hand(database_url: str) -> None:
     assert week.invoice_to_cash.median == 31.0  # I7: 02-02 to 03-05
     assert week.collection["EUR"].rate == approx(3000 / 7000)  # I4 fell due
 
-    assert (week.reps["Sam"].won, week.reps["Sam"].handed_off, week.reps["Sam"].rejected) == (2, 1, 1)
+    assert (week.reps["Sam"].won, week.reps["Sam"].handed_off, week.reps["Sam"].rejected) == (
+        2,
+        1,
+        1,
+    )
     assert week.reps["Sam"].won_amounts == {"EUR": Decimal(30000)}
     assert week.reps["Ann"].won == 1
 
@@ -108,7 +112,11 @@ def test_the_board_puts_overdue_work_first(database_url: str) -> None:
     assert dict(shown.closed_by_outcome) == {"handed_off": 2, "rejected": 1}
     first, second = shown.waiting
     # D3: Thu 8 + Fri 8 + Mon 8 + Tue 2 = 26 business hours of a 24-hour limit.
-    assert (first.deal_id, first.waiting_on, first.left_hours) == ("D3", "Mara Keller", approx(-2.0))
+    assert (first.deal_id, first.waiting_on, first.left_hours) == (
+        "D3",
+        "Mara Keller",
+        approx(-2.0),
+    )
     assert first.overdue
     assert (second.deal_id, second.limit_hours) == ("D5", None)  # counted from the visit
     assert [(p.deal_id, p.confirm_by, p.days_late) for p in shown.late_plans] == [
@@ -123,7 +131,9 @@ def test_periods_are_whole_local_days_and_bad_dates_are_refused() -> None:
     period = parse_period("2026-03-02", "2026-03-08", "Europe/Berlin")
     assert period.utc.start == dt.datetime(2026, 3, 1, 23, tzinfo=dt.UTC)
     assert period.utc.end == dt.datetime(2026, 3, 8, 23, tzinfo=dt.UTC)
-    assert period.previous == ReportPeriod(dt.date(2026, 2, 23), dt.date(2026, 3, 1), "Europe/Berlin")
+    assert period.previous == ReportPeriod(
+        dt.date(2026, 2, 23), dt.date(2026, 3, 1), "Europe/Berlin"
+    )
     assert parse_period("2026-03-02", "2026-03-02", "UTC").days == 1
     with pytest.raises(PeriodError, match=r"--to \(2026-03-01\) is before --from \(2026-03-02\)"):
         parse_period("2026-03-02", "2026-03-01", "UTC")
