@@ -44,7 +44,9 @@ def publish_pipeline_board(shown: Board) -> list[str]:
 
     def page_url(deal_id: str) -> str:
         if deal_id not in links:
-            links[deal_id] = deal_page_url(deal_id, shown.now)
+            links[deal_id] = deal_page_url(
+                deal_id
+            )  # a live link, whatever ``now`` the board is for
         return links[deal_id]
 
     sections = board_tables(matrix, shown, page_url)
