@@ -278,7 +278,7 @@ def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int =
     ]
     today = now.astimezone(ZoneInfo(matrix.reports.timezone)).date()
     plans = []
-    for plan in q.unconfirmed_plans(session):
+    for plan in q.unconfirmed_plans(session, today):
         try:
             start = dt.date.fromisoformat(plan.delivery_start)
         except (TypeError, ValueError):

@@ -256,8 +256,11 @@ class PlanRow(NamedTuple):
     delivery_start: str
 
 
-def unconfirmed_plans(session: Session) -> list[PlanRow]:
-    """Deals handed to delivery whose timeline has no confirmed delivery plan yet."""
+def unconfirmed_plans(session: Session, today: dt.date, horizon_days: int = 90) -> list[PlanRow]:
+    """Deals handed to delivery whose timeline has no confirmed delivery plan yet, and
+    whose delivery starts at most ``horizon_days`` before ``today`` (older ones are
+    under way: their plan is history)."""
+    since = (today - dt.timedelta(days=horizon_days)).isoformat()
     confirmed = select(StageTransition.deal_id).where(StageTransition.key == PLAN_CONFIRMED)
     rows = session.execute(
         select(
@@ -268,7 +271,11 @@ def unconfirmed_plans(session: Session) -> list[PlanRow]:
             Deal.payload["delivery_start"].as_string(),
         )
         .join(StageTransition, StageTransition.deal_id == Deal.id)
-        .where(StageTransition.key == "kickoff", Deal.id.not_in(confirmed))
+        .where(
+            StageTransition.key == "kickoff",
+            Deal.id.not_in(confirmed),
+            Deal.payload["delivery_start"].as_string() >= since,  # ISO dates sort as text
+        )
         .execution_options(yield_per=BATCH)
     )
     return [PlanRow(*row) for row in rows]

@@ -11,6 +11,7 @@ from models.settings import get_settings
 
 def serve_deployments(limit: int) -> None:
     from prefect import serve
+    from prefect.schedules import Cron
 
     from flows.deal_handoff import deal_handoff
     from flows.payment_check import payment_check
@@ -45,7 +46,7 @@ def serve_deployments(limit: int) -> None:
     )
     weekly = weekly_report.to_deployment(
         name="weekly-report",
-        cron="0 7 * * 1",
+        schedules=[Cron("0 7 * * 1", timezone="Europe/Berlin")],  # Monday morning, as prefect.yaml
         tags=["dealflow"],
         description="The weekly review measures, emailed and kept as an artifact.",
     )
