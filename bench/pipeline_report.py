@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -43,7 +42,12 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory. (Not getrusage: Linux carries the parent's
+    peak over into a child at exec, and the parent holds the generated history.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def child(mode: str) -> dict[str, Any]:

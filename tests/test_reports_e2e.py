@@ -76,7 +76,9 @@ def test_weekly_report_is_emailed_once_with_its_charts_and_kept_as_an_artifact(
     assert len(inbox.matching(lambda m: m["Subject"] == SUBJECT)) == 1
 
 
-def test_pipeline_board_lists_overdue_work_first_and_links_deal_pages(history: None) -> None:
+def test_pipeline_board_lists_overdue_work_first_and_links_deal_pages(
+    history: None, browser: Any
+) -> None:
     keys = pipeline_report(now=dt.datetime(2026, 3, 10, 10, tzinfo=dt.UTC))
     assert keys == ["pipeline-board", "pipeline-approvals", "pipeline-cycle-times", "pipeline-cash"]
     board = latest_artifact("pipeline-board")["data"]
@@ -95,6 +97,13 @@ def test_pipeline_board_lists_overdue_work_first_and_links_deal_pages(history: N
     assert "D3: Deal D3" in page.text and "Mara Keller" in page.text
     assert "gate/manager/requested" in page.text  # the timeline
     assert page.headers["Referrer-Policy"] == "no-referrer"
+
+    shown = browser.new_page(viewport={"width": 1000, "height": 900})
+    shown.goto(links["D3"])
+    assert shown.get_by_role("heading", name="D3: Deal D3").is_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shown.screenshot(path=str(SCREENSHOTS / "deal-page.png"), full_page=True)
+    shown.close()
 
     other_deal = links["D3"].replace("/deals/D3?", "/deals/D1?")
     assert httpx.get(other_deal, timeout=30).status_code == 403
