@@ -92,23 +92,18 @@ def child(mode: str) -> dict[str, Any]:
         from flows.pipeline_report import pipeline_report
 
         with prefect_test_harness(server_startup_timeout=120):
-            started = time.perf_counter()
+            started = time.perf_counter()  # the temporary server's start is not timed
             keys = pipeline_report(now=NOW)
-            elapsed = time.perf_counter() - started
-        return {
-            "mode": mode,
-            "seconds": elapsed,
-            "peak_mib": _peak_mib(),
-            "start_mib": before,
-            "detail": f"artifacts {', '.join(keys)}",
-        }
+            finished = time.perf_counter()
+        detail = f"artifacts {', '.join(keys)}"
     elif mode == "weekly":
         report = weekly_report(matrix, ReportPeriod(TODAY - dt.timedelta(days=6), TODAY, "UTC"))
         detail = f"{report.now.won} deals won in the week, {len(report.charts)} charts"
-    elapsed = time.perf_counter() - started
+    if mode != "flow":
+        finished = time.perf_counter()
     return {
         "mode": mode,
-        "seconds": elapsed,
+        "seconds": finished - started,
         "peak_mib": _peak_mib(),
         "start_mib": before,
         "detail": detail,

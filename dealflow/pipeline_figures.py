@@ -58,7 +58,11 @@ def stage_order(matrix: Matrix) -> list[str]:
         *early,
         *(approval_stage(g.name) for g in matrix.gates),
         "delivery_kickoff",
+        "invoiced",
+        "delivery",  # waiting for the customer's acceptance
+        "accepted",
         "awaiting_payment",
+        "closed",
     ]
 
 
@@ -269,8 +273,7 @@ def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int =
         else:
             closed[outcome] += count
     waiting = [
-        m.WaitingDeal(
-            *row,
+        row._replace(
             limit_hours=limit_for_stage(matrix, row.stage),
             elapsed_hours=clocks[row.team].hours_between(row.since, now),
         )

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from dealflow.measures import ZERO, InvoiceRow, Period, TimelineRow
+from dealflow.measures import ZERO, InvoiceRow, Period, TimelineRow, WaitingDeal
 from models.tables import Approval, Deal, Invoice, InvoiceStatus, Payment, StageTransition
 
 BATCH = 5000
@@ -216,18 +216,9 @@ def stage_counts(session: Session) -> list[tuple[str, str | None, int]]:
     return [(stage, outcome, count) for stage, outcome, count in rows]
 
 
-class WaitingRow(NamedTuple):
-    deal_id: str
-    title: str
-    team: str
-    stage: str
-    grade: str | None
-    waiting_on: str
-    since: dt.datetime
-
-
-def waiting(session: Session) -> list[WaitingRow]:
-    """Open deals that wait on someone, with since when."""
+def waiting(session: Session) -> list[WaitingDeal]:
+    """Open deals that wait on someone, with since when (limit and elapsed time unknown
+    here: the calendar's to fill in)."""
     rows = session.execute(
         select(
             Deal.id,
@@ -241,7 +232,10 @@ def waiting(session: Session) -> list[WaitingRow]:
         .where(Deal.outcome.is_(None), Deal.waiting_since.is_not(None))
         .execution_options(yield_per=BATCH)
     )
-    return [WaitingRow(*row) for row in rows]  # type: ignore[arg-type]  # since is not null
+    return [
+        WaitingDeal(*row, limit_hours=None, elapsed_hours=0.0)  # type: ignore[arg-type]  # since is not null
+        for row in rows
+    ]
 
 
 class PlanRow(NamedTuple):

@@ -41,7 +41,18 @@ def change(now: float | None, before: float | None, digits: int = 1) -> str:
     return f"{delta:+,.{digits}f}"
 
 
+AFTER_APPROVAL = {
+    "invoiced": "Invoiced",
+    "delivery": "Delivery, awaiting acceptance",
+    "accepted": "Accepted",
+    "awaiting_payment": "Awaiting payment",
+    "closed": "Closed, paid",
+}
+
+
 def stage_title(matrix: Matrix, stage: str) -> str:
+    if stage in AFTER_APPROVAL:
+        return AFTER_APPROVAL[stage]
     if stage.startswith("approval:"):
         return matrix.gate_title(stage.split(":", 1)[1])
     rule = next((s for s in matrix.stages if s.name == stage), None)

@@ -55,7 +55,11 @@ def test_the_week_measured_by_hand(database_url: str) -> None:
         "approval:director": 0,
         "approval:legal": 1,
         "delivery_kickoff": 1,
+        "invoiced": 0,
+        "delivery": 0,
+        "accepted": 0,
         "awaiting_payment": 1,
+        "closed": 0,
     }
 
     manager, legal = week.gates["manager"], week.gates["legal"]
