@@ -20,6 +20,7 @@ from models.settings import get_settings
 
 PAGE_LINK_DAYS = 30
 PURPOSE = b"dealflow deal page"
+PURPOSE_NAME = "deal-page"
 
 
 def _page_key() -> bytes:
@@ -29,7 +30,12 @@ def _page_key() -> bytes:
 def deal_page_token(deal_id: str, now: dt.datetime | None = None) -> str:
     expires = (now or utcnow()) + dt.timedelta(days=PAGE_LINK_DAYS)
     claim = ApprovalClaim(
-        deal_id=deal_id, gate="", approver="", run_id="", expires_at=int(expires.timestamp())
+        deal_id=deal_id,
+        gate="",
+        approver="",
+        run_id="",
+        expires_at=int(expires.timestamp()),
+        purpose=PURPOSE_NAME,
     )
     return sign(claim, _page_key())
 
@@ -42,5 +48,5 @@ def deal_page_url(deal_id: str, now: dt.datetime | None = None) -> str:
 def check_deal_page_token(deal_id: str, token: str, now: dt.datetime) -> None:
     """LinkError unless ``token`` is a live deal-page token for ``deal_id``."""
     claim = verify(token, _page_key(), now)
-    if claim.deal_id != deal_id or claim.gate:
+    if claim.purpose != PURPOSE_NAME or claim.deal_id != deal_id:
         raise LinkError(LinkProblem.FORGED)
