@@ -11,6 +11,7 @@ import typer
 from dealflow import cli_finance as finance_commands
 from dealflow.import_command import import_deals
 from dealflow.prefect_api import use_configured_prefect_server
+from dealflow.report_cli import report
 from models.settings import get_settings
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(sla_app, name="sla")
 finance_commands.register(app, deal_app)
 deal_app.command("import")(import_deals)
+app.command("report")(report)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

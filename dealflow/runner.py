@@ -11,10 +11,13 @@ from models.settings import get_settings
 
 def serve_deployments(limit: int) -> None:
     from prefect import serve
+    from prefect.schedules import Cron
 
     from flows.deal_handoff import deal_handoff
     from flows.payment_check import payment_check
+    from flows.pipeline_report import pipeline_report
     from flows.sla_sweep import sla_sweep
+    from flows.weekly_report import weekly_report
 
     flow_name, _, deployment_name = get_settings().deployment.partition("/")
     assert flow_name == deal_handoff.name, f"DEALFLOW_DEPLOYMENT must name flow {deal_handoff.name}"
@@ -35,6 +38,19 @@ def serve_deployments(limit: int) -> None:
         tags=["dealflow", "finance"],
         description="Daily: the dunning ladder, the aging report, closing paid deals.",
     )
+    board = pipeline_report.to_deployment(
+        name="pipeline-report",
+        interval=dt.timedelta(hours=1),
+        tags=["dealflow"],
+        description="The pipeline board: overdue work, waiting deals, approvals, cycle times, cash.",
+    )
+    weekly = weekly_report.to_deployment(
+        name="weekly-report",
+        schedules=[Cron("0 7 * * 1", timezone="Europe/Berlin")],  # Monday morning, as prefect.yaml
+        tags=["dealflow"],
+        description="The weekly review measures, emailed and kept as an artifact.",
+    )
     assert not inspect.isawaitable(deployment) and not inspect.isawaitable(sweep)
     assert not inspect.isawaitable(check)
-    serve(deployment, sweep, check, limit=limit, print_starting_message=False)
+    assert not inspect.isawaitable(board) and not inspect.isawaitable(weekly)
+    serve(deployment, sweep, check, board, weekly, limit=limit, print_starting_message=False)

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
@@ -137,6 +138,15 @@ class Handoff(_Item):
     plan_confirmation_business_days: int = Field(default=5, ge=0)
 
 
+class Reports(_Item):
+    """Who reads the pipeline's reports, and whose calendar their periods follow."""
+
+    timezone: str = Field(default="UTC", description="The company's time zone: report days.")
+    weekly_recipients: list[Name] = Field(
+        default_factory=list, description="Roles that receive the weekly report by email."
+    )
+
+
 @dataclass(frozen=True)
 class Route:
     """A deal's approval route: the rule that chose its gates, and who approves each."""
@@ -165,6 +175,7 @@ class Matrix(_Item):
     dunning: DunningLadder = Field(
         default_factory=DunningLadder, description="Overdue-payment follow-up levels."
     )
+    reports: Reports = Field(default_factory=Reports)
     fingerprint: str = ""
 
     def rules(self) -> list[RoutingRule]:
@@ -307,6 +318,7 @@ def _cross_check(matrix: Matrix) -> list[str]:
             for team in matrix.teams
             if not matrix.people_for(role, team)
         ]
+    problems += _check_reports(matrix)
     problems += _check_routing(matrix)
     problems += _check_delegations(matrix)
     problems += _delegation_loops(matrix)
@@ -316,6 +328,21 @@ def _cross_check(matrix: Matrix) -> list[str]:
         for name in set(gate_names)
         if gate_names.count(name) > 1
     ]
+    return problems
+
+
+def _check_reports(matrix: Matrix) -> list[str]:
+    problems: list[str] = []
+    try:
+        ZoneInfo(matrix.reports.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        problems.append(f"reports.timezone: unknown time zone {matrix.reports.timezone!r}")
+    for index, role in enumerate(matrix.reports.weekly_recipients):
+        where = f"reports.weekly_recipients[{index}]"
+        if role not in matrix.roles:
+            problems.append(f"{where}: unknown role {role!r}")
+        elif not any(role in person.roles for person in matrix.people):
+            problems.append(f"{where}: nobody holds role {role!r}")
     return problems
 
 

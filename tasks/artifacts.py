@@ -8,12 +8,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
+from dealflow.deal_links import deal_page_url
 from dealflow.matrix_report import raci_table
 from dealflow.records import approvals, get_deal, timeline
 from dealflow.rendering import render
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.effect import effect_task
+from tasks.run_tags import deal_tags, sync_run_tags
 
 
 def artifact_key(deal_id: str) -> str:
@@ -23,7 +25,8 @@ def artifact_key(deal_id: str) -> str:
 @effect_task("publish-deal-board")
 def publish_deal_board(deal_id: str) -> None:
     """Write the deal's keyed artifacts: a markdown board (stage, who it waits on since
-    when, who is responsible for each gate, timeline) and its RACI table."""
+    when, who is responsible for each gate, timeline, a link to the deal's page) and its
+    RACI table; and tag the deal's run with its stage, team and tier."""
     matrix = load_matrix(get_settings().matrix_path)
     with session_scope() as session:
         deal = get_deal(session, deal_id)
@@ -34,7 +37,11 @@ def publish_deal_board(deal_id: str) -> None:
             gates=approvals(session, deal_id),
             events=timeline(session, deal_id),
             now=utcnow(),
+            page_url=deal_page_url(deal_id),
         )
+        run_id, tags = deal.flow_run_id, deal_tags(deal.stage, deal.team, deal.grade)
+    if run_id:
+        sync_run_tags(run_id, tags)
     create_markdown_artifact(
         key=artifact_key(deal_id),
         markdown=markdown,

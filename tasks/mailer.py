@@ -34,6 +34,8 @@ class OutgoingEmail:
     template: str  # templates/email/<template>.txt and .html
     context: dict[str, object]
     cc: list[str] = field(default_factory=list)
+    # PNG images shown inline in the HTML part, by content id (``<img src="cid:name">``).
+    images: dict[str, bytes] = field(default_factory=dict)
 
 
 def message_id_for(key: str, settings: Settings) -> str:
@@ -56,6 +58,11 @@ def compose(mail: OutgoingEmail, settings: Settings) -> EmailMessage:
     message["X-Dealflow-Key"] = mail.key
     message.set_content(render(f"email/{mail.template}.txt", **context))
     message.add_alternative(render(f"email/{mail.template}.html", **context), subtype="html")
+    if mail.images:
+        html_part = message.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
+        for name, png in mail.images.items():
+            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{name}>")
     return message
 
 

@@ -70,6 +70,7 @@ import pytest  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from models.settings import get_settings  # noqa: E402
+from tests.browser import browser  # noqa: E402, F401  (the real browser fixture, for every module)
 
 
 class Inbox:

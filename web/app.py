@@ -21,12 +21,14 @@ from dealflow.records import DealNotFound, approvals, get_approval, get_deal, in
 from dealflow.rendering import render
 from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
+from web.deal_page import router as deal_page_router
 from web.decisions import Outcome, Verdict, check_claim, decide
 from web.intake_api import router as intake_router
 
 logger = logging.getLogger("dealflow.web")
 app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
 app.include_router(intake_router)
+app.include_router(deal_page_router)
 
 PAGE_HEADERS = {
     # The token in the URL is a credential: no Referer, no caching, no framing.

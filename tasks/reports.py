@@ -1,0 +1,106 @@
+"""The pipeline's reports: read the measures, publish them as Prefect artifacts, email
+the weekly one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect.artifacts import create_markdown_artifact
+
+from dealflow.db import session_scope
+from dealflow.deal_links import deal_page_url
+from dealflow.pipeline_figures import Board, board
+from dealflow.rendering import render, when
+from dealflow.report_period import ReportPeriod
+from dealflow.report_tables import board_tables
+from dealflow.weekly_report import WeeklyReport, email_context, markdown, weekly_report
+from models.matrix import load_matrix
+from models.settings import get_settings
+from tasks.effect import effect_task
+from tasks.mailer import OutgoingEmail, deliver
+
+WEEKLY_ARTIFACT = "weekly-report"
+TITLES = {
+    "pipeline-board": "Pipeline board: what is overdue, what waits on whom",
+    "pipeline-approvals": "Pipeline: approval turnaround and rates",
+    "pipeline-cycle-times": "Pipeline: cycle time per stage",
+    "pipeline-cash": "Pipeline: invoice-to-cash, aging, collection",
+}
+
+
+@effect_task("read-pipeline")
+def read_pipeline(now: dt.datetime) -> Board:
+    """The pipeline as it stands at ``now``, with the measures of the last 30 days."""
+    matrix = load_matrix(get_settings().matrix_path)
+    with session_scope() as session:
+        return board(session, matrix, now)
+
+
+@effect_task("publish-pipeline-board")
+def publish_pipeline_board(shown: Board) -> list[str]:
+    """Rewrite the global keyed artifacts ops staff bookmark; their keys."""
+    matrix = load_matrix(get_settings().matrix_path)
+    links: dict[str, str] = {}
+
+    def page_url(deal_id: str) -> str:
+        if deal_id not in links:
+            links[deal_id] = deal_page_url(
+                deal_id
+            )  # a live link, whatever ``now`` the board is for
+        return links[deal_id]
+
+    sections = board_tables(matrix, shown, page_url)
+    for key, tables in sections.items():
+        create_markdown_artifact(
+            key=key,
+            markdown=render(
+                "artifacts/tables.md",
+                title=TITLES[key],
+                intro=f"As of {when(shown.now)}. Deal links open the deal's page in Dealflow's web service.",
+                tables=tables,
+            ),
+            description=TITLES[key],
+        )
+    return list(sections)
+
+
+@effect_task("read-weekly-report")
+def read_weekly_report(period: ReportPeriod) -> WeeklyReport:
+    """The review measures of ``period`` and the period before, with their charts."""
+    return weekly_report(load_matrix(get_settings().matrix_path), period)
+
+
+@effect_task("publish-weekly-report")
+def publish_weekly_report(report: WeeklyReport) -> str:
+    """The report as a markdown artifact: keyed ``weekly-report``, so each run adds a
+    version and the latest is the newest report."""
+    create_markdown_artifact(
+        key=WEEKLY_ARTIFACT, markdown=markdown(report), description=report.title
+    )
+    return WEEKLY_ARTIFACT
+
+
+@effect_task("email-weekly-report")
+def email_weekly_report(report: WeeklyReport) -> list[str]:
+    """Email the report once per period to everyone holding the matrix's report roles."""
+    matrix = load_matrix(get_settings().matrix_path)
+    recipients: list[str] = []
+    for role in matrix.reports.weekly_recipients:
+        for person in matrix.people:
+            if role in person.roles and person.email not in recipients:
+                recipients.append(person.email)
+    if not recipients:
+        return []
+    deliver(
+        OutgoingEmail(
+            key=f"report/weekly/{report.period.key}",
+            kind="weekly-report",
+            deal_id=None,
+            to=recipients,
+            subject=report.title,
+            template="weekly_report",
+            context=email_context(report),
+            images=report.charts,
+        )
+    )
+    return recipients

@@ -1,0 +1,43 @@
+"""The read-only deal page: status, who it waits on, approvals, invoices, timeline, as
+``dealflow deal status`` shows them. Opened from the links in Prefect's artifacts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from dealflow.clock import utcnow
+from dealflow.deal_links import check_deal_page_token
+from dealflow.deal_status import DealNotFound, deal_report
+from dealflow.links import LinkError, LinkProblem
+from dealflow.rendering import render
+
+router = APIRouter()
+
+REFUSED = {
+    LinkProblem.MALFORMED: (400, "This link is incomplete", "Copy the whole link again."),
+    LinkProblem.FORGED: (403, "This link is not valid", "Open the deal from the Prefect UI again."),
+    LinkProblem.EXPIRED: (
+        410,
+        "This link has expired",
+        "Open the deal from its board or the pipeline board in the Prefect UI: they carry fresh links.",
+    ),
+}
+
+
+def _message(title: str, message: str, status: int) -> HTMLResponse:
+    return HTMLResponse(render("pages/message.html", title=title, message=message), status)
+
+
+@router.get("/deals/{deal_id}", response_class=HTMLResponse)
+def deal_page(deal_id: str, key: str = "") -> HTMLResponse:
+    try:
+        check_deal_page_token(deal_id, key, utcnow())
+    except LinkError as exc:
+        status, title, message = REFUSED[exc.problem]
+        return _message(title, message, status)
+    try:
+        report = deal_report(deal_id)
+    except DealNotFound:
+        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
+    return HTMLResponse(render("pages/deal.html", report=report))
