@@ -561,9 +561,13 @@ def child_naive(now: dt.datetime) -> dict[str, Any]:
             deal = session.get(Deal, invoice.deal_id)
             assert deal is not None
             days = days_overdue(deal.team, invoice.due_date)
+            if days is None:
+                continue  # a team the matrix does not know: the check skips it too
             due = ladder.level_due(days)
-            if due is None or due[0] <= invoice.dunning_rank:
+            if due is None or due[0] <= ladder.rank(invoice.dunning_level):
                 continue
+            if due[1].days < 0 and days_overdue.today(deal.team) > invoice.due_date:
+                continue  # no reminder before the due date once it has passed
             rank, level = due
             session.add(
                 DunningLetter(
