@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install browser bench clean
+.PHONY: demo test lint install browser bench bench-finance clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Dealflow needs Python 3.11 or newer"'
@@ -42,6 +42,11 @@ lint: $(STAMP)
 ## bench: approval-to-next-email latency against a bare Prefect suspend/resume
 bench: $(STAMP)
 	$(BIN)/python bench/approval_latency.py
+
+## bench-finance: the payment check over 100,000 open invoices on PostgreSQL and SQLite
+## against one plain read and as many emails over one SMTP connection
+bench-finance: $(STAMP)
+	$(BIN)/python bench/payment_check.py
 
 clean:
 	rm -rf $(VENV) .dealflow .pytest_cache .mypy_cache .ruff_cache

@@ -649,13 +649,13 @@ def _nearest_rank(n: int) -> str:
     return f"the {from_top}{suffix} largest"
 
 
-def write_results(section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md, or add it; other sections stay."""
+def write_results(section: str, title: str = SECTION_TITLE) -> None:
+    """Replace the section called ``title`` of RESULTS.md, or add it; other sections stay."""
     if not RESULTS_PATH.exists():
         RESULTS_PATH.write_text("# Benchmark results\n\n" + section)
         return
     lines = RESULTS_PATH.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_TITLE), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == title), None)
     if start is None:
         text = "".join(lines).rstrip("\n") + "\n\n" + section
     else:

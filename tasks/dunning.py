@@ -29,10 +29,11 @@ from models.tables import (
     DunningLetter,
     Invoice,
     InvoiceStatus,
+    SentMessage,
     StageTransition,
 )
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, SmtpSession, new_outbox_row, send_outbox
+from tasks.mailer import OutgoingEmail, SmtpSession, outbox_values, send_outbox
 
 BATCH_SIZE = 1000
 SHOWN = 200  # escalations listed by name in the report; the rest are counted
@@ -267,7 +268,11 @@ def _claim_batch(
                 ),
                 timeline,
             )
-        session.add_all([new_outbox_row(mail, settings) for mail in mails])
+        if mails:
+            session.execute(
+                _insert(session, SentMessage.__table__),
+                [outbox_values(mail, settings) for mail in mails],
+            )
     return last_id, escalations, placed, [mail.key for mail in mails]
 
 
@@ -316,22 +321,43 @@ def _digest(email: str, name: str, items: list[Escalation], batch: int) -> Outgo
 
 
 def _place_holds(session: Session, holds: dict[str, Escalation], now: dt.datetime) -> list[str]:
-    placed = []
-    for customer, escalation in sorted(holds.items()):
-        hold = session.get(CollectionHold, customer, with_for_update=True)
-        reason = f"{escalation.invoice} reached {escalation.level_title}"
-        if hold is None:
-            session.add(
-                CollectionHold(
-                    customer_name=customer, reason=reason, placed_by="payment-check", placed_at=now
-                )
-            )
-        elif hold.cleared_at is not None:
-            hold.reason, hold.placed_at, hold.cleared_at, hold.cleared_by = reason, now, None, None
-        else:
-            continue
-        placed.append(customer)
-    return placed
+    """Put these customers on hold (a cleared hold is placed again); those placed now.
+    A few statements for the whole batch, however many customers it holds."""
+    if not holds:
+        return []
+    reasons = {
+        customer: f"{escalation.invoice} reached {escalation.level_title}"
+        for customer, escalation in holds.items()
+    }
+    cleared = session.scalars(
+        select(CollectionHold)
+        .where(CollectionHold.customer_name.in_(reasons), CollectionHold.cleared_at.is_not(None))
+        .with_for_update()
+    ).all()
+    for hold in cleared:
+        hold.reason, hold.placed_at = reasons[hold.customer_name], now
+        hold.cleared_at, hold.cleared_by = None, None
+    table = CollectionHold.__table__
+    placed = [hold.customer_name for hold in cleared]
+    placed += (
+        session.connection()
+        .scalars(
+            _insert(session, table)
+            .on_conflict_do_nothing(index_elements=["customer_name"])
+            .returning(table.c.customer_name),
+            [
+                {
+                    "customer_name": customer,
+                    "reason": reason,
+                    "placed_by": "payment-check",
+                    "placed_at": now,
+                }
+                for customer, reason in reasons.items()
+            ],
+        )
+        .all()
+    )
+    return sorted(placed)
 
 
 @effect_task("apply-dunning-ladder")

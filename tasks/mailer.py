@@ -10,6 +10,7 @@ import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 import yagmail
 from sqlalchemy import select
@@ -107,14 +108,18 @@ class SmtpSession:
         if self._client is None:
             self._client = self._connect()
 
-    def send(self, message: EmailMessage, recipients: list[str]) -> None:
+    def send(self, message: EmailMessage | str, recipients: list[str]) -> None:
+        """Send ``message``: composed, or as stored in the outbox (ASCII text, sent as is)."""
         fresh = self._client is None
         if self._client is None:
             self._client = self._connect()
         try:
-            self._client.smtp.send_message(
-                message, from_addr=self.settings.mail_from, to_addrs=recipients
-            )
+            if isinstance(message, str):
+                self._client.smtp.sendmail(self.settings.mail_from, recipients, message)
+            else:
+                self._client.smtp.send_message(
+                    message, from_addr=self.settings.mail_from, to_addrs=recipients
+                )
         except smtplib.SMTPServerDisconnected:
             self.close()
             if fresh:
@@ -198,21 +203,23 @@ def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
     raise RuntimeError(f"could not claim outbox key {mail.key}")
 
 
-def new_outbox_row(mail: OutgoingEmail, settings: Settings) -> SentMessage:
-    """``mail`` composed and ready to queue: sent later by ``send_outbox``, once."""
-    return SentMessage(
-        key=mail.key,
-        deal_id=mail.deal_id,
-        kind=mail.kind,
-        recipients=list(mail.to),
-        cc=list(mail.cc),
-        subject=mail.subject,
-        message_id=message_id_for(mail.key, settings),
-        status="pending",
-        attempts=0,
-        message=compose(mail, settings).as_string(),
-        created_at=utcnow(),
-    )
+def outbox_values(mail: OutgoingEmail, settings: Settings) -> dict[str, Any]:
+    """The outbox row of ``mail``, composed and ready to queue (sent later by
+    ``send_outbox``, once), as column values: a batch's rows go in one executemany INSERT
+    (ORM objects would be inserted one by one on SQLite)."""
+    return {
+        "key": mail.key,
+        "deal_id": mail.deal_id,
+        "kind": mail.kind,
+        "recipients": list(mail.to),
+        "cc": list(mail.cc),
+        "subject": mail.subject,
+        "message_id": message_id_for(mail.key, settings),
+        "status": "pending",
+        "attempts": 0,
+        "message": compose(mail, settings).as_string(),
+        "created_at": utcnow(),
+    }
 
 
 def send_outbox(
@@ -222,8 +229,9 @@ def send_outbox(
     connection; the keys sent now.
 
     Each row is locked while it is sent and marked sent in the same transaction, so two
-    senders of one row (two checks, or a check and a sweep) send it once. A row that
-    fails keeps its error and is tried again by the next sweep or check.
+    senders of one row (two checks, or a check and a sweep) send it once, and a crash
+    repeats at most the one email in flight. A row that fails keeps its error and is
+    tried again by the next sweep or check.
     """
     settings = settings or get_settings()
     if keys is None:
@@ -260,7 +268,13 @@ def send_outbox(
                     row.status, row.last_error = "cancelled", f"not sent: {stale}"
                     continue
                 row.attempts += 1
-                message = email.message_from_string(row.message, policy=email.policy.default)
+                # Stored ASCII text goes out as it is: parsing it back into a message
+                # cost more than composing it.
+                message = (
+                    row.message
+                    if row.message.isascii()
+                    else email.message_from_string(row.message, policy=email.policy.default)
+                )
                 try:
                     connection.send(message, [*row.recipients, *row.cc])
                 except Exception as exc:

@@ -153,6 +153,26 @@ def test_a_customer_on_hold_is_out_of_the_ladder_until_the_hold_is_cleared(
     assert invoice(new).dunning_level == "manager"
 
 
+def test_a_cleared_hold_is_placed_again_when_another_invoice_reaches_collections(
+    inbox: Inbox,
+) -> None:
+    _first, [old] = invoiced_deal(DUE, customer="Held Again Ltd")
+    _second, [new] = invoiced_deal(DUE + dt.timedelta(days=20), customer="Held Again Ltd")
+    _other, [elsewhere] = invoiced_deal(DUE, customer="Other Late Payer")
+    assert check(30) == {"collections": 2, "rep-and-finance": 1}
+    clear_hold("Held Again Ltd", "fiona")
+    assert check(50) == {"collections": 1}
+    assert invoice(new).dunning_level == "collections"
+    with session_scope() as session:
+        holds = {h.customer_name: h for h in session.scalars(select(CollectionHold))}
+    assert holds["Held Again Ltd"].cleared_at is None and new in holds["Held Again Ltd"].reason
+    assert (
+        holds["Other Late Payer"].cleared_at is None
+        and elsewhere in holds["Other Late Payer"].reason
+    )
+    assert invoice(old).dunning_level == "collections"
+
+
 def test_two_checks_at_once_send_each_level_once(inbox: Inbox) -> None:
     numbers = [invoiced_deal(DUE)[1][0] for _ in range(12)]
     results: list[dict[str, int]] = []
