@@ -96,7 +96,8 @@ def accept_delivery(
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
         email = by or manager.email
         person = next((p for p in matrix.people if p.email.lower() == email.lower()), None)
-        today = utcnow().astimezone(matrix.calendar(deal.team).zone).date()
+        zone = matrix.calendar(deal.team).zone
+        today = utcnow().astimezone(zone).date()
         day = accepted_on or today
         if day > today:
             raise AcceptanceError(f"The acceptance date {day.isoformat()} is in the future.")
@@ -105,10 +106,11 @@ def accept_delivery(
                 StageTransition.deal_id == deal_id, StageTransition.key == "kickoff"
             )
         )
-        if kickoff is not None and day < kickoff.date():
+        kickoff_day = kickoff.astimezone(zone).date() if kickoff is not None else None
+        if kickoff_day is not None and day < kickoff_day:  # both on the team's calendar
             raise AcceptanceError(
                 f"The acceptance date {day.isoformat()} is before the delivery kickoff "
-                f"({kickoff.date().isoformat()})."
+                f"({kickoff_day.isoformat()})."
             )
         acceptance = DeliveryAcceptance(
             accepted_by=email,
