@@ -144,6 +144,10 @@ def stack(inbox: Inbox) -> Iterator[Any]:
         config.prefect_database_url = (
             f"{POSTGRES_SERVER.replace('+psycopg', '+asyncpg')}/{STACK_DATABASES['prefect']}"
         )
+        # The production path: prefect.yaml deployed to a process work pool, two workers,
+        # the web service as two processes.
+        config.workers = 2
+        config.web_processes = 2
     with Stack(config) as running:
         yield running
 
