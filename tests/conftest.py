@@ -50,10 +50,17 @@ POSTGRES_URL = os.environ.get(
 # Secrets the stack is given so that tests/test_secrets.py can look for them where they
 # must never appear. A server that trusts local logins ignores the database password.
 TEST_SECRETS = {
-    "DEALFLOW_SIGNING_SECRET": f"signing-{secrets.token_hex(12)}",
-    "DEALFLOW_SMTP_PASSWORD": f"smtp-{secrets.token_hex(12)}",
+    "signing secret": f"signing-{secrets.token_hex(12)}",
+    "SMTP password": f"smtp-{secrets.token_hex(12)}",
+    "finance password": f"finance-{secrets.token_hex(12)}",
 }
-os.environ.update(TEST_SECRETS)
+os.environ.update(
+    {
+        "DEALFLOW_SIGNING_SECRET": TEST_SECRETS["signing secret"],
+        "DEALFLOW_SMTP_PASSWORD": TEST_SECRETS["SMTP password"],
+        "DEALFLOW_FINANCE_USERS": f'{{"finance": "{TEST_SECRETS["finance password"]}"}}',
+    }
+)
 if "@" in POSTGRES_URL and ":" not in POSTGRES_URL.split("://", 1)[1].split("@", 1)[0]:
     TEST_SECRETS["database password"] = f"db-{secrets.token_hex(12)}"
     POSTGRES_URL = POSTGRES_URL.replace("@", f":{TEST_SECRETS['database password']}@", 1)

@@ -36,7 +36,7 @@ def test_prefect_yaml_is_deployed_to_the_work_pool(stack: Any) -> None:
         json={"limit": 50, "offset": 0},
     )
     deployments = {d["name"]: d for d in response.json()}
-    assert set(deployments) == {"deal-handoff", "sla-sweep"}
+    assert set(deployments) == {"deal-handoff", "sla-sweep", "payment-check"}
     assert all(d["work_pool_name"] == "dealflow" for d in deployments.values())
     # `prefect deploy` fills in DEALFLOW_CODE_DIR as it is where it runs: every worker
     # finds the code at that path.

@@ -1,4 +1,4 @@
-"""The signing secret, the SMTP password and the database password appear in no log of
+"""The signing secret, the SMTP, finance and database passwords appear in no log of
 the stack, nothing Prefect shows (run logs, artifacts, deployments, runs) and no page
 of the web service, error pages included."""
 
@@ -49,6 +49,7 @@ def test_secrets_stay_out_of_logs_prefect_and_pages(
         httpx.post(link, data={"decision": "approve", "comment": "x" * 5000}),
         httpx.post(link, data={"decision": "maybe"}),
         httpx.get(f"{web}/no-such-page"),
+        httpx.get(f"{web}/finance", auth=("finance", "wrong")),
         httpx.get(f"{web}/openapi.json"),
     ]
     for response in pages:
