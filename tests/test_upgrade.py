@@ -31,7 +31,15 @@ import pytest
 
 from models.settings import PROJECT_ROOT
 from tests.conftest import Inbox, _free_port
-from tests.support import decide, link_in, run_state, to, wait_for_state, wait_until_no_process
+from tests.support import (
+    decide,
+    link_in,
+    run_state,
+    to,
+    wait_for_state,
+    wait_until_no_process,
+)
+from tests.test_stack_cli import children_of
 
 pytestmark = pytest.mark.stack
 
@@ -92,6 +100,19 @@ class Processes:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def wait_idle(self, name: str, timeout: float = 60) -> None:
+        """Until the runner ``name`` has no flow-run process left. ``serve`` starts them
+        with multiprocessing, so their environment does not name the run; and one that
+        is still exiting after it suspended turns Crashed if the stop signal reaches it."""
+        runner = self.running[name].pid
+        deadline = time.monotonic() + timeout
+        while any(
+            b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+            for pid in children_of(runner)
+        ):
+            assert time.monotonic() < deadline, f"{name} still runs a flow"
+            time.sleep(0.2)
 
     def stop(self, name: str) -> None:
         process = self.running.pop(name)
@@ -171,7 +192,9 @@ def test_a_deal_waiting_under_the_previous_release_completes_under_this_one(
     request = inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id))
     wait_for_state(run_id, "PAUSED", key="gate-manager")
     wait_until_no_process(run_id)
+    processes.wait_idle("previous-runner")
     processes.stop("previous-runner")
+    assert run_state(run_id)[:2] == ("PAUSED", "gate-manager"), "stopping it crashed nothing"
     assert task_names(run_id)["plan-early-stages"] == 0, "the previous release's flow ran"
 
     # The upgrade: migrate, then this code serves the deployment and the web service.
@@ -195,7 +218,7 @@ def test_a_deal_waiting_under_the_previous_release_completes_under_this_one(
 
     # The link mailed by the previous release works with this code.
     approved = decide(link_in(request), "approve", "signed off before the upgrade")
-    assert approved.status_code == 200, approved.text
+    assert approved.status_code == 200, (run_state(run_id), approved.text.split("<main")[-1][:600])
     for approver in ("dana.whitfield@example.com", "lena.fischer@example.com"):
         link = link_in(inbox.wait_for(to(approver, "Approval needed", deal_id)))
         assert decide(link, "approve", "fine").status_code == 200
