@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from models.settings import PROJECT_ROOT
 from tests.conftest import STACK_ON_POSTGRES, Inbox
@@ -36,7 +37,9 @@ def test_prefect_yaml_is_deployed_to_the_work_pool(stack: Any) -> None:
         json={"limit": 50, "offset": 0},
     )
     deployments = {d["name"]: d for d in response.json()}
-    assert set(deployments) == {"deal-handoff", "sla-sweep", "payment-check"}
+    declared = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"]
+    assert set(deployments) == {d["name"] for d in declared}
+    assert {"deal-handoff", "sla-sweep", "payment-check"} <= set(deployments)
     assert all(d["work_pool_name"] == "dealflow" for d in deployments.values())
     # `prefect deploy` fills in DEALFLOW_CODE_DIR as it is where it runs: every worker
     # finds the code at that path.
