@@ -19,7 +19,8 @@ demo: $(STAMP)
 	$(BIN)/dealflow stack up
 
 ## test: lint, type-check, the whole suite on embedded defaults, then the end-to-end
-## tests again on the production path (Prefect and Dealflow on PostgreSQL)
+## tests again on the production path (docs/deployment.md: PostgreSQL, a process work
+## pool with two workers, the web service as two processes)
 test: lint browser
 	$(BIN)/pytest
 	DEALFLOW_TEST_STACK=postgres $(BIN)/pytest -m stack

@@ -299,6 +299,14 @@ def stack_up(
     raise fail(message)
 
 
+@app.command("deploy")
+def deploy() -> None:
+    """Register prefect.yaml's deployments on the Prefect server (`prefect deploy --all`)."""
+    from dealflow.deploy import deploy_all
+
+    deploy_all()
+
+
 @app.command("runner", hidden=True)
 def runner(limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 10) -> None:
     """Serve the deal-handoff deployment from this checkout (part of the stack)."""

@@ -66,7 +66,9 @@ def verify(token: str, key: bytes, now: dt.datetime) -> ApprovalClaim:
     payload, dot, signature = token.partition(".")
     if not dot or not payload or not signature:
         raise LinkError(LinkProblem.MALFORMED)
-    if not hmac.compare_digest(signature, _signature(payload, key)):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a
+    # refusal), and a link's path may carry any character.
+    if not hmac.compare_digest(signature.encode(), _signature(payload, key).encode()):
         raise LinkError(LinkProblem.FORGED)
     try:
         claim = ApprovalClaim(**json.loads(_unb64(payload)))

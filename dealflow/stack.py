@@ -3,10 +3,16 @@ mail catcher, each a child process with its log under the data folder.
 
 ``make demo`` runs it for a person; the end-to-end tests start the same stack on free
 ports with their own SMTP receiver, so that what is tested is what a user runs.
+
+With ``workers`` set, the stack takes the production path of docs/deployment.md instead
+of ``serve``: a process work pool, the deployments of prefect.yaml registered with
+``prefect deploy --all``, that many ``prefect worker`` processes, and the web service
+as ``web_processes`` uvicorn processes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -20,6 +26,8 @@ from pathlib import Path
 import httpx
 
 from models.settings import PROJECT_ROOT
+
+WORK_POOL = "dealflow"  # as named in prefect.yaml
 
 
 class StackError(RuntimeError):
@@ -37,6 +45,10 @@ class StackConfig:
     mail_catcher: bool = True
     runner_poll_seconds: int = 1
     runner_limit: int = 10
+    workers: int = 0  # 0: one `serve` runner; more: a process work pool and its workers
+    pool_limit: int = 10  # flow runs at once across the work pool's workers
+    worker_poll_seconds: int = 1
+    web_processes: int = 1
     database_url: str = ""
     prefect_database_url: str = ""
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -63,6 +75,7 @@ def prefect_env(config: StackConfig) -> dict[str, str]:
         "PREFECT_SERVER_API_PORT": str(config.prefect_port),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": str(config.runner_poll_seconds),
+        "PREFECT_WORKER_QUERY_SECONDS": str(config.worker_poll_seconds),
         "PREFECT_UI_URL": config.prefect_api_url.removesuffix("/api"),
     }
     if config.prefect_database_url:
@@ -79,6 +92,8 @@ def stack_env(config: StackConfig) -> dict[str, str]:
         "DEALFLOW_SMTP_PORT": str(config.smtp_port),
         "DEALFLOW_PUBLIC_BASE_URL": config.web_url,
         "DEALFLOW_PREFECT_API_URL": config.prefect_api_url,
+        # Where workers find the flow code (the pull step of prefect.yaml).
+        "DEALFLOW_CODE_DIR": str(PROJECT_ROOT),
         **config.extra_env,
     }
     if config.database_url:
@@ -92,10 +107,12 @@ class Stack:
         self.env = {**os.environ, **stack_env(config)}
         self.logs = config.data_dir.resolve() / "logs"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], mode: str = "wb") -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("wb")  # this start's log only
+        log = (self.logs / f"{name}.log").open(mode)  # "wb": this start's log only
+        self.commands[name] = args
         self.processes[name] = subprocess.Popen(
             args,
             cwd=PROJECT_ROOT,
@@ -131,17 +148,103 @@ class Stack:
             else ""
         )
 
+    def _flow_runners(self) -> list[str]:
+        """The processes that run flows: the runner, or the work pool's workers."""
+        return [name for name in self.processes if name == "runner" or name.startswith("worker")]
+
     def _wait_deployment(self, timeout: float) -> None:
         deployment = self.env.get("DEALFLOW_DEPLOYMENT", "deal-handoff/deal-handoff")
         url = f"{self.config.prefect_api_url}/deployments/name/{deployment}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.processes["runner"].poll() is not None:
-                raise StackError(f"the runner exited:\n{self.log_tail('runner')}")
+            for name in self._flow_runners():
+                if self.processes[name].poll() is not None:
+                    raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
             if httpx.get(url, timeout=5).status_code == 200:
                 return
             time.sleep(0.5)
         raise StackError(f"deployment {deployment} was not registered:\n{self.log_tail('runner')}")
+
+    def _prefect(self, *args: str) -> None:
+        """Run a Prefect CLI command as an operator would, from the project folder."""
+        command = [sys.executable, "-m", "prefect", "--no-prompt", *args]
+        try:
+            subprocess.run(
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+        except subprocess.CalledProcessError as exc:
+            output = (exc.stdout + exc.stderr).decode(errors="replace")
+            raise StackError(f"`prefect {' '.join(args)}` failed:\n{output}") from exc
+
+    def _dealflow(self, *args: str) -> None:
+        command = [sys.executable, "-m", "dealflow", *args]
+        try:
+            subprocess.run(
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+        except subprocess.CalledProcessError as exc:
+            output = (exc.stdout + exc.stderr).decode(errors="replace")
+            raise StackError(f"`dealflow {' '.join(args)}` failed:\n{output}") from exc
+
+    def _start_work_pool(self) -> None:
+        """The production path: a process work pool, prefect.yaml's deployments, workers."""
+        self._prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+        # The cap is the pool's, not each worker's: a worker started with --limit stops
+        # with "this borrower is already holding one of this CapacityLimiter's tokens"
+        # when a run it started suspends and is resumed before it let go of the run.
+        self._prefect("work-pool", "set-concurrency-limit", WORK_POOL, str(self.config.pool_limit))
+        self._dealflow("deploy")
+        for number in range(1, self.config.workers + 1):
+            self._spawn(
+                f"worker-{number}",
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    WORK_POOL,
+                    "--name",
+                    f"dealflow-worker-{number}",
+                ],
+            )
+
+    def _wait_workers(self, timeout: float, since: float = 0.0) -> None:
+        """Until every worker has sent the Prefect server a heartbeat after ``since``
+        (seconds since the epoch)."""
+        url = f"{self.config.prefect_api_url}/work_pools/{WORK_POOL}/workers/filter"
+        expected = {f"dealflow-worker-{n}" for n in range(1, self.config.workers + 1)}
+        deadline = time.monotonic() + timeout
+        online: set[str] = set()
+        while time.monotonic() < deadline:
+            for name in self._flow_runners():
+                if self.processes[name].poll() is not None:
+                    raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
+            response = httpx.post(url, json={"limit": 50}, timeout=5)
+            if response.status_code == 200:
+                online = {
+                    w["name"]
+                    for w in response.json()
+                    if w.get("status") == "ONLINE"
+                    and dt.datetime.fromisoformat(w["last_heartbeat_time"]).timestamp() > since
+                }
+                if expected <= online:
+                    return
+            time.sleep(0.5)
+        raise StackError(
+            f"workers {sorted(expected - online)} did not come online:\n{self.log_tail('worker-1')}"
+        )
 
     def _check_ports_free(self) -> None:
         ports = {
@@ -220,21 +323,48 @@ class Stack:
                 "--log-level",
                 "warning",
                 "--no-access-log",  # approval links carry their token in the path
+                "--workers",
+                str(self.config.web_processes),
             ],
         )
         try:
             self._wait_http("prefect", f"{self.config.prefect_api_url}/health", 180)
-            self._spawn(
-                "runner",
-                [python, "-m", "dealflow", "runner", "--limit", str(self.config.runner_limit)],
-            )
+            if self.config.workers:
+                self._start_work_pool()
+            else:
+                self._spawn(
+                    "runner",
+                    [python, "-m", "dealflow", "runner", "--limit", str(self.config.runner_limit)],
+                )
             self._wait_http("web", f"{self.config.web_url}/healthz", 60)
             if self.config.mail_catcher:
                 self._wait_http("mail", f"{self.config.inbox_url}/api/messages", 30)
             self._wait_deployment(120)
+            if self.config.workers:
+                self._wait_workers(120)
         except BaseException:
             self.stop()
             raise
+
+    def halt(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop one process of the stack (and its children), e.g. a worker to restart it."""
+        process = self.processes[name]
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def restart(self, name: str) -> None:
+        """Start a halted process again with the same command; its log goes on."""
+        if self.processes[name].poll() is None:
+            raise StackError(f"{name} is still running")
+        started = time.time()
+        self._spawn(name, self.commands[name], mode="ab")
+        if name.startswith("worker"):
+            self._wait_workers(120, since=started)
 
     def stop(self) -> None:
         for process in self.processes.values():

@@ -8,6 +8,7 @@ test module imports Prefect.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import tempfile
 from pathlib import Path
@@ -46,6 +47,23 @@ STACK_ON_POSTGRES = os.environ.get("DEALFLOW_TEST_STACK") == "postgres"
 POSTGRES_URL = os.environ.get(
     "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# Secrets the stack is given so that tests/test_secrets.py can look for them where they
+# must never appear. A server that trusts local logins ignores the database password.
+TEST_SECRETS = {
+    "signing secret": f"signing-{secrets.token_hex(12)}",
+    "SMTP password": f"smtp-{secrets.token_hex(12)}",
+    "finance password": f"finance-{secrets.token_hex(12)}",
+}
+os.environ.update(
+    {
+        "DEALFLOW_SIGNING_SECRET": TEST_SECRETS["signing secret"],
+        "DEALFLOW_SMTP_PASSWORD": TEST_SECRETS["SMTP password"],
+        "DEALFLOW_FINANCE_USERS": f'{{"finance": "{TEST_SECRETS["finance password"]}"}}',
+    }
+)
+if "@" in POSTGRES_URL and ":" not in POSTGRES_URL.split("://", 1)[1].split("@", 1)[0]:
+    TEST_SECRETS["database password"] = f"db-{secrets.token_hex(12)}"
+    POSTGRES_URL = POSTGRES_URL.replace("@", f":{TEST_SECRETS['database password']}@", 1)
 # Each test session has databases of its own, so that two sessions (two checkouts, or CI
 # beside a developer) never drop each other's data.
 _SESSION = f"{os.getpid()}"
@@ -144,6 +162,10 @@ def stack(inbox: Inbox) -> Iterator[Any]:
         config.prefect_database_url = (
             f"{POSTGRES_SERVER.replace('+psycopg', '+asyncpg')}/{STACK_DATABASES['prefect']}"
         )
+        # The production path: prefect.yaml deployed to a process work pool, two workers,
+        # the web service as two processes.
+        config.workers = 2
+        config.web_processes = 2
     with Stack(config) as running:
         yield running
 

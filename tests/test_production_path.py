@@ -1,0 +1,70 @@
+"""The production path of docs/deployment.md: prefect.yaml deployed to a process work pool,
+two workers, PostgreSQL. Runs when the stack is on it (DEALFLOW_TEST_STACK=postgres)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from models.settings import PROJECT_ROOT
+from tests.conftest import STACK_ON_POSTGRES, Inbox
+from tests.support import deal_waiting_at_manager, decide, to, wait_for_state, wait_until_no_process
+
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(
+        not STACK_ON_POSTGRES, reason="the production path runs with DEALFLOW_TEST_STACK=postgres"
+    ),
+]
+
+
+def workers_that_ran(stack: Any, run_id: str) -> list[str]:
+    """The stack's workers whose log says they submitted the flow run."""
+    return [
+        name
+        for name in ("worker-1", "worker-2")
+        if f"submitting flow run '{run_id}'" in (stack.logs / f"{name}.log").read_text()
+    ]
+
+
+def test_prefect_yaml_is_deployed_to_the_work_pool(stack: Any) -> None:
+    response = httpx.post(
+        f"{stack.config.prefect_api_url}/deployments/filter",
+        json={"limit": 50, "offset": 0},
+    )
+    deployments = {d["name"]: d for d in response.json()}
+    declared = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"]
+    assert set(deployments) == {d["name"] for d in declared}
+    assert {"deal-handoff", "sla-sweep", "payment-check"} <= set(deployments)
+    assert all(d["work_pool_name"] == "dealflow" for d in deployments.values())
+    # `prefect deploy` fills in DEALFLOW_CODE_DIR as it is where it runs: every worker
+    # finds the code at that path.
+    [pull] = deployments["deal-handoff"]["pull_steps"]
+    assert pull["prefect.deployments.steps.set_working_directory"] == {
+        "directory": str(PROJECT_ROOT)
+    }
+    pool = httpx.get(f"{stack.config.prefect_api_url}/work_pools/dealflow").json()
+    assert pool["type"] == "process" and pool["concurrency_limit"] == stack.config.pool_limit
+
+
+def test_a_deal_suspended_under_one_worker_resumes_on_the_other(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """A rolling restart: the worker that started the deal is stopped while the deal
+    waits; the approval resumes it on the other worker."""
+    deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
+    wait_until_no_process(run_id)
+    [first] = workers_that_ran(stack, run_id)
+    other = "worker-2" if first == "worker-1" else "worker-1"
+    stack.halt(first)
+    try:
+        assert decide(link, "approve", "fine").status_code == 200
+        inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+        wait_for_state(run_id, "PAUSED", key="gate-director")
+        assert workers_that_ran(stack, run_id) == sorted([first, other])
+    finally:
+        stack.restart(first)
