@@ -252,9 +252,26 @@ def deal_accept(
     )
 
 
+def deal_confirm_plan(
+    deal_id: str,
+    note: Annotated[str, typer.Option(help="For the timeline.")] = "",
+    by: Annotated[str | None, typer.Option(help="Who confirmed it (default: you).")] = None,
+) -> None:
+    """Record that the delivery plan is confirmed with the customer."""
+    from dealflow.delivery_plan import PlanError, confirm_plan
+    from dealflow.records import DealNotFound
+
+    try:
+        new = confirm_plan(deal_id, _who(by), note)
+    except (PlanError, DealNotFound) as exc:
+        raise _fail(f"Nothing was recorded: {exc}") from exc
+    typer.echo(f"Delivery plan of {deal_id} confirmed." if new else "It was confirmed before.")
+
+
 def register(app: typer.Typer, deal_app: typer.Typer) -> None:
     app.add_typer(payment_app, name="payment")
     app.add_typer(payments_app, name="payments")
     app.add_typer(invoice_app, name="invoice")
     app.add_typer(hold_app, name="hold")
     deal_app.command("accept")(deal_accept)
+    deal_app.command("confirm-plan")(deal_confirm_plan)

@@ -147,3 +147,15 @@ def test_periods_are_whole_local_days_and_bad_dates_are_refused() -> None:
         parse_period("2026-03-01", "next week", "UTC")
     monday = last_week(dt.datetime(2026, 3, 9, 6, tzinfo=dt.UTC), "Europe/Berlin")
     assert (monday.first, monday.last) == (dt.date(2026, 3, 2), dt.date(2026, 3, 8))
+
+
+def test_a_confirmed_delivery_plan_is_no_longer_late(database_url: str) -> None:
+    from dealflow.delivery_plan import confirm_plan
+
+    seed_hand_history()
+    matrix = load_matrix(get_settings().matrix_path)
+    now = dt.datetime(2026, 3, 10, 10, tzinfo=dt.UTC)
+    assert confirm_plan("D1", "omar.haddad@example.com", "Kickoff call on 9 March")
+    assert not confirm_plan("D1", "omar.haddad@example.com"), "recorded once"
+    with session_scope() as session:
+        assert board(session, matrix, now).late_plans == []
