@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dealflow import cli_finance as finance_commands
+from dealflow.cli_options import fail, moment_option
 from dealflow.import_command import import_deals
 from dealflow.prefect_api import use_configured_prefect_server
 from dealflow.report_cli import report
@@ -32,11 +33,6 @@ app.add_typer(sla_app, name="sla")
 finance_commands.register(app, deal_app)
 deal_app.command("import")(import_deals)
 app.command("report")(report)
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 @deal_app.command("submit")
@@ -196,19 +192,11 @@ def sla_sweep_now(
     ] = None,
 ) -> None:
     """Send the reminders and escalations now due (the sla-sweep flow, run here)."""
-    import datetime as dt
+    import httpx
 
     from flows.sla_sweep import sla_sweep
 
-    moment = None
-    if now is not None:
-        try:
-            moment = dt.datetime.fromisoformat(now)
-        except ValueError as exc:
-            raise fail(f"--now: not an ISO 8601 time: {now!r}") from exc
-        if moment.tzinfo is None:
-            raise fail(f"--now: give a time zone, e.g. {now}+00:00")
-    import httpx
+    moment = moment_option(now)
 
     try:
         actions = sla_sweep(now=moment)

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from dealflow.cli_options import fail, moment_option
+
 payment_app = typer.Typer(help="Record money received.", no_args_is_help=True)
 payments_app = typer.Typer(
     help="Bank statements and the payment check (dunning ladder, aging report).",
@@ -17,11 +19,6 @@ payments_app = typer.Typer(
 )
 invoice_app = typer.Typer(help="Invoices: what is open, disputes.", no_args_is_help=True)
 hold_app = typer.Typer(help="Customers on collections hold.", no_args_is_help=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
 
 
 def _who(by: str | None) -> str:
@@ -34,7 +31,7 @@ def _date(text: str | None, option: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise _fail(f"{option}: not a date (YYYY-MM-DD): {text!r}") from exc
+        raise fail(f"{option}: not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 def _report_settled(deal_ids: list[str]) -> None:
@@ -68,10 +65,10 @@ def payment_record(
     try:
         value = parse_amount(amount)
     except PaymentError as exc:
-        raise _fail(f"--amount: {exc}") from exc
+        raise fail(f"--amount: {exc}") from exc
     received = _date(date, "--date") or utcnow().date()
     if received > utcnow().date() + dt.timedelta(days=1):
-        raise _fail(f"--date: {received} is in the future")
+        raise fail(f"--date: {received} is in the future")
     details = PaymentDetails(
         invoice.strip().upper(),
         value,
@@ -82,7 +79,7 @@ def payment_record(
     try:
         result = record_payment(details, source="cli", recorded_by=_who(by))
     except PaymentError as exc:
-        raise _fail(f"Nothing was recorded: {exc}") from exc
+        raise fail(f"Nothing was recorded: {exc}") from exc
     typer.echo(f"Recorded: {result.describe()}")
     if result.deal_settled:
         _report_settled([result.deal_id])
@@ -100,7 +97,7 @@ def payments_import(
     try:
         report = import_statement(file, recorded_by=_who(by))
     except StatementError as exc:
-        raise _fail("Nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems)) from exc
+        raise fail("Nothing was imported:\n" + "\n".join(f"  {p}" for p in exc.problems)) from exc
     typer.echo(report.summary())
     _report_settled(report.settled_deals)
 
@@ -117,18 +114,11 @@ def payments_check(
 
     from flows.payment_check import payment_check
 
-    moment = None
-    if now is not None:
-        try:
-            moment = dt.datetime.fromisoformat(now)
-        except ValueError as exc:
-            raise _fail(f"--now: not an ISO 8601 time: {now!r}") from exc
-        if moment.tzinfo is None:
-            raise _fail(f"--now: give a time zone, e.g. {now}+00:00")
+    moment = moment_option(now)
     try:
         typer.echo(payment_check(now=moment))
     except httpx.HTTPError as exc:
-        raise _fail(f"The check did not run: cannot reach the Prefect server ({exc})") from exc
+        raise fail(f"The check did not run: cannot reach the Prefect server ({exc})") from exc
 
 
 @invoice_app.command("list")
@@ -160,7 +150,7 @@ def invoice_dispute(
     try:
         typer.echo(dispute_invoice(number.upper(), reason, _who(by)))
     except ReceivableError as exc:
-        raise _fail(f"Nothing was changed: {exc}") from exc
+        raise fail(f"Nothing was changed: {exc}") from exc
 
 
 @invoice_app.command("resolve")
@@ -174,7 +164,7 @@ def invoice_resolve(
     try:
         typer.echo(resolve_dispute(number.upper(), _who(by)))
     except ReceivableError as exc:
-        raise _fail(f"Nothing was changed: {exc}") from exc
+        raise fail(f"Nothing was changed: {exc}") from exc
 
 
 @invoice_app.command("write-off")
@@ -189,7 +179,7 @@ def invoice_write_off(
     try:
         message, deal_id = write_off(number.upper(), reason, _who(by))
     except ReceivableError as exc:
-        raise _fail(f"Nothing was changed: {exc}") from exc
+        raise fail(f"Nothing was changed: {exc}") from exc
     typer.echo(message)
     _report_settled([deal_id])
 
@@ -205,7 +195,7 @@ def invoice_reopen(
     try:
         typer.echo(reopen(number.upper(), _who(by)))
     except ReceivableError as exc:
-        raise _fail(f"Nothing was changed: {exc}") from exc
+        raise fail(f"Nothing was changed: {exc}") from exc
 
 
 @hold_app.command("clear")
@@ -219,7 +209,7 @@ def hold_clear(
     try:
         typer.echo(clear_hold(customer, _who(by)))
     except ReceivableError as exc:
-        raise _fail(f"Nothing was changed: {exc}") from exc
+        raise fail(f"Nothing was changed: {exc}") from exc
 
 
 def deal_accept(
@@ -242,11 +232,11 @@ def deal_accept(
     try:
         accepted = accept_delivery(deal_id, by=by, accepted_on=_date(date, "--date"), note=note)
     except (AcceptanceError, DealNotFound) as exc:
-        raise _fail(f"Nothing was recorded: {exc}") from exc
+        raise fail(f"Nothing was recorded: {exc}") from exc
     except NotPausedError as exc:
-        raise _fail(f"Nothing was recorded: deal {deal_id} stopped waiting just now") from exc
+        raise fail(f"Nothing was recorded: deal {deal_id} stopped waiting just now") from exc
     except (httpx.HTTPError, PrefectHTTPStatusError, RuntimeError) as exc:
-        raise _fail(f"Nothing was recorded: the Prefect server did not take it ({exc})") from exc
+        raise fail(f"Nothing was recorded: the Prefect server did not take it ({exc})") from exc
     typer.echo(
         f"Recorded acceptance of {deal_id} on {accepted.accepted_on} by {accepted.accepted_by_name}."
     )
@@ -264,7 +254,7 @@ def deal_confirm_plan(
     try:
         new = confirm_plan(deal_id, _who(by), note)
     except (PlanError, DealNotFound) as exc:
-        raise _fail(f"Nothing was recorded: {exc}") from exc
+        raise fail(f"Nothing was recorded: {exc}") from exc
     typer.echo(f"Delivery plan of {deal_id} confirmed." if new else "It was confirmed before.")
 
 
