@@ -6,6 +6,7 @@ finance typed), unique in the database, so re-importing a statement changes noth
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -176,8 +177,7 @@ def apply_payment(
         actor=recorded_by,
         at=now,
     )
-    settled = deal_settled(session, invoice.deal_id)
-    return PaymentResult(**{**result.__dict__, "deal_settled": settled})
+    return dataclasses.replace(result, deal_settled=deal_settled(session, invoice.deal_id))
 
 
 SAME_PAYMENT_DAYS = 5  # how far apart the bank's date and the one typed in may be

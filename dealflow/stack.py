@@ -167,25 +167,15 @@ class Stack:
 
     def _prefect(self, *args: str) -> None:
         """Run a Prefect CLI command as an operator would, from the project folder."""
-        command = [sys.executable, "-m", "prefect", "--no-prompt", *args]
-        try:
-            subprocess.run(
-                command,
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                check=True,
-                capture_output=True,
-                timeout=300,
-            )
-        except subprocess.CalledProcessError as exc:
-            output = (exc.stdout + exc.stderr).decode(errors="replace")
-            raise StackError(f"`prefect {' '.join(args)}` failed:\n{output}") from exc
+        self._command("prefect", "--no-prompt", *args)
 
     def _dealflow(self, *args: str) -> None:
-        command = [sys.executable, "-m", "dealflow", *args]
+        self._command("dealflow", *args)
+
+    def _command(self, module: str, *args: str) -> None:
         try:
             subprocess.run(
-                command,
+                [sys.executable, "-m", module, *args],
                 cwd=PROJECT_ROOT,
                 env=self.env,
                 check=True,
@@ -194,7 +184,8 @@ class Stack:
             )
         except subprocess.CalledProcessError as exc:
             output = (exc.stdout + exc.stderr).decode(errors="replace")
-            raise StackError(f"`dealflow {' '.join(args)}` failed:\n{output}") from exc
+            shown = " ".join(a for a in args if a != "--no-prompt")
+            raise StackError(f"`{module} {shown}` failed:\n{output}") from exc
 
     def _start_work_pool(self) -> None:
         """The production path: a process work pool, prefect.yaml's deployments, workers."""
