@@ -25,11 +25,13 @@ db_app = typer.Typer(help="Dealflow's own database.", no_args_is_help=True)
 matrix_app = typer.Typer(help="The responsibility matrix.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack on embedded defaults.", no_args_is_help=True)
 sla_app = typer.Typer(help="Time limits: reminders and escalations.", no_args_is_help=True)
+runs_app = typer.Typer(help="Dealflow's Prefect runs.", no_args_is_help=True)
 app.add_typer(deal_app, name="deal")
 app.add_typer(db_app, name="db")
 app.add_typer(matrix_app, name="matrix")
 app.add_typer(stack_app, name="stack")
 app.add_typer(sla_app, name="sla")
+app.add_typer(runs_app, name="runs")
 finance_commands.register(app, deal_app)
 deal_app.command("import")(import_deals)
 app.command("report")(report)
@@ -203,6 +205,21 @@ def sla_sweep_now(
     except httpx.HTTPError as exc:
         raise fail(f"The sweep did not run: cannot reach the Prefect server ({exc})") from exc
     typer.echo("\n".join(actions) if actions else "Nothing is due.")
+
+
+@runs_app.command("recover")
+def runs_recover() -> None:
+    """Schedule again every run whose process was lost (a worker killed mid-step) or that
+    crashed, so it goes on from its last step (the sla-sweep does this too)."""
+    import httpx
+
+    from tasks.recovery import recover_lost_runs
+
+    try:
+        actions = recover_lost_runs()
+    except httpx.HTTPError as exc:
+        raise fail(f"Nothing was recovered: cannot reach the Prefect server ({exc})") from exc
+    typer.echo("\n".join(actions) if actions else "No run has lost its process.")
 
 
 @stack_app.command("up")

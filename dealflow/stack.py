@@ -77,6 +77,9 @@ def prefect_env(config: StackConfig) -> dict[str, str]:
         "PREFECT_RUNNER_POLL_FREQUENCY": str(config.runner_poll_seconds),
         "PREFECT_WORKER_QUERY_SECONDS": str(config.worker_poll_seconds),
         "PREFECT_UI_URL": config.prefect_api_url.removesuffix("/api"),
+        # Every 30 s (Prefect's least) instead of 180: a run whose process was lost is
+        # told from a live one sooner (tasks/recovery.py).
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
     }
     if config.prefect_database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = config.prefect_database_url
@@ -354,6 +357,8 @@ class Stack:
             raise StackError(f"{name} is still running")
         started = time.time()
         self._spawn(name, self.commands[name], mode="ab")
+        if name == "prefect":
+            self._wait_http("prefect", f"{self.config.prefect_api_url}/health", 180)
         if name.startswith("worker"):
             self._wait_workers(120, since=started)
 

@@ -9,6 +9,7 @@ from prefect import flow
 from dealflow.clock import utcnow
 from tasks.artifacts import publish_deal_board
 from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages, resend_failed_mail
+from tasks.recovery import recover_lost_runs
 
 
 @flow(name="sla-sweep", persist_result=False)
@@ -21,17 +22,21 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
     time, and a test or a catch-up run passes its own.
 
-    First it sends again any email whose send failed before (SMTP down), so nothing
-    recorded as sent to someone is lost.
+    First it schedules again every Dealflow run whose process was lost (a worker killed
+    mid-step: Running with no heartbeat for ``DEALFLOW_STALLED_RUN_SECONDS``) or that
+    crashed, so that it goes on from its last step; then it sends again any email whose
+    send failed before (SMTP down), so nothing recorded as sent to someone is lost.
 
-    Touches: Dealflow's database (deals, approvals, timeline, outbox), the boards of
+    Touches: Prefect's runs (lost ones scheduled again), Dealflow's database (deals,
+    approvals, timeline, outbox), the boards of
     the deals it acted on (Prefect artifacts) and SMTP (reminders
     to the rep or the assignee; escalations to the next person in the gate's chain, who gets a
     working approval link). Each level is sent once per gate, however often it runs.
     """
     moment = now or utcnow()
+    recovered = recover_lost_runs()
     resent = [f"resent {key}" for key in resend_failed_mail()]
     done = [*follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]
     for deal_id in sorted({follow_up.deal_id for follow_up in done}):
         publish_deal_board(deal_id)  # ops see the new holder and the follow-up
-    return [*resent, *(str(follow_up) for follow_up in done)]
+    return [*recovered, *resent, *(str(follow_up) for follow_up in done)]

@@ -72,6 +72,20 @@ class Settings(BaseSettings):
         description="How long a decision waits for a run that is about to reach its gate.",
     )
 
+    stalled_run_seconds: int = Field(
+        default=300,
+        ge=60,
+        description="A Dealflow run that is Running or Pending with no sign of life (state "
+        "change or heartbeat) for this long lost its process, e.g. with a killed worker: the "
+        "sweep schedules it again. Keep it above the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY.",
+    )
+    max_run_recoveries: int = Field(
+        default=5,
+        ge=1,
+        description="How often one run is scheduled again after losing its process before it "
+        "is left for operations to look at.",
+    )
+
     intake_api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
         description='Named API keys for POST /api/deals, as JSON: {"crm": "<key>"}. The name '

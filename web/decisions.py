@@ -117,7 +117,14 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
         state, key = pause_state(run_id)
         if state == "PAUSED" and key == pause_key(gate):
             return None
-        if state in {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"} or (
+        if state == "CRASHED":
+            # The sla-sweep schedules crashed runs again (tasks/recovery.py).
+            return Outcome(
+                Verdict.TRY_AGAIN,
+                "This deal's workflow is being restarted. Nothing was recorded; try again "
+                "in a few minutes.",
+            )
+        if state in {"COMPLETED", "FAILED", "CANCELLED"} or (
             state == "PAUSED" and key != pause_key(gate)
         ):
             return Outcome(

@@ -1,0 +1,157 @@
+"""Bringing back Dealflow runs whose process died: a worker, or its machine, lost mid-step.
+
+Prefect leaves such a run Running (or Pending) for ever: nobody is left to report its
+end, and it holds a slot of the work pool's concurrency limit. Every Dealflow flow is
+idempotent by our own keys, so the cure is to schedule the run again: a worker executes
+it from the top, finds what was done in our database, and goes on from there. A run
+Crashed by its infrastructure is scheduled again the same way. Failed runs are not
+touched: they failed in our code or on a permanent error, which operations must see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventResourceFilter,
+)
+from prefect.states import Scheduled
+
+from dealflow.db import session_scope
+from dealflow.records import DealNotFound, add_transition, get_deal
+from models.settings import get_settings
+from tasks.effect import effect_task
+
+# The flows of prefect.yaml: each is safe to run again from the top.
+DEALFLOW_FLOWS = ["deal-handoff", "sla-sweep", "payment-check", "pipeline-report", "weekly-report"]
+HEARTBEAT = "prefect.flow-run.heartbeat"
+RECOVERED_TAG = "dealflow:recovered"
+
+
+@dataclass(frozen=True)
+class LostRun:
+    run: FlowRun
+    state: str  # RUNNING, PENDING or CRASHED
+    quiet_since: dt.datetime  # the last sign of life: state change or heartbeat
+
+    @property
+    def deal_id(self) -> str | None:
+        if self.run.parameters.get("deal_id") is None:
+            return None
+        return str(self.run.parameters["deal_id"])
+
+    def describe(self, now: dt.datetime) -> str:
+        quiet = int((now - self.quiet_since).total_seconds())
+        if self.state == "CRASHED":
+            return f"its run crashed ({self.run.state.message if self.run.state else ''})".strip()
+        return f"its process was lost ({self.state.lower()}, no sign of life for {quiet} s)"
+
+
+def _last_heartbeat(client: SyncPrefectClient, run_id: UUID, since: dt.datetime) -> dt.datetime:
+    page = client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since),
+            event=EventNameFilter(name=[HEARTBEAT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+        ),
+        limit=1,
+    )
+    return max((event.occurred for event in page.events), default=since)
+
+
+def find_lost_runs(client: SyncPrefectClient, now: dt.datetime) -> list[LostRun]:
+    """Dealflow runs Running or Pending without a heartbeat or state change for the
+    configured time, and runs Crashed by their infrastructure."""
+    settings = get_settings()
+    quiet_limit = dt.timedelta(seconds=settings.stalled_run_seconds)
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=DEALFLOW_FLOWS)),
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(
+                    any_=[StateType.RUNNING, StateType.PENDING, StateType.CRASHED]
+                )
+            ),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=200,
+    )
+    lost = []
+    for run in runs:
+        if run.state is None:
+            continue
+        state = run.state.type.value
+        if state == "CRASHED":
+            lost.append(LostRun(run, state, run.state.timestamp))
+            continue
+        changed = run.state.timestamp
+        if now - changed < quiet_limit:
+            continue
+        alive = _last_heartbeat(client, run.id, since=changed)
+        if now - alive >= quiet_limit:
+            lost.append(LostRun(run, state, alive))
+    return lost
+
+
+def _note_on_timeline(deal_id: str, state_id: UUID, event: str) -> None:
+    try:
+        with session_scope() as session:
+            deal = get_deal(session, deal_id, for_update=True)
+            add_transition(
+                session,
+                deal,
+                key=f"run/recovered/{state_id}",
+                stage=deal.stage,
+                event=event,
+                actor="dealflow",
+            )
+    except DealNotFound:
+        pass  # a run of a deal that was never stored: nothing to note it on
+
+
+@effect_task("recover-lost-runs")
+def recover_lost_runs() -> list[str]:
+    """Schedule again every Dealflow run that lost its process or crashed, at most
+    ``max_run_recoveries`` times each; what was done, one line per run."""
+    settings = get_settings()
+    done: list[str] = []
+    with get_client(sync_client=True) as client:
+        now = dt.datetime.now(dt.UTC)
+        for lost in find_lost_runs(client, now):
+            run, deal_id = lost.run, lost.deal_id
+            recoveries = sum(1 for tag in run.tags if tag.startswith(RECOVERED_TAG))
+            what = f"deal {deal_id}" if deal_id else f"run {run.name}"
+            if recoveries >= settings.max_run_recoveries:
+                done.append(
+                    f"left {what} ({run.id}) {lost.state.lower()}: already scheduled again "
+                    f"{recoveries} times; look at its logs"
+                )
+                continue
+            assert run.state is not None
+            state_id = run.state.id
+            client.set_flow_run_state(run.id, Scheduled(), force=True)
+            client.update_flow_run(run.id, tags=[*run.tags, f"{RECOVERED_TAG}:{recoveries + 1}"])
+            why = lost.describe(now)
+            if deal_id:
+                _note_on_timeline(
+                    deal_id, state_id, f"Workflow run started again from its last step: {why}"
+                )
+            done.append(f"scheduled {what} ({run.id}) again: {why}")
+    return done
