@@ -24,7 +24,7 @@ from models.matrix import Matrix, load_matrix
 from models.settings import get_settings
 from models.tables import Approval, Deal
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.mailer import OutgoingEmail, deliver_or_queue
 
 
 def _plan(row: Approval, title: str) -> GatePlan:
@@ -179,7 +179,7 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
                 "on_behalf_of": on_behalf_of,
             },
         )
-    deliver(mail)
+    deliver_or_queue(mail)
 
 
 @effect_task("record-decision")
@@ -230,4 +230,4 @@ def announce_rejection(deal_id: str, gate: GatePlan) -> None:
             template="rejection",
             context={"deal": intake_of(deal), "gate": gate, "rejection": rejected},
         )
-    deliver(mail)
+    deliver_or_queue(mail)

@@ -13,7 +13,7 @@ from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice, InvoiceStatus, StageTransition
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.mailer import OutgoingEmail, deliver_or_queue
 
 
 def acceptance_link(claim: ApprovalClaim) -> str:
@@ -64,7 +64,7 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
                 "released": later,
             },
         )
-    deliver(mail)
+    deliver_or_queue(mail)
 
 
 @effect_task("record-acceptance")
@@ -136,7 +136,7 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
             template="deal_closed",
             context={"deal": intake, "invoices": invoices},
         )
-    deliver(mail)
+    deliver_or_queue(mail)
 
 
 @effect_task("close-paid-deals")

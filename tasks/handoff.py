@@ -15,7 +15,7 @@ from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.mailer import OutgoingEmail, deliver_or_queue
 
 INVOICED_AT_HANDOFF = frozenset({Milestone.SIGNING, Milestone.KICKOFF})
 INVOICED_AT_ACCEPTANCE = frozenset({Milestone.ACCEPTANCE})
@@ -68,7 +68,7 @@ def kick_off_delivery(deal_id: str) -> None:
             template="kickoff",
             context={"deal": intake, "manager": manager, "confirm_by": confirm_by},
         )
-    deliver(mail)
+    deliver_or_queue(mail)
 
 
 @effect_task("issue-invoices")
@@ -156,5 +156,5 @@ def issue_invoices(
                 actor="dealflow",
             )
     for mail in mails:
-        deliver(mail)
+        deliver_or_queue(mail)
     return [m.key.rsplit("/", 1)[1] for m in mails]

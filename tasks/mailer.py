@@ -7,6 +7,7 @@ import email
 import email.policy
 import hashlib
 import smtplib
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -203,6 +204,52 @@ def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
     raise RuntimeError(f"could not claim outbox key {mail.key}")
 
 
+def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
+    """Like ``deliver``, but a mail server that stays unavailable does not stop the deal:
+    after a few quick tries the email stays queued in the outbox (the next sla-sweep or
+    payment check sends it, once) and the delay goes on the deal's timeline. True if
+    sent now; refusals of the message itself (5xx) still raise."""
+    from tasks.effect import is_transient
+
+    for pause in OUTAGE_RETRY_SECONDS:
+        try:
+            return deliver(mail, settings)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            failure = exc
+        time.sleep(pause)
+    try:
+        return deliver(mail, settings)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        failure = exc
+    if mail.deal_id is not None:
+        _note_mail_on_timeline(
+            mail.deal_id,
+            f"mail/{mail.key}/held",
+            f"Email to {', '.join(mail.to)} held back: the mail server is unavailable "
+            f"({type(failure).__name__}); it goes out with the next sweep ({mail.subject})",
+        )
+    return False
+
+
+# Short outages pass within the task; longer ones leave the email to the outbox.
+OUTAGE_RETRY_SECONDS = (1.0, 3.0)
+
+
+def _note_mail_on_timeline(deal_id: str, key: str, event: str) -> None:
+    from dealflow.records import DealNotFound, add_transition, get_deal
+
+    with session_scope() as session:
+        try:
+            deal = get_deal(session, deal_id, for_update=True)
+        except DealNotFound:
+            return
+        add_transition(session, deal, key=key, stage=deal.stage, event=event, actor="dealflow")
+
+
 def outbox_values(mail: OutgoingEmail, settings: Settings) -> dict[str, Any]:
     """The outbox row of ``mail``, composed and ready to queue (sent later by
     ``send_outbox``, once), as column values: a batch's rows go in one executemany INSERT
@@ -283,8 +330,17 @@ def send_outbox(
                     if isinstance(exc, MESSAGE_REFUSED):
                         continue
                     break  # the server is down: the rest wait for the next run
+                held_back = row.last_error is not None
                 row.status, row.sent_at, row.last_error = "sent", utcnow(), None
             sent.append(key)
+            if held_back and row.deal_id is not None:
+                delay = int((row.sent_at - row.created_at).total_seconds() // 60)
+                _note_mail_on_timeline(
+                    row.deal_id,
+                    f"mail/{key}/sent-late",
+                    f"Email to {', '.join(row.recipients)} sent {delay} min late, after "
+                    f"{row.attempts} attempts ({row.subject})",
+                )
     return sent
 
 

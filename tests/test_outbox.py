@@ -141,3 +141,58 @@ def test_an_email_that_failed_is_resent_once_from_the_outbox(
     [message] = sent_with(inbox, key)
     assert message["Message-ID"] == message_id_for(key, get_settings())
     assert row(key).status == "sent"
+
+
+def test_a_deal_email_held_back_by_an_outage_waits_in_the_outbox_with_the_delay_on_the_timeline(
+    inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from dealflow.intake import store_deal
+    from dealflow.records import timeline
+    from tasks import mailer
+    from tasks.mailer import deliver_or_queue, resend_failed
+
+    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
+    deal_id = f"Q{uuid.uuid4().hex[:8].upper()}-ACME"
+    store_deal(intake.model_copy(update={"deal_id": deal_id}))
+    key = f"deal/{deal_id}/test/outage"
+    monkeypatch.setattr(mailer, "OUTAGE_RETRY_SECONDS", (0.0,))
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", "9")
+    get_settings.cache_clear()
+    assert deliver_or_queue(mail(key, deal_id=deal_id)) is False, "held back, not raised"
+    assert row(key).status == "retrying" and row(key).attempts == 2
+
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", str(inbox_port()))
+    get_settings.cache_clear()
+    assert resend_failed() == [key]
+    assert deliver_or_queue(mail(key, deal_id=deal_id)) is False, "a re-run finds it sent"
+    assert len(sent_with(inbox, key)) == 1
+    with session_scope() as session:
+        events = [t.event for t in timeline(session, deal_id) if t.key.startswith("mail/")]
+    assert len(events) == 2
+    assert events[0].startswith("Email to someone@example.com held back: the mail server")
+    assert "ConnectionRefusedError" in events[0]
+    assert events[1].startswith("Email to someone@example.com sent 0 min late, after 3 attempts")
+
+
+def test_a_refused_message_is_not_queued_but_raised(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import smtplib
+
+    from tasks import mailer
+    from tasks.mailer import deliver_or_queue
+
+    def refuse(*_args: object) -> None:
+        raise smtplib.SMTPRecipientsRefused({"someone@example.com": (550, b"no such user")})
+
+    monkeypatch.setattr(mailer, "smtp_send", refuse)
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        deliver_or_queue(mail(f"{backend(database_url)}/refused"))
+
+
+def inbox_port() -> int:
+    from tests.conftest import PORTS
+
+    return PORTS["smtp"]
