@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectHTTPStatusError
 from sqlalchemy import exists, select
@@ -12,6 +14,7 @@ from dealflow.payments import deal_settled
 from dealflow.prefect_api import pause_state, resume_with_input
 from dealflow.records import get_deal
 from models.finance import PAYMENT_KEY, PaymentsSettled
+from models.settings import get_settings
 from models.tables import Deal, Invoice, InvoiceStatus
 
 
@@ -26,7 +29,7 @@ def settle_deal(deal_id: str, last_payment: str = "") -> str:
     if run_id is None:
         return f"{deal_id}: paid, but it has no flow run"
     try:
-        state, key = pause_state(run_id)
+        state, key = _wait_for_payment_step(run_id)
         if state != "PAUSED" or key != PAYMENT_KEY:
             return f"{deal_id}: paid; its run is {state.lower()}, not waiting for payment"
         settled = PaymentsSettled(settled_at=utcnow(), last_payment=last_payment)
@@ -38,6 +41,21 @@ def settle_deal(deal_id: str, last_payment: str = "") -> str:
             f"{deal_id}: paid; the workflow server did not take it ({exc}); the next check retries"
         )
     return f"{deal_id}: paid in full, closing"
+
+
+def _wait_for_payment_step(run_id: str) -> tuple[str, str | None]:
+    """The run's state once it waits for payment, ends, or the patience runs out. A
+    payment recorded while the run is on its way to that step (it checks for payment
+    just before it suspends) would otherwise leave it waiting until the next check."""
+    deadline = time.monotonic() + get_settings().resume_wait_seconds
+    while True:
+        state, key = pause_state(run_id)
+        on_its_way = state in {"RUNNING", "PENDING", "SCHEDULED"} or (
+            state == "PAUSED" and key is None
+        )
+        if not on_its_way or time.monotonic() > deadline:
+            return state, key
+        time.sleep(0.2)
 
 
 def settled_deals() -> list[str]:
