@@ -39,6 +39,9 @@ os.environ.update(
         # Deal intake over HTTP: one API key and one webhook secret (tests/test_intake_api.py).
         "DEALFLOW_INTAKE_API_KEYS": '{"test-crm": "key-for-tests-0123456789"}',
         "DEALFLOW_INTAKE_WEBHOOK_SECRETS": '{"test-webhook": "secret-for-tests-0123456789"}',
+        # Flow runs beat every 30 s in the test stack: a run quiet for 75 s has lost its
+        # process (tests/test_worker_kills.py).
+        "DEALFLOW_STALLED_RUN_SECONDS": "75",
     }
 )
 # DEALFLOW_TEST_STACK=postgres runs the stack on the production path: Prefect's server and
@@ -136,13 +139,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nThe test stack's data and logs are kept in {DATA_DIR}")
 
 
+class SmtpServer:
+    """The SMTP server the stack sends to; a test may take it down and bring it back."""
+
+    def __init__(self, handler: Inbox, port: int) -> None:
+        self.handler, self.port = handler, port
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        # A stopped controller's event loop is closed: each start is a new server.
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
 @pytest.fixture(scope="session")
-def inbox() -> Iterator[Inbox]:
-    received = Inbox()
-    controller = Controller(received, hostname="127.0.0.1", port=PORTS["smtp"])
-    controller.start()
-    yield received
-    controller.stop()
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(Inbox(), PORTS["smtp"])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def inbox(smtp_server: SmtpServer) -> Inbox:
+    return smtp_server.handler
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,333 @@
+"""Workers SIGKILLed at random points while deals are in flight, on the production path.
+
+A dozen deals go from intake through their approval gates, kickoff, invoices, acceptance,
+payment checks that send dunning letters, and payment, driven the way people drive them
+(links in the emails, the intake API, payments recorded). Meanwhile a worker, with every
+flow-run process it started, is killed again and again and started again. Lost runs are
+brought back the product's way (``recover_lost_runs``, which the sla-sweep runs). In the
+end every deal is Completed, and every email, invoice and dunning letter exists once.
+
+The kill points, where each killed run stood, go to
+``test-output/reliability/kill-points.md`` for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import re
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from dealflow.db import session_scope
+from dealflow.payments import DuplicatePayment, PaymentDetails, record_payment
+from models.settings import PROJECT_ROOT
+from models.tables import Approval, DunningLetter, Invoice, StageTransition
+from tests.conftest import STACK_ON_POSTGRES, Inbox
+from tests.faults import (
+    KillPoint,
+    Repeater,
+    describe_kill,
+    flow_processes,
+    kill_tree,
+    repeated_keys,
+    submit_over_http,
+    wait_until,
+)
+from tests.support import ACCEPTANCE_LINK, LINK, fresh_deal, run_state, runs_of_deal
+
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(
+        not STACK_ON_POSTGRES, reason="the production path runs with DEALFLOW_TEST_STACK=postgres"
+    ),
+]
+
+KILLS = int(os.environ.get("DEALFLOW_TEST_KILLS", "50"))
+SEED = int(os.environ.get("DEALFLOW_TEST_KILL_SEED", str(int(time.time()))))
+REPORT = PROJECT_ROOT / "test-output" / "reliability"
+REQUEST_KEY = re.compile(r"deal/(?P<deal>[^/]+)/gate/[^/]+/request$")
+ACCEPTANCE_KEY = re.compile(r"deal/(?P<deal>[^/]+)/acceptance/request$")
+
+
+class Driver:
+    """Moves every deal on as its people would, whatever the workers are going through."""
+
+    def __init__(self, inbox: Inbox, invoices_expected: dict[str, int], since: int) -> None:
+        self.inbox, self.since = inbox, since
+        self.invoices_expected = invoices_expected
+        self.deals = set(invoices_expected)
+        self.done_links: set[str] = set()
+        self.paid: set[str] = set()
+        self.answers: Counter[str] = Counter()
+
+    def _mail_links(self) -> list[tuple[str, str, str]]:
+        found = []
+        for message in self.inbox.messages[self.since :]:
+            key = str(message["X-Dealflow-Key"])
+            for kind, pattern, links in (
+                ("approval", REQUEST_KEY, LINK),
+                ("acceptance", ACCEPTANCE_KEY, ACCEPTANCE_LINK),
+            ):
+                match = pattern.fullmatch(key)
+                if match and match["deal"] in self.deals:
+                    body = message.get_body(("plain",))
+                    assert body is not None
+                    found += [(kind, key, link) for link in links.findall(body.get_content())[:1]]
+        return found
+
+    def act_on_emails(self) -> None:
+        for kind, _key, link in self._mail_links():
+            if link in self.done_links:
+                continue
+            data = {"decision": "approve", "comment": "ok"} if kind == "approval" else {}
+            try:
+                response = httpx.post(link, data=data, timeout=60)
+            except httpx.HTTPError as exc:
+                self.answers[f"{kind}: {type(exc).__name__}"] += 1
+                continue
+            said = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))
+            already = response.status_code == 409 and "already" in said.lower()
+            self.answers[f"{kind}: {response.status_code}{' already' if already else ''}"] += 1
+            if response.status_code == 200 or already:
+                self.done_links.add(link)
+
+    def pay_accepted_deals(self) -> None:
+        """Pay in full every deal whose customer accepted and whose invoices are all out."""
+        with session_scope() as session:
+            accepted = set(
+                session.scalars(
+                    select(StageTransition.deal_id).where(
+                        StageTransition.deal_id.in_(self.deals - self.paid),
+                        StageTransition.key == "accepted",
+                    )
+                )
+            )
+            invoices = session.execute(
+                select(Invoice.deal_id, Invoice.number, Invoice.amount).where(
+                    Invoice.deal_id.in_(accepted)
+                )
+            ).all()
+        issued = Counter(deal_id for deal_id, _n, _a in invoices)
+        for deal_id, number, amount in invoices:
+            if issued[deal_id] < self.invoices_expected[deal_id]:
+                continue  # the invoices due on acceptance are still on their way
+            with contextlib.suppress(DuplicatePayment):
+                record_payment(
+                    PaymentDetails(number, Decimal(amount), dt.date.today(), f"wire {number}"),
+                    source="test",
+                    recorded_by="fiona",
+                )
+        self.paid |= {d for d in accepted if issued[d] == self.invoices_expected[d]}
+
+    def step(self) -> None:
+        self.act_on_emails()
+        self.pay_accepted_deals()
+
+
+def run_payment_check(day: int) -> None:
+    """A payment check of the deployment, as the daily schedule starts it, ``day`` days on."""
+    from prefect.client.orchestration import get_client
+
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(days=day)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("payment-check/payment-check")
+        client.create_flow_run_from_deployment(
+            deployment.id, parameters={"now": at.isoformat()}, tags=["kill-test"]
+        )
+
+
+def recover() -> None:
+    from tasks.recovery import recover_lost_runs
+
+    recover_lost_runs.fn()
+
+
+def completed(run_ids: dict[str, str]) -> bool:
+    return all(run_state(run)[0] == "COMPLETED" for run in run_ids.values())
+
+
+def flow_runs_of(deployment: str, tag: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name(deployment).id
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
+    return [run for run in runs if run.deployment_id == deployment_id]
+
+
+def write_report(points: list[KillPoint], facts: dict[str, Any]) -> str:
+    REPORT.mkdir(parents=True, exist_ok=True)
+    by_label = Counter(point.label for point in points)
+    lines = [
+        f"Seed {SEED}; {len(points)} killed flow processes or idle workers in {facts['kills']} kills.",
+        "",
+        "| where the killed run stood | kills |",
+        "|---|---|",
+        *(f"| {label} | {n} |" for label, n in by_label.most_common()),
+        "",
+        *(f"- {name}: {value}" for name, value in facts.items()),
+    ]
+    text = "\n".join(lines) + "\n"
+    (REPORT / "kill-points.md").write_text(text)
+    (REPORT / "kill-points.json").write_text(
+        json.dumps({"seed": SEED, "points": [p.__dict__ for p in points], **facts}, indent=1)
+    )
+    return text
+
+
+@pytest.mark.timeout(2400)
+def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
+    stack: Any, inbox: Inbox
+) -> None:
+    rng = random.Random(SEED)
+    since = len(inbox.messages)
+    deals = [fresh_deal(("acme.json", "initech.json", "globex.yaml")[n % 3]) for n in range(12)]
+    expected_invoices = {
+        d["deal_id"]: len(d.get("payment_terms", {}).get("schedule", [])) or 1 for d in deals
+    }
+    run_ids = {deal["deal_id"]: submit_over_http(stack.config.web_url, deal) for deal in deals}
+    driver = Driver(inbox, expected_invoices, since)
+    moving = Repeater(driver.step, every=0.5)
+    recovering = Repeater(recover, every=5)
+    moving.start()
+    recovering.start()
+    checks = iter(range(1, 200))
+    points: list[KillPoint] = []
+    kills = 0
+    try:
+        started = time.monotonic()
+        while kills < KILLS:
+            worker = rng.choice(["worker-1", "worker-2"])
+            pid = stack.processes[worker].pid
+            # Mostly while it runs something: wait a little for a flow process to start,
+            # then a random moment into it (imports, tasks, the suspend, the exit).
+            wait_until_busy = time.monotonic() + 5
+            while not flow_processes(pid) and time.monotonic() < wait_until_busy:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 3.0))
+            runs = sorted(set(flow_processes(pid).values()))
+            kill_tree(pid)
+            stack.processes[worker].wait(30)
+            kills += 1
+            points += describe_kill(worker, runs)
+            if kills % 6 == 0:
+                run_payment_check(next(checks) * 4)  # letters for the invoices out by now
+            stack.restart(worker)
+        killing_took = time.monotonic() - started
+        # Finance's daily payment check closes deals whose last payment came while their
+        # run was still on its way to waiting for it; here it runs every half minute.
+        closing = Repeater(lambda: run_payment_check(0), every=30)
+        closing.start()
+        try:
+            wait_until(lambda: completed(run_ids), 900, "every deal's run Completed")
+        except AssertionError as exc:
+            states = {deal: run_state(run) for deal, run in run_ids.items()}
+            raise AssertionError(
+                f"{exc}; runs: {states}; driver errors: {moving.errors[:3]}; "
+                f"recovery errors: {recovering.errors[:3]}; answers: {dict(driver.answers)}"
+            ) from None
+        finally:
+            closing.stop()
+        # The payment checks started during the kills finish too (recovered if killed).
+        wait_until(
+            lambda: all(
+                r.state and r.state.type.value == "COMPLETED"
+                for r in flow_runs_of("payment-check/payment-check", "kill-test")
+            ),
+            300,
+            "every payment check Completed",
+        )
+        total = time.monotonic() - started
+    finally:
+        moving.stop()
+        recovering.stop()
+    assert not moving.errors, moving.errors[:3]
+    assert not recovering.errors, recovering.errors[:3]
+
+    received = inbox.messages[since:]
+    repeated = repeated_keys(received)
+    message_ids = Counter(str(m["Message-ID"]) for m in received)
+    with session_scope() as session:
+        invoices = session.execute(
+            select(Invoice.deal_id, func.count())
+            .where(Invoice.deal_id.in_(run_ids))
+            .group_by(Invoice.deal_id)
+        ).all()
+        letters = session.scalar(
+            select(func.count())
+            .select_from(DunningLetter)
+            .join(Invoice)
+            .where(Invoice.deal_id.in_(run_ids))
+        )
+        undecided = session.scalar(
+            select(func.count())
+            .select_from(Approval)
+            .where(Approval.deal_id.in_(run_ids), Approval.decision != "approved")
+        )
+        recovered = session.scalar(
+            select(func.count())
+            .select_from(StageTransition)
+            .where(
+                StageTransition.deal_id.in_(run_ids), StageTransition.key.like("run/recovered/%")
+            )
+        )
+    invoice_emails = Counter(
+        str(m["X-Dealflow-Key"]).rsplit("/", 1)[1]
+        for m in received
+        if "/invoice/" in str(m["X-Dealflow-Key"])
+    )
+    letter_emails = [m for m in received if "dunning" in str(m["X-Dealflow-Key"])]
+    hit = [p for p in points if p.flow]
+    report = write_report(
+        points,
+        {
+            "kills": kills,
+            "flow processes killed": len(hit),
+            "deals": len(run_ids),
+            "deals lost (not Completed)": 0,
+            "flow runs per deal": sorted({len(runs_of_deal(d)) for d in run_ids}),
+            "runs started again after a kill (deal timelines)": recovered,
+            "emails received": len(received),
+            "emails with a key received twice": len(repeated),
+            "invoices": sum(n for _d, n in invoices),
+            "invoice emails": sum(invoice_emails.values()),
+            "dunning letters": letters,
+            "dunning emails": len(letter_emails),
+            "approval and acceptance answers": dict(driver.answers),
+            "seconds killing": round(killing_took),
+            "seconds until all completed": round(total),
+        },
+    )
+    print(report)
+
+    assert kills >= KILLS and len(hit) >= KILLS // 2, "kills that mean something"
+    assert repeated == {}, f"emails sent twice: {repeated}"
+    assert max(message_ids.values()) == 1
+    assert all(len(runs_of_deal(d)) == 1 for d in run_ids), "one flow run per deal"
+    assert undecided == 0
+    assert dict(invoices) == expected_invoices, "each deal's invoices, once"
+    assert all(n == 1 for n in invoice_emails.values()) and set(invoice_emails) == {
+        number for number in _invoice_numbers(list(run_ids))
+    }
+    assert letters and letter_emails, "the payment checks sent dunning letters"
+
+
+def _invoice_numbers(deal_ids: list[str]) -> list[str]:
+    with session_scope() as session:
+        return list(session.scalars(select(Invoice.number).where(Invoice.deal_id.in_(deal_ids))))
