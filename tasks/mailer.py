@@ -211,20 +211,16 @@ def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> b
     sent now; refusals of the message itself (5xx) still raise."""
     from tasks.effect import is_transient
 
-    for pause in OUTAGE_RETRY_SECONDS:
+    failure: Exception | None = None
+    for pause in (*OUTAGE_RETRY_SECONDS, None):
         try:
             return deliver(mail, settings)
         except Exception as exc:
             if not is_transient(exc):
                 raise
             failure = exc
-        time.sleep(pause)
-    try:
-        return deliver(mail, settings)
-    except Exception as exc:
-        if not is_transient(exc):
-            raise
-        failure = exc
+        if pause is not None:
+            time.sleep(pause)
     if mail.deal_id is not None:
         _note_mail_on_timeline(
             mail.deal_id,

@@ -17,6 +17,22 @@ import yaml
 
 from models.settings import PROJECT_ROOT
 
+
+def production_path_only() -> list[Any]:
+    """Marks for tests of the production path (DEALFLOW_TEST_STACK=postgres)."""
+    import pytest
+
+    from tests.conftest import STACK_ON_POSTGRES
+
+    return [
+        pytest.mark.stack,
+        pytest.mark.skipif(
+            not STACK_ON_POSTGRES,
+            reason="the production path runs with DEALFLOW_TEST_STACK=postgres",
+        ),
+    ]
+
+
 LINK = re.compile(r"https?://[^\s\"'<>]+/approvals/[A-Za-z0-9_.=-]+")
 ACCEPTANCE_LINK = re.compile(r"https?://[^\s\"'<>]+/acceptance/[A-Za-z0-9_.=-]+")
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from dealflow.db import session_scope
 from dealflow.records import get_approval, timeline
-from tests.conftest import POSTGRES_SERVER, STACK_DATABASES, STACK_ON_POSTGRES, Inbox, SmtpServer
+from tests.conftest import POSTGRES_SERVER, STACK_DATABASES, Inbox, SmtpServer
 from tests.faults import repeated_keys, submit_over_http, wait_until
 from tests.support import (
     deal_waiting_at_manager,
@@ -27,17 +27,13 @@ from tests.support import (
     decide,
     fresh_deal,
     link_in,
+    production_path_only,
     run_state,
     to,
     wait_for_state,
 )
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(
-        not STACK_ON_POSTGRES, reason="the production path runs with DEALFLOW_TEST_STACK=postgres"
-    ),
-]
+pytestmark = production_path_only()
 MANAGER, DIRECTOR = "mara.keller@example.com", "dana.whitfield@example.com"
 
 

@@ -7,19 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from models.settings import PROJECT_ROOT
-from tests.conftest import STACK_ON_POSTGRES, Inbox
-from tests.support import deal_waiting_at_manager, decide, to, wait_for_state, wait_until_no_process
+from tests.conftest import Inbox
+from tests.support import (
+    deal_waiting_at_manager,
+    decide,
+    production_path_only,
+    to,
+    wait_for_state,
+    wait_until_no_process,
+)
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(
-        not STACK_ON_POSTGRES, reason="the production path runs with DEALFLOW_TEST_STACK=postgres"
-    ),
-]
+pytestmark = production_path_only()
 
 
 def workers_that_ran(stack: Any, run_id: str) -> list[str]:

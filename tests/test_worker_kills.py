@@ -32,7 +32,7 @@ from dealflow.db import session_scope
 from dealflow.payments import DuplicatePayment, PaymentDetails, record_payment
 from models.settings import PROJECT_ROOT
 from models.tables import Approval, DunningLetter, Invoice, StageTransition
-from tests.conftest import STACK_ON_POSTGRES, Inbox
+from tests.conftest import Inbox
 from tests.faults import (
     KillPoint,
     Repeater,
@@ -43,14 +43,16 @@ from tests.faults import (
     submit_over_http,
     wait_until,
 )
-from tests.support import ACCEPTANCE_LINK, LINK, fresh_deal, run_state, runs_of_deal
+from tests.support import (
+    ACCEPTANCE_LINK,
+    LINK,
+    fresh_deal,
+    production_path_only,
+    run_state,
+    runs_of_deal,
+)
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(
-        not STACK_ON_POSTGRES, reason="the production path runs with DEALFLOW_TEST_STACK=postgres"
-    ),
-]
+pytestmark = production_path_only()
 
 KILLS = int(os.environ.get("DEALFLOW_TEST_KILLS", "50"))
 SEED = int(os.environ.get("DEALFLOW_TEST_KILL_SEED", str(int(time.time()))))
