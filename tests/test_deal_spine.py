@@ -3,6 +3,7 @@ on a real Prefect server, a real SMTP server and real HTTP."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,8 @@ from sqlalchemy import func, select
 
 from dealflow.db import session_scope
 from dealflow.records import approvals, get_deal, timeline
+from models.matrix import load_matrix
+from models.settings import get_settings
 from models.tables import Invoice, SentMessage
 from tests.conftest import Inbox
 from tests.support import (
@@ -93,7 +96,12 @@ def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_
     assert [(i.number, str(i.amount), i.status) for i in invoices] == [
         (f"INV-{deal_id}-01", "54359.00", "open")
     ]
-    assert (invoices[0].due_date - invoices[0].issue_date).days == 30
+    # Net 30, moved to the next business day of the team's calendar when it falls on a
+    # weekend or public holiday (issued on 2 December, day 30 is New Year's Day).
+    net = invoices[0].issue_date + dt.timedelta(days=30)
+    calendar = load_matrix(get_settings().matrix_path).calendar("emea")
+    assert invoices[0].due_date == calendar.on_or_after(net)
+    assert dt.timedelta(0) <= invoices[0].due_date - net < dt.timedelta(days=5)
     decided = [e for e in events if " approved by " in e[1]]
     assert [(e[2], e[3]) for e in decided] == [
         (MANAGER, "Margin is fine"),
