@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install browser bench bench-finance clean
+.PHONY: demo test lint install browser bench bench-finance bench-load bench-in-flight clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Dealflow needs Python 3.11 or newer"'
@@ -48,6 +48,15 @@ bench: $(STAMP)
 ## against one plain read and as many emails over one SMTP connection
 bench-finance: $(STAMP)
 	$(BIN)/python bench/payment_check.py
+
+## bench-load: 1,000 deals submitted and approved over HTTP on the production path (two
+## workers) against a bare suspend/resume flow on the same pool; DEALS=N for fewer
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py --deals $(or $(DEALS),1000)
+
+## bench-in-flight: 10,000 suspended deals held by one server; workers' memory at each step
+bench-in-flight: $(STAMP)
+	$(BIN)/python bench/in_flight.py
 
 clean:
 	rm -rf $(VENV) .dealflow .pytest_cache .mypy_cache .ruff_cache
