@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealflow.clock import utcnow
+from dealflow.db import session_scope
 from models.deal import DealIntake
 from models.tables import Approval, Deal, StageTransition
 
@@ -59,6 +60,17 @@ def add_transition(
     deal.updated_at = at
     session.flush()
     return True
+
+
+def note_on_timeline(deal_id: str, key: str, event: str) -> None:
+    """A timeline entry that leaves the deal's stage as it is (a delayed email, a run
+    started again), in its own transaction; nothing if the deal was never stored."""
+    with session_scope() as session:
+        try:
+            deal = get_deal(session, deal_id, for_update=True)
+        except DealNotFound:
+            return
+        add_transition(session, deal, key=key, stage=deal.stage, event=event, actor="dealflow")
 
 
 def wait_on(deal: Deal, email: str | None, name: str | None, since: dt.datetime | None) -> None:

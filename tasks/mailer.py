@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.letters import letter_stale
+from dealflow.records import note_on_timeline
 from dealflow.rendering import render
 from models.settings import Settings, get_settings
 from models.tables import SentMessage
+from tasks.effect import is_transient
 
 
 @dataclass(frozen=True)
@@ -204,13 +206,15 @@ def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
     raise RuntimeError(f"could not claim outbox key {mail.key}")
 
 
+# Short outages pass within the task; longer ones leave the email to the outbox.
+OUTAGE_RETRY_SECONDS = (1.0, 3.0)
+
+
 def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
     """Like ``deliver``, but a mail server that stays unavailable does not stop the deal:
     after a few quick tries the email stays queued in the outbox (the next sla-sweep or
     payment check sends it, once) and the delay goes on the deal's timeline. True if
     sent now; refusals of the message itself (5xx) still raise."""
-    from tasks.effect import is_transient
-
     failure: Exception | None = None
     for pause in (*OUTAGE_RETRY_SECONDS, None):
         try:
@@ -222,28 +226,13 @@ def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> b
         if pause is not None:
             time.sleep(pause)
     if mail.deal_id is not None:
-        _note_mail_on_timeline(
+        note_on_timeline(
             mail.deal_id,
             f"mail/{mail.key}/held",
             f"Email to {', '.join(mail.to)} held back: the mail server is unavailable "
             f"({type(failure).__name__}); it goes out with the next sweep ({mail.subject})",
         )
     return False
-
-
-# Short outages pass within the task; longer ones leave the email to the outbox.
-OUTAGE_RETRY_SECONDS = (1.0, 3.0)
-
-
-def _note_mail_on_timeline(deal_id: str, key: str, event: str) -> None:
-    from dealflow.records import DealNotFound, add_transition, get_deal
-
-    with session_scope() as session:
-        try:
-            deal = get_deal(session, deal_id, for_update=True)
-        except DealNotFound:
-            return
-        add_transition(session, deal, key=key, stage=deal.stage, event=event, actor="dealflow")
 
 
 def outbox_values(mail: OutgoingEmail, settings: Settings) -> dict[str, Any]:
@@ -331,7 +320,7 @@ def send_outbox(
             sent.append(key)
             if held_back and row.deal_id is not None:
                 delay = int((row.sent_at - row.created_at).total_seconds() // 60)
-                _note_mail_on_timeline(
+                note_on_timeline(
                     row.deal_id,
                     f"mail/{key}/sent-late",
                     f"Email to {', '.join(row.recipients)} sent {delay} min late, after "

@@ -33,8 +33,7 @@ from prefect.events.filters import (
 )
 from prefect.states import Scheduled
 
-from dealflow.db import session_scope
-from dealflow.records import DealNotFound, add_transition, get_deal
+from dealflow.records import note_on_timeline
 from models.settings import get_settings
 from tasks.effect import effect_task
 
@@ -110,22 +109,6 @@ def find_lost_runs(client: SyncPrefectClient, now: dt.datetime) -> list[LostRun]
     return lost
 
 
-def _note_on_timeline(deal_id: str, state_id: UUID, event: str) -> None:
-    try:
-        with session_scope() as session:
-            deal = get_deal(session, deal_id, for_update=True)
-            add_transition(
-                session,
-                deal,
-                key=f"run/recovered/{state_id}",
-                stage=deal.stage,
-                event=event,
-                actor="dealflow",
-            )
-    except DealNotFound:
-        pass  # a run of a deal that was never stored: nothing to note it on
-
-
 @effect_task("recover-lost-runs")
 def recover_lost_runs() -> list[str]:
     """Schedule again every Dealflow run that lost its process or crashed, at most
@@ -150,8 +133,10 @@ def recover_lost_runs() -> list[str]:
             client.update_flow_run(run.id, tags=[*run.tags, f"{RECOVERED_TAG}:{recoveries + 1}"])
             why = lost.describe(now)
             if deal_id:
-                _note_on_timeline(
-                    deal_id, state_id, f"Workflow run started again from its last step: {why}"
+                note_on_timeline(
+                    deal_id,
+                    f"run/recovered/{state_id}",
+                    f"Workflow run started again from its last step: {why}",
                 )
             done.append(f"scheduled {what} ({run.id}) again: {why}")
     return done
