@@ -18,6 +18,19 @@ def use_configured_prefect_server() -> None:
     os.environ.setdefault("PREFECT_HOME", str(settings.data_dir.resolve() / "prefect"))
 
 
+def answer_people_promptly() -> None:
+    """Bound how long a person's click waits on an unreachable Prefect server.
+
+    Prefect's client retries a lost connection five times with exponential backoff, a
+    minute in all: an approver would stare at a spinning page, the deal's row locked,
+    and their browser would give up first. Two quick retries ride out a server restart's
+    first seconds; after that the page says "try again" and nothing is recorded.
+    Operators may still set either variable themselves.
+    """
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
+    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "15")
+
+
 def pause_state(run_id: str) -> tuple[str, str | None]:
     """The run's state type and, when it is paused, the key it waits under."""
     from uuid import UUID
