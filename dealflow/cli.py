@@ -208,15 +208,30 @@ def sla_sweep_now(
 
 
 @runs_app.command("recover")
-def runs_recover() -> None:
+def runs_recover(
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these flow runs (their ids, as the Prefect UI shows them)."),
+    ] = None,
+) -> None:
     """Schedule again every run whose process was lost (a worker killed mid-step) or that
     crashed, so it goes on from its last step (the sla-sweep does this too)."""
+    import uuid
+
     import httpx
 
     from tasks.recovery import recover_lost_runs
 
+    only = None
+    if run_ids:
+        only = []
+        for run_id in run_ids:
+            try:
+                only.append(uuid.UUID(run_id))
+            except ValueError:
+                raise fail(f"Not a flow run id: {run_id!r} (copy it from the run's page)") from None
     try:
-        actions = recover_lost_runs()
+        actions = recover_lost_runs(only=only)
     except httpx.HTTPError as exc:
         raise fail(f"Nothing was recovered: cannot reach the Prefect server ({exc})") from exc
     typer.echo("\n".join(actions) if actions else "No run has lost its process.")

@@ -11,6 +11,7 @@ touched: they failed in our code or on a permanent error, which operations must 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from prefect.client.schemas.filters import (
     FlowFilterName,
     FlowRunFilter,
     FlowRunFilterDeploymentId,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
@@ -31,7 +33,7 @@ from prefect.events.filters import (
     EventOccurredFilter,
     EventResourceFilter,
 )
-from prefect.states import Scheduled
+from prefect.states import Crashed, Scheduled
 
 from dealflow.records import note_on_timeline
 from models.settings import get_settings
@@ -74,14 +76,17 @@ def _last_heartbeat(client: SyncPrefectClient, run_id: UUID, since: dt.datetime)
     return max((event.occurred for event in page.events), default=since)
 
 
-def find_lost_runs(client: SyncPrefectClient, now: dt.datetime) -> list[LostRun]:
-    """Dealflow runs Running or Pending without a heartbeat or state change for the
-    configured time, and runs Crashed by their infrastructure."""
+def find_lost_runs(
+    client: SyncPrefectClient, now: dt.datetime, only: Sequence[UUID] | None = None
+) -> list[LostRun]:
+    """Dealflow runs (of ``only``, if given) Running or Pending without a heartbeat or
+    state change for the configured time, and runs Crashed by their infrastructure."""
     settings = get_settings()
     quiet_limit = dt.timedelta(seconds=settings.stalled_run_seconds)
     runs = client.read_flow_runs(
         flow_filter=FlowFilter(name=FlowFilterName(any_=DEALFLOW_FLOWS)),
         flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=list(only)) if only is not None else None,
             deployment_id=FlowRunFilterDeploymentId(is_null_=False),
             state=FlowRunFilterState(
                 type=FlowRunFilterStateType(
@@ -110,24 +115,32 @@ def find_lost_runs(client: SyncPrefectClient, now: dt.datetime) -> list[LostRun]
 
 
 @effect_task("recover-lost-runs")
-def recover_lost_runs() -> list[str]:
-    """Schedule again every Dealflow run that lost its process or crashed, at most
-    ``max_run_recoveries`` times each; what was done, one line per run."""
+def recover_lost_runs(
+    now: dt.datetime | None = None, only: Sequence[UUID] | None = None
+) -> list[str]:
+    """Schedule again every Dealflow run (of ``only``, if given) that lost its process or
+    crashed, at most ``max_run_recoveries`` times each; what was done, one line per run.
+
+    A run past that limit is marked Crashed, once, saying why: it no longer holds a slot
+    of the pool's concurrency limit, and the Prefect UI shows it as what it is, a run for
+    a person to look at (and to retry from there once its cause is fixed)."""
     settings = get_settings()
     done: list[str] = []
+    now = now or dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
-        now = dt.datetime.now(dt.UTC)
-        for lost in find_lost_runs(client, now):
+        for lost in find_lost_runs(client, now, only):
             run, deal_id = lost.run, lost.deal_id
+            assert run.state is not None
             recoveries = sum(1 for tag in run.tags if tag.startswith(RECOVERED_TAG))
             what = f"deal {deal_id}" if deal_id else f"run {run.name}"
             if recoveries >= settings.max_run_recoveries:
+                if lost.state != "CRASHED":
+                    _give_up(client, lost, recoveries, now)
                 done.append(
-                    f"left {what} ({run.id}) {lost.state.lower()}: already scheduled again "
+                    f"left {what} ({run.id}) crashed: already scheduled again "
                     f"{recoveries} times; look at its logs"
                 )
                 continue
-            assert run.state is not None
             state_id = run.state.id
             client.set_flow_run_state(run.id, Scheduled(), force=True)
             client.update_flow_run(run.id, tags=[*run.tags, f"{RECOVERED_TAG}:{recoveries + 1}"])
@@ -140,3 +153,17 @@ def recover_lost_runs() -> list[str]:
                 )
             done.append(f"scheduled {what} ({run.id}) again: {why}")
     return done
+
+
+def _give_up(client: SyncPrefectClient, lost: LostRun, recoveries: int, now: dt.datetime) -> None:
+    why = (
+        f"Dealflow scheduled this run again {recoveries} times and {lost.describe(now)} "
+        "once more; look at its logs, then retry it"
+    )
+    client.set_flow_run_state(lost.run.id, Crashed(message=why), force=True)
+    if lost.deal_id:
+        note_on_timeline(
+            lost.deal_id,
+            f"run/given-up/{lost.run.id}",
+            f"Workflow run no longer started again by itself: {why}.",
+        )

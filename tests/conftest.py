@@ -42,6 +42,10 @@ os.environ.update(
         # Flow runs beat every 30 s in the test stack: a run quiet for 75 s has lost its
         # process (tests/test_worker_kills.py).
         "DEALFLOW_STALLED_RUN_SECONDS": "75",
+        # The kill test kills a worker every few seconds, and mostly while it starts the
+        # runs just brought back: one run may lose its process a dozen times. The limit
+        # (5 by default) is for runs that break their process themselves.
+        "DEALFLOW_MAX_RUN_RECOVERIES": "20",
     }
 )
 # DEALFLOW_TEST_STACK=postgres runs the stack on the production path: Prefect's server and
