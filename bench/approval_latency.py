@@ -24,34 +24,26 @@ Prints the tables and writes them to bench/RESULTS.md (only this benchmark's sec
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import email
-import email.policy
 import json
 import math
 import os
-import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
-from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_PATH = PROJECT_ROOT / "bench" / "RESULTS.md"
 SECTION_TITLE = "## Approval latency (bench/approval_latency.py)"
+SCRIPT = "bench/approval_latency.py"
 BARE_FLOW = "bench/bare_flow.py"  # relative to PROJECT_ROOT, the runners' working directory
 BARE_DEPLOYMENT = "bare-gates/bare-gates"
 MANAGER = "mara.keller@example.com"
@@ -63,22 +55,20 @@ RESUME_TIMEOUT = 120.0  # for one resumed run to reach its next gate
 DEFAULT_POLL = 1  # StackConfig.runner_poll_seconds
 PREFECT_DEFAULT_POLL = 10  # PREFECT_RUNNER_POLL_FREQUENCY when unset
 
-# tests/ is no installed package: its helpers are imported from the checkout.
+# tests/ is no installed package, nor is bench/: both are imported from the checkout,
+# so the imports of bench/ follow this.
+# ruff: noqa: E402
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench.harness import BenchError, free_port, raise_interrupt, run_main, say
+from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, stats_of, table, write_results
+from bench.timed_inbox import Received, TimedInbox
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
     from dealflow.stack import Stack
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- samples
@@ -105,56 +95,7 @@ class Sample:
     warmup: bool = False  # resumed first, after the stack started: not in the figures
 
 
-# --------------------------------------------------------------------------- SMTP
-
-
-@dataclass(frozen=True)
-class Received:
-    message: EmailMessage
-    monotonic: float
-    wall: float
-
-
-class TimedInbox:
-    """An aiosmtpd handler like tests/conftest.py's Inbox that also notes when each
-    message arrived (the end of its DATA), on this process's clocks."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self._changed = threading.Condition()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        arrived, wall = time.monotonic(), time.time()
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        with self._changed:
-            self.received.append(Received(message, arrived, wall))
-            self._changed.notify_all()
-        return "250 OK"
-
-    def wait_for(
-        self, predicate: Callable[[EmailMessage], bool], timeout: float = WAIT_TIMEOUT
-    ) -> Received:
-        """The first message that matches; BenchError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                found = [r for r in self.received if predicate(r.message)]
-                if found:
-                    return found[0]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BenchError(f"no such email within {timeout:.0f}s")
-                self._changed.wait(remaining)
-
-
 # --------------------------------------------------------------------------- one scenario
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_bare_runner(stack: Stack, limit: int) -> subprocess.Popen[bytes]:
@@ -243,7 +184,7 @@ def segments_since(
 
 def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
     """One fresh stack with the runner polling every ``poll`` s; raw samples to ``out``."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     from aiosmtpd.controller import Controller
 
     from dealflow.stack import Stack, StackConfig, stack_env
@@ -322,7 +263,7 @@ def park(poll: int, count: int, inbox: TimedInbox) -> Parked:
         deployment = client.read_deployment_by_name(BARE_DEPLOYMENT)
         bare = [str(client.create_flow_run_from_deployment(deployment.id).id) for _ in range(count)]
     for deal_id, run_id in ours:
-        inbox.wait_for(to(MANAGER, "Approval needed", deal_id))
+        inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT)
         wait_for_state(run_id, "PAUSED", timeout=WAIT_TIMEOUT, key="gate-manager")
     for run_id in bare:
         wait_for_state(run_id, "PAUSED", timeout=WAIT_TIMEOUT, key="gate-a")
@@ -365,7 +306,7 @@ def resume_ours(
     """The manager approves by the emailed link; until the director's request arrives."""
     from tests.support import decide, link_in, to
 
-    link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id)).message)
+    link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT).message)
     start, start_wall = time.monotonic(), time.time()
     response = decide(link, "approve", "bench")
     answered = time.monotonic() - start
@@ -435,29 +376,6 @@ def resume_bare(client: SyncPrefectClient, poll: int, run_id: str) -> Sample:
 # --------------------------------------------------------------------------- report
 
 
-@dataclass(frozen=True)
-class Stats:
-    n: int
-    median: float
-    p95: float
-    low: float
-    high: float
-
-
-def stats_of(values: Sequence[float]) -> Stats:
-    ordered = sorted(values)
-    rank = max(1, math.ceil(0.95 * len(ordered)))  # nearest-rank percentile
-    return Stats(
-        len(ordered), statistics.median(ordered), ordered[rank - 1], ordered[0], ordered[-1]
-    )
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def results_tables(samples: Sequence[Sample], polls: Sequence[int]) -> tuple[str, str]:
     def pick(scenario: str, poll: int) -> list[Sample]:
         return [s for s in samples if s.scenario == scenario and s.poll == poll and not s.warmup]
@@ -509,56 +427,14 @@ def results_tables(samples: Sequence[Sample], polls: Sequence[int]) -> tuple[str
     return main_table, segment_table
 
 
-def machine() -> str:
-    meminfo = Path("/proc/meminfo").read_text()
-    kib = next(int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal"))
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
-        platform.machine(),
-    )
-    return (
-        f"{len(os.sched_getaffinity(0))} CPUs (nproc; {model}), {kib / 1024**2:.1f} GiB RAM "
-        f"(MemTotal), {platform.system()} {platform.release()}, Python "
-        f"{platform.python_version()}, Prefect {version('prefect')}"
-    )
-
-
-def checkout() -> str:
-    """The commit under test, and whether files outside bench/ differ from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return commit + (" with uncommitted changes" if changed else "")
-
-
-def command_line(argv: Sequence[str]) -> str:
-    if os.environ.get("MAKELEVEL") and not argv:
-        return "make bench"
-    return " ".join([".venv/bin/python", "bench/approval_latency.py", *argv])
-
-
 def render_section(
     samples: Sequence[Sample],
     polls: Sequence[int],
-    argv: Sequence[str],
-    started: dt.datetime,
-    seconds: float,
-    loads: tuple[float, float],
+    record: RunRecord,
     locked: dict[int, dict[str, int]],
-    code: tuple[str, str],
 ) -> str:
     main_table, segment_table = results_tables(samples, polls)
-    commit = code[0] if code[0] == code[1] else f"{code[0]} at the start, {code[1]} at the end"
-    minutes, rest = divmod(round(seconds), 60)
+    opening = record.header(SCRIPT, make_target="bench", code_change=CODE_CHANGE_SPELLED)
     notes = "\n".join(f"- {note}" for note in report_notes(samples, polls, locked))
     return f"""{SECTION_TITLE}
 
@@ -570,10 +446,7 @@ PAUSED at its second gate. One deal or run resumed at a time, ours and the basel
 alternating; each setting of the runners' poll (`PREFECT_RUNNER_POLL_FREQUENCY`) on a
 fresh stack (`dealflow.stack.Stack`, Prefect and Dealflow on SQLite).
 
-- Command: `{command_line(argv)}`
-- Code: commit {commit}
-- Date: {started:%Y-%m-%d %H:%M} UTC; the whole run took {minutes} min {rest:02d} s
-- Machine: {machine()}; 1-minute load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end
+{opening}
 
 {main_table}
 
@@ -649,29 +522,7 @@ def _nearest_rank(n: int) -> str:
     return f"the {from_top}{suffix} largest"
 
 
-def write_results(section: str, title: str = SECTION_TITLE) -> None:
-    """Replace the section called ``title`` of RESULTS.md, or add it; other sections stay."""
-    if not RESULTS_PATH.exists():
-        RESULTS_PATH.write_text("# Benchmark results\n\n" + section)
-        return
-    lines = RESULTS_PATH.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == title), None)
-    if start is None:
-        text = "".join(lines).rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        after = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + after if after else "")
-    RESULTS_PATH.write_text(text)
-
-
 # --------------------------------------------------------------------------- main
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def run_child(poll: int, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
@@ -740,9 +591,8 @@ def main(argv: Sequence[str]) -> None:
         run_scenario(args.scenario_poll, args.deals, args.warmup, args.scenario_out, args.keep_data)
         return
 
-    signal.signal(signal.SIGTERM, _interrupt)
-    started, began = dt.datetime.now(dt.UTC), time.monotonic()
-    load_start, code_start = os.getloadavg()[0], checkout()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    clock = RunClock(argv)
     counts = {DEFAULT_POLL: args.deals}
     if args.compare_poll:
         counts[PREFECT_DEFAULT_POLL] = args.compare_deals
@@ -756,25 +606,19 @@ def main(argv: Sequence[str]) -> None:
             result = json.loads(out.read_text())
             samples += [Sample(**raw) for raw in result["samples"]]
             locked[poll] = result["locked"]
-    seconds = time.monotonic() - began
+    record = clock.stop()
     if args.raw:
         args.raw.write_text(json.dumps([asdict(s) for s in samples], indent=1))
-    loads, code = (load_start, os.getloadavg()[0]), (code_start, checkout())
-    if code[0] != code[1]:
+    if record.code[0] != record.code[1]:
         print(
-            f"warning: the checkout changed during the run: {code[0]} -> {code[1]}", file=sys.stderr
+            f"warning: the checkout changed during the run: {record.code[0]} -> {record.code[1]}",
+            file=sys.stderr,
         )
-    section = render_section(samples, polls, argv, started, seconds, loads, locked, code)
+    section = render_section(samples, polls, record, locked)
     say("\n" + section)
     if not args.no_results:
-        write_results(section)
-        say(f"Written to {RESULTS_PATH.relative_to(PROJECT_ROOT)}")
+        write_results(section, SECTION_TITLE)
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except BenchError as exc:
-        sys.exit(f"bench: {exc}")
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

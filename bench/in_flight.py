@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import os
 import signal
 import statistics
 import sys
@@ -47,43 +46,39 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# bench/ is no installed package: it is imported from the checkout, after this.
+# ruff: noqa: E402
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.approval_latency import (  # noqa: E402
-    BenchError,
-    TimedInbox,
-    checkout,
-    machine,
-    table,
-    write_results,
-)
-from bench.load import (  # noqa: E402
-    MIB,
-    RETRIES,
-    BenchPlan,
-    ClientPool,
-    Clients,
+from bench.client_pool import LATER, ClientPool, Clients, retry_on_503
+from bench.deal_copies import (
     RouteInfo,
-    children_map,
-    command_of,
-    database_size,
+    deal_deployment_id,
     deal_deployment_name,
     email_kind,
     fresh_copies,
     load_example,
-    mib,
-    other_runs_between,
-    plan_stack,
-    process_table,
-    raise_interrupt,
     route_of,
-    running_stack,
+)
+from bench.harness import BenchError, raise_interrupt, run_main, say
+from bench.process_trees import (
+    SAMPLE_SECONDS,
+    Roles,
     sample_memory,
-    say,
-    stack_roles,
+    tree_cpu_seconds,
     wait_workers_idle,
 )
+from bench.production_stack import (
+    BenchPlan,
+    database_size,
+    other_runs_between,
+    plan_stack,
+    running_stack,
+    stack_roles,
+)
+from bench.results import MIB, RunClock, RunRecord, mib, table, write_results
+from bench.timed_inbox import TimedInbox
 
 if TYPE_CHECKING:
     import httpx
@@ -97,7 +92,6 @@ PROBE_TIMEOUT = 180.0  # one approval -> the next email
 TIMED_CALLS = 5  # each timed API call is made this many times; median and max reported
 SEED_THREADS = 4
 IDLE_TIMEOUT = 600.0  # for the workers to finish what runs (a scheduled sweep, say)
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- the real sample
@@ -162,11 +156,9 @@ class Probe:
 def probe_approval(http: httpx.Client, inbox: TimedInbox, deal: SampledDeal) -> Probe:
     """Approve one real deal at its emailed link; until the email that follows arrives."""
     start = time.monotonic()
-    for _attempt in range(RETRIES):
-        response = http.post(deal.link, data={"decision": "approve", "comment": "in-flight probe"})
-        if response.status_code != 503:  # 503: try again
-            break
-        time.sleep(1)
+    response = retry_on_503(
+        lambda: http.post(deal.link, data={"decision": "approve", "comment": "in-flight probe"})
+    )
     answered = time.monotonic() - start
     deal.probed = True
     if response.status_code != 200:
@@ -249,7 +241,7 @@ class Seeder:
         began = time.monotonic()
         with ClientPool(SEED_THREADS, failed).running() as pool:
             for deal in fresh_copies(self.template, count):
-                pool.submit(1, functools.partial(self._seed_one, deal=deal))
+                pool.submit(LATER, functools.partial(self._seed_one, deal=deal))
             shown = began
             with self.changed:
                 while self.seeded < target and not self.errors:
@@ -286,23 +278,6 @@ def timed(call: Callable[[], httpx.Response], times: int = TIMED_CALLS) -> Timed
     return Timed(statistics.median(seconds) * 1000, max(seconds) * 1000)
 
 
-def tree_cpu_seconds(roots: Sequence[int]) -> float:
-    """CPU seconds (user + system) the live processes of these trees have used."""
-    processes = process_table()
-    children = children_map(processes)
-    total, todo = 0, list(roots)
-    while todo:
-        pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-        todo.extend(children.get(pid, ()))
-    return total / TICKS
-
-
 @dataclass
 class StepResult:
     """Everything measured with ``seeded`` deals seeded (and the real sample) waiting."""
@@ -325,7 +300,7 @@ class StepResult:
     probes: list[Probe]
 
 
-def settle_and_sample(roles: dict[str, list[int]], seconds: float) -> dict[str, Any]:
+def settle_and_sample(roles: Roles, seconds: float) -> dict[str, Any]:
     """Memory of the idle stack over ``seconds`` (max of samples every 0.5 s) and the CPU
     each role used meanwhile."""
     cpu_before = {role: tree_cpu_seconds(pids) for role, pids in roles.items()}
@@ -335,7 +310,7 @@ def settle_and_sample(roles: dict[str, list[int]], seconds: float) -> dict[str, 
         samples.append(sample_memory(roles))
         if time.monotonic() - began >= seconds:
             break
-        time.sleep(0.5)
+        time.sleep(SAMPLE_SECONDS)
     elapsed = time.monotonic() - began
     cpu = {
         role: (tree_cpu_seconds(pids) - cpu_before[role]) / elapsed * 100
@@ -503,11 +478,7 @@ def step_table(step: StepResult) -> str:
 
 @dataclass(frozen=True)
 class RunInfo:
-    argv: list[str]
-    started: dt.datetime
-    seconds: float
-    loads: tuple[float, float]
-    code: tuple[str, str]
+    record: RunRecord
     example: str
     route: RouteInfo
     sample: int
@@ -516,8 +487,6 @@ class RunInfo:
 
 
 def render_section(info: RunInfo, steps: Sequence[StepResult]) -> str:
-    commit = info.code[0] if info.code[0] == info.code[1] else " -> ".join(info.code)
-    minutes, rest = divmod(round(info.seconds), 60)
     details = "\n\n".join(step_table(step) for step in steps)
     gate = info.route.gates[0]
     notes = [
@@ -555,10 +524,7 @@ Deals waiting at their first gate, held by one Prefect server on the production 
 processes). A waiting deal holds no process, so the workers' memory must not grow with
 the number of waiting deals, and the server must keep answering.
 
-- Command: `{command_of(SCRIPT, info.argv)}`
-- Code: commit {commit}
-- Date: {info.started:%Y-%m-%d %H:%M} UTC; the whole run took {minutes} min {rest:02d} s
-- Machine: {machine()}; 1-minute load average {info.loads[0]:.2f} at the start, {info.loads[1]:.2f} at the end
+{info.record.header(SCRIPT)}
 - Deal: {info.example}; route `{info.route.rule}`: {", ".join(info.route.gates)}
 
 {summary_table(steps)}
@@ -649,19 +615,14 @@ def main(argv: Sequence[str]) -> None:
 
     plan = plan_stack("bench_inflight", args.pool_limit)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    started, began = dt.datetime.now(dt.UTC), time.monotonic()
-    load_start, code_start = os.getloadavg()[0], checkout()
+    clock = RunClock(argv)
     template, example = load_example(args.example)
     route = route_of(template, example)
     inbox = TimedInbox()
     with running_stack(plan, inbox, args.keep_data) as stack:
         steps, other = run_steps(stack, plan, inbox, template, example, route, args)
     info = RunInfo(
-        argv=list(argv),
-        started=started,
-        seconds=time.monotonic() - began,
-        loads=(load_start, os.getloadavg()[0]),
-        code=(code_start, checkout()),
+        record=clock.stop(),
         example=example,
         route=route,
         sample=args.sample,
@@ -672,22 +633,7 @@ def main(argv: Sequence[str]) -> None:
     say("\n" + section)
     if not args.no_results:
         write_results(section, SECTION_TITLE)
-        say("Written to bench/RESULTS.md")
-
-
-def deal_deployment_id() -> uuid.UUID:
-    from prefect.client.orchestration import get_client
-
-    from models.settings import get_settings
-
-    with get_client(sync_client=True) as client:
-        return client.read_deployment_by_name(get_settings().deployment).id
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except BenchError as exc:
-        sys.exit(f"bench: {exc}")
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

@@ -46,7 +46,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,12 +59,11 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_PATH = PROJECT_ROOT / "bench" / "RESULTS.md"
 SECTION_TITLE = "## Payment check at scale (bench/payment_check.py)"
+SCRIPT = "bench/payment_check.py"
 EXAMPLE = PROJECT_ROOT / "examples" / "acme.json"
 # Any database URL on the server: the bench creates and drops databases of its own beside it.
 POSTGRES_SERVER = os.environ.get(
@@ -106,21 +104,14 @@ DISPUTED = 0.03  # of invoices: out of the ladder
 PARTIALLY_PAID = 0.04  # of invoices: in the ladder with a smaller balance
 ON_HOLD = 0.02  # of customers: on collections hold before the run (out of the ladder)
 
+# bench/ is no installed package: it is imported from the checkout, after this.
+# ruff: noqa: E402
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-
-class BenchError(RuntimeError):
-    pass
-
-
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
+from bench.harness import BenchError, free_port, raise_interrupt, run_main, say
+from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, table, write_results
+from bench.scratch_databases import create_databases, drop_databases
 
 # --------------------------------------------------------------------------- seeding
 
@@ -184,14 +175,14 @@ def seed(url: str, invoices: int, deals: int, customers: int, rng: random.Random
     def flush(connection: sa.Connection, final: bool = False) -> None:
         if len(invoice_rows) < CHUNK and not final:
             return
-        for table, rows in (
+        for model, rows in (
             (Deal, deal_rows),
             (Invoice, invoice_rows),
             (StageTransition, timeline_rows),
             (SentMessage, outbox_rows),
         ):
             if rows:
-                connection.execute(sa.insert(table), rows)
+                connection.execute(sa.insert(model), rows)
                 rows.clear()
 
     with engine.begin() as connection:
@@ -399,12 +390,6 @@ def start_sink(sink: Sink) -> Any:
     controller = CountingController(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
     return controller
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- children
@@ -744,22 +729,12 @@ def fresh_database(kind: str, scratch: Path, suffix: str) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{scratch / f'dealflow{suffix}.db'}"
         return
-    import sqlalchemy as sa
-
     name = f"dealflow_bench_{os.getpid()}{suffix}"
-    admin = sa.create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        raise BenchError(f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {exc.orig}") from exc
+    create_databases(POSTGRES_SERVER, [name])
     try:
         yield f"{POSTGRES_SERVER}/{name}"
     finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_databases(POSTGRES_SERVER, [name])
 
 
 def server_version(url: str) -> str:
@@ -877,17 +852,7 @@ def _verbs(result: dict[str, Any]) -> str:
     return ", ".join(f"{v} {statements[v]:,}" for v in verbs) or "none"
 
 
-def render_section(
-    runs: Sequence[DatabaseRun],
-    args: argparse.Namespace,
-    argv: Sequence[str],
-    started: dt.datetime,
-    seconds: float,
-    loads: tuple[float, float],
-    code: tuple[str, str],
-) -> str:
-    from approval_latency import machine, table
-
+def render_section(runs: Sequence[DatabaseRun], args: argparse.Namespace, record: RunRecord) -> str:
     rows: list[list[str]] = []
     ratios: list[list[str]] = []
     parts: list[list[str]] = []
@@ -996,13 +961,15 @@ def render_section(
         ],
         seeds,
     )
-    commit = code[0] if code[0] == code[1] else f"{code[0]} at the start, {code[1]} at the end"
-    minutes, rest = divmod(round(seconds), 60)
     windows = "; ".join(
         f"{name} {low} to {high}: {SHARES['prompt'][i]:.0%} / {SHARES['late'][i]:.0%}"
         for i, (name, low, high) in enumerate(WINDOWS)
     )
     versions = ", ".join(run.server for run in runs)
+    software = f"{versions}, SQLAlchemy {version('sqlalchemy')}, psycopg {version('psycopg')}"
+    opening = record.header(
+        SCRIPT, make_target="bench-finance", code_change=CODE_CHANGE_SPELLED, machine_note=software
+    )
     return f"""{SECTION_TITLE}
 
 The payment check's work over {args.invoices:,} open invoices ({args.deals:,} deals waiting
@@ -1015,10 +982,7 @@ run on the same database: one streamed SELECT of every collectible invoice with 
 then as many pre-built small emails as the first check sent, over one SMTP connection
 (run right after the first check).
 
-- Command: `{command_line(argv)}`
-- Code: commit {commit}
-- Date: {started:%Y-%m-%d %H:%M} UTC; the whole run took {minutes} min {rest:02d} s
-- Machine: {machine()}; {versions}, SQLAlchemy {version("sqlalchemy")}, psycopg {version("psycopg")}; 1-minute load average {loads[0]:.2f} at the start, {loads[1]:.2f} at the end
+{opening}
 - The machine was shared with other developers' test runs while this ran: wall times
   carry their load; CPU seconds (the child's own user + system time) carry less of it.
 
@@ -1070,12 +1034,6 @@ seed {args.seed}; seeding is not in the figures):
   one escalation email per person per invoice, no digests), on a database of its own with
   the same distribution; its time is extrapolated linearly, not measured at full size.
 """
-
-
-def command_line(argv: Sequence[str]) -> str:
-    if os.environ.get("MAKELEVEL") and not argv:
-        return "make bench-finance"
-    return " ".join([".venv/bin/python", "bench/payment_check.py", *argv])
 
 
 # --------------------------------------------------------------------------- main
@@ -1132,22 +1090,15 @@ def main(argv: Sequence[str]) -> None:
     if args.naive_sample < 0 or args.naive_sample > args.invoices:
         parser.error("--naive-sample must be between 0 and --invoices")
 
-    from approval_latency import checkout, write_results
-
-    signal.signal(signal.SIGTERM, _interrupt)
-    started, began = dt.datetime.now(dt.UTC), time.monotonic()
-    load_start, code_start = os.getloadavg()[0], checkout()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    clock = RunClock(argv)
     sink = Sink()
     controller = start_sink(sink)
     try:
         runs = [run_database(kind, args, sink, controller.port) for kind in databases]
     finally:
         controller.stop()
-    seconds = time.monotonic() - began
-    code = (code_start, checkout())
-    section = render_section(
-        runs, args, argv, started, seconds, (load_start, os.getloadavg()[0]), code
-    )
+    section = render_section(runs, args, clock.stop())
     say("\n" + section)
     problems = [m for run in runs for m in [*run.measurements, run.naive] if m and m.problems]
     if problems:
@@ -1157,13 +1108,7 @@ def main(argv: Sequence[str]) -> None:
         )
     if not args.no_results:
         write_results(section, SECTION_TITLE)
-        say(f"Written to {RESULTS_PATH.relative_to(PROJECT_ROOT)}")
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except BenchError as exc:
-        sys.exit(f"bench: {exc}")
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

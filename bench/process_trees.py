@@ -1,0 +1,177 @@
+"""Memory and CPU of the stack's process trees, read from /proc.
+
+A role of the stack (the Prefect server, the web service, a worker) is a process with
+children: uvicorn's workers, the flow-run processes a worker starts. Its memory is the
+sum over its tree, sampled in a thread while the benchmark runs, and a worker's children
+are counted apart: they are the flow runs executing, and their number is what the work
+pool's limit bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.harness import BenchError
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE_SECONDS = 0.5  # memory sampling interval
+DRAIN_TIMEOUT = 180.0  # for the workers to have no flow-run process left
+
+Roles = dict[str, list[int]]  # "server", "web", "workers" -> the pids of their trees' roots
+
+
+def stat_fields(pid: int | str) -> list[bytes]:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces),
+    so that field n of proc(5) is at index n - 3. OSError when the process is gone."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()
+
+
+def process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, resident bytes) of every process on the machine, from /proc."""
+    found: dict[int, tuple[int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = stat_fields(entry.name)
+            with open(f"/proc/{entry.name}/statm", "rb") as statm:
+                resident = int(statm.read().split()[1]) * PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        found[int(entry.name)] = (int(fields[1]), resident)
+    return found
+
+
+def children_map(processes: dict[int, tuple[int, int]]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _rss) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    return children
+
+
+def tree_rss(
+    pid: int, processes: dict[int, tuple[int, int]], children: dict[int, list[int]]
+) -> int:
+    """Resident bytes of ``pid`` and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in processes:
+            total += processes[current][1]
+        todo.extend(children.get(current, ()))
+    return total
+
+
+def tree_cpu_seconds(roots: Sequence[int]) -> float:
+    """CPU seconds (user + system) the live processes of these trees have used."""
+    children = children_map(process_table())
+    total, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = stat_fields(pid)
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(pid, ()))
+    return total / TICKS
+
+
+@dataclass
+class MemorySample:
+    """One look at /proc. Bytes; ``flow`` holds each worker child's process tree."""
+
+    at: float  # monotonic
+    server: int
+    web: int
+    workers_own: list[int]  # each worker process alone
+    flow: dict[int, int]  # pid of a flow-run process (a worker's child) -> its tree's bytes
+
+    @property
+    def workers_total(self) -> int:
+        return sum(self.workers_own) + sum(self.flow.values())
+
+
+def sample_memory(roles: Roles) -> MemorySample:
+    processes = process_table()
+    children = children_map(processes)
+    flow: dict[int, int] = {}
+    for worker in roles["workers"]:
+        for child in children.get(worker, ()):
+            flow[child] = tree_rss(child, processes, children)
+    return MemorySample(
+        at=time.monotonic(),
+        server=sum(tree_rss(pid, processes, children) for pid in roles["server"]),
+        web=sum(tree_rss(pid, processes, children) for pid in roles["web"]),
+        workers_own=[processes.get(pid, (0, 0))[1] for pid in roles["workers"]],
+        flow=flow,
+    )
+
+
+class MemorySampler:
+    """Samples the stack's process trees every ``interval`` seconds in a thread."""
+
+    def __init__(self, roles: Roles, interval: float = SAMPLE_SECONDS) -> None:
+        self.roles = roles
+        self.interval = interval
+        self.samples: list[MemorySample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(sample_memory(self.roles))
+            self._stop.wait(self.interval)
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def between(self, start: float, end: float) -> list[MemorySample]:
+        return [s for s in list(self.samples) if start <= s.at <= end]
+
+
+@dataclass(frozen=True)
+class MemoryPeaks:
+    """Peaks over a phase, in bytes."""
+
+    samples: int
+    server: int
+    web: int
+    workers_total: int  # workers and their flow-run processes, summed per sample
+    workers_own: int  # the worker processes alone, summed per sample
+    flow_process: int  # the largest one flow-run process (tree) was seen at
+    flow_processes: int  # the most flow-run processes seen at once
+
+
+def memory_peaks(samples: Sequence[MemorySample]) -> MemoryPeaks:
+    if not samples:
+        return MemoryPeaks(0, 0, 0, 0, 0, 0, 0)
+    return MemoryPeaks(
+        samples=len(samples),
+        server=max(s.server for s in samples),
+        web=max(s.web for s in samples),
+        workers_total=max(s.workers_total for s in samples),
+        workers_own=max(sum(s.workers_own) for s in samples),
+        flow_process=max((rss for s in samples for rss in s.flow.values()), default=0),
+        flow_processes=max(len(s.flow) for s in samples),
+    )
+
+
+def wait_workers_idle(roles: Roles, timeout: float = DRAIN_TIMEOUT) -> None:
+    """Until no worker has a child process (no flow run is executing)."""
+    deadline = time.monotonic() + timeout
+    while sample_memory(roles).flow:
+        if time.monotonic() > deadline:
+            raise BenchError(f"the workers still run flow processes after {timeout:.0f}s")
+        time.sleep(0.5)
