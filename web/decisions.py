@@ -118,11 +118,12 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
         if state == "PAUSED" and key == pause_key(gate):
             return None
         if state == "CRASHED":
-            # The sla-sweep schedules crashed runs again (tasks/recovery.py).
+            # The sla-sweep schedules crashed runs again (tasks/recovery.py), up to its
+            # limit; past it operations retry the run once they know why it crashed.
             return Outcome(
                 Verdict.TRY_AGAIN,
-                "This deal's workflow is being restarted. Nothing was recorded; try again "
-                "in a few minutes.",
+                "This deal's workflow stopped unexpectedly and is being restarted. Nothing "
+                "was recorded; try again later (operations can tell you when).",
             )
         if state in {"COMPLETED", "FAILED", "CANCELLED"} or (
             state == "PAUSED" and key != pause_key(gate)
