@@ -80,6 +80,11 @@ class Driver:
         self.feeding = threading.Event()  # while set, deals keep coming
         self.done_links: set[str] = set()
         self.paid: set[str] = set()
+        # Every third customer pays only once the kills are over, so that the payment
+        # checks meanwhile find their invoices overdue and write dunning letters; they
+        # wait at the payment step, idle, and make room for another deal in flight.
+        self.slow_payers: set[str] = set()
+        self.held: set[str] = set()
         self.answers: Counter[str] = Counter()
 
     def submit(self, example: str) -> None:
@@ -87,6 +92,8 @@ class Driver:
         deal_id = deal["deal_id"]
         self.invoices_expected[deal_id] = len(deal.get("payment_terms", {}).get("schedule", [1]))
         self.run_ids[deal_id] = submit_over_http(self.web_url, deal)
+        if len(self.deals) % 3 == 2:
+            self.slow_payers.add(deal_id)
         self.deals.add(deal_id)
 
     def keep_deals_in_flight(self) -> None:
@@ -100,7 +107,7 @@ class Driver:
                     select(Deal.id).where(Deal.id.in_(self.deals), Deal.outcome == "paid")
                 )
             )
-        for _ in range(IN_FLIGHT - len(self.deals - closed)):
+        for _ in range(IN_FLIGHT - len(self.deals - closed - self.held)):
             self.submit(EXAMPLES[len(self.deals) % len(EXAMPLES)])
 
     def _mail_links(self) -> list[tuple[str, str, str]]:
@@ -151,16 +158,20 @@ class Driver:
                 )
             ).all()
         issued = Counter(deal_id for deal_id, _n, _a in invoices)
+        ready = {d for d in accepted if issued[d] == self.invoices_expected[d]}
+        if self.feeding.is_set():
+            self.held |= ready & self.slow_payers
+            ready -= self.slow_payers
         for deal_id, number, amount in invoices:
-            if issued[deal_id] < self.invoices_expected[deal_id]:
-                continue  # the invoices due on acceptance are still on their way
+            if deal_id not in ready:
+                continue  # the invoices due on acceptance are still on their way, or held
             with contextlib.suppress(DuplicatePayment):
                 record_payment(
                     PaymentDetails(number, Decimal(amount), dt.date.today(), f"wire {number}"),
                     source="test",
                     recorded_by="fiona",
                 )
-        self.paid |= {d for d in accepted if issued[d] == self.invoices_expected[d]}
+        self.paid |= ready
 
     def step(self) -> None:
         self.keep_deals_in_flight()
