@@ -179,6 +179,19 @@ class Driver:
         self.pay_accepted_deals()
 
 
+def letters_written(deal_ids: set[str]) -> int:
+    with session_scope() as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(DunningLetter)
+                .join(Invoice)
+                .where(Invoice.deal_id.in_(deal_ids))
+            )
+            or 0
+        )
+
+
 def run_payment_check(day: int) -> None:
     """A payment check of the deployment, as the daily schedule starts it, ``day`` days on."""
     from prefect.client.orchestration import get_client
@@ -263,10 +276,11 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
     try:
         started = time.monotonic()
         # Until KILLS kills have hit a flow-run process (a kill of an idle worker counts
-        # in the report, not towards that), within three times as many kills in all and
-        # the time budget; the count is asserted once every deal has been checked.
+        # in the report, not towards that) and a payment check has written dunning
+        # letters for the deals, within three times as many kills in all and the time
+        # budget; both are asserted once every deal has been checked.
         while (
-            len([p for p in points if p.flow]) < KILLS
+            (len([p for p in points if p.flow]) < KILLS or not letters_written(set(driver.deals)))
             and kills < 3 * KILLS
             and time.monotonic() - started < KILLING_BUDGET
         ):
@@ -334,12 +348,6 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
             .where(Invoice.deal_id.in_(run_ids))
             .group_by(Invoice.deal_id)
         ).all()
-        letters = session.scalar(
-            select(func.count())
-            .select_from(DunningLetter)
-            .join(Invoice)
-            .where(Invoice.deal_id.in_(run_ids))
-        )
         undecided = session.scalar(
             select(func.count())
             .select_from(Approval)
@@ -352,6 +360,7 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
                 StageTransition.deal_id.in_(run_ids), StageTransition.key.like("run/recovered/%")
             )
         )
+    letters = letters_written(set(run_ids))
     invoice_emails = Counter(
         str(m["X-Dealflow-Key"]).rsplit("/", 1)[1]
         for m in received
