@@ -124,7 +124,7 @@ def describe_kill(worker: str, runs: list[str]) -> list[KillPoint]:
 class Repeater(threading.Thread):
     """Calls ``step`` again and again until stopped; what it raised is kept, not lost."""
 
-    def __init__(self, step: Callable[[], None], every: float) -> None:
+    def __init__(self, step: Callable[[], object], every: float) -> None:
         super().__init__(daemon=True)
         self.step, self.every = step, every
         self.stopped = threading.Event()
