@@ -4,12 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install browser bench bench-finance bench-load bench-in-flight clean
+LOCK   := requirements.lock
+# The lock is compiled for the oldest Python Dealflow supports, with every extra.
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	--custom-compile-command "make lock" --quiet
 
-$(STAMP): pyproject.toml
+.PHONY: demo test lint lock lock-check install browser bench bench-finance bench-load bench-in-flight clean
+
+# Exactly the versions in requirements.lock, the ones CI tested: a new release of any
+# dependency reaches a fresh install only through `make lock` and a commit.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Dealflow needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --constraint $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -35,7 +42,18 @@ browser:
 	    echo "chromium is missing (apt-get install chromium): browser tests will be skipped"; \
 	  fi; }
 
-lint: $(STAMP)
+## lock: refresh requirements.lock to the newest versions pyproject.toml allows (then
+## run `make test` and the benchmarks, and commit both files)
+lock: $(STAMP)
+	$(LOCK_COMPILE) --upgrade -o $(LOCK)
+
+## lock-check: fail when requirements.lock no longer satisfies pyproject.toml
+lock-check: $(STAMP)
+	@tmp=$$(mktemp) && cp $(LOCK) $$tmp && $(LOCK_COMPILE) -o $$tmp && \
+	  if diff -u $(LOCK) $$tmp; then rm -f $$tmp; else rm -f $$tmp; \
+	    echo "requirements.lock disagrees with pyproject.toml: run 'make lock' and commit it" >&2; exit 1; fi
+
+lint: $(STAMP) lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
