@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
-from dealflow.prefect_api import pause_state, resume_with_input
+from dealflow.prefect_api import pause_state, resume_with_answer
 from dealflow.records import add_transition, get_deal
+from models.answers import waits_for
 from models.finance import ACCEPTANCE_KEY, DeliveryAcceptance
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -48,7 +49,7 @@ def _wait_for_acceptance_step(deal_id: str, run_id: str, patience: float) -> Non
     deadline = time.monotonic() + patience
     while True:
         state, key = pause_state(run_id)
-        if state == "PAUSED" and key == ACCEPTANCE_KEY:
+        if state == "PAUSED" and waits_for(key, ACCEPTANCE_KEY):
             return
         if state not in {"RUNNING", "PENDING", "SCHEDULED"} or time.monotonic() > deadline:
             with session_scope() as session:
@@ -127,5 +128,5 @@ def accept_delivery(
             + (f": {note}" if note else ""),
             actor=email,
         )
-        resume_with_input(deal.flow_run_id, acceptance.model_dump(mode="json"))
+        resume_with_answer(deal.flow_run_id, ACCEPTANCE_KEY, acceptance)
     return acceptance

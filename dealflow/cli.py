@@ -295,8 +295,10 @@ def stack_up(
         if stack_settings.finance_users
         else f"user finance, password in {config.data_dir.resolve() / 'finance-password'}"
     )
+    for warning in stack.warnings:
+        typer.echo(f"\nWarning: {warning}", err=True)
     typer.echo(
-        f"\nDealflow is running. Logs: {stack.logs}\n"
+        f"\nDealflow is running; every schedule has its next run. Logs: {stack.logs}\n"
         f"  Prefect UI:   {config.prefect_api_url.removesuffix('/api')}\n"
         f"  Mail inbox:   {config.inbox_url}\n"
         f"  Web service:  {config.web_url}\n"

@@ -46,6 +46,19 @@ def _page_worker_queries() -> None:
     PrefectClient.read_workers_for_work_pool = paged  # type: ignore[method-assign,assignment]
 
 
+def deployments() -> list[dict[str, Any]]:
+    """prefect.yaml's deployments, as written there."""
+    import yaml
+
+    data = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    return list(data["deployments"])
+
+
+def scheduled_deployments() -> list[str]:
+    """Names of prefect.yaml's deployments that run on a schedule."""
+    return [d["name"] for d in deployments() if d.get("schedules")]
+
+
 def deploy_all() -> None:
     """Run ``prefect --no-prompt deploy --all`` on this checkout's prefect.yaml."""
     from prefect.cli import app

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
+from pydantic import BaseModel
+
+from dealflow.answer_proof import PROOF, proven_payload
+from models.answers import waits_for
 from models.settings import get_settings
 
 
@@ -42,6 +47,34 @@ def pause_state(run_id: str) -> tuple[str, str | None]:
     if run.state is None:
         return "UNKNOWN", None
     return run.state.type.value, run.state.state_details.pause_key
+
+
+def resume_with_answer(run_id: str, step: str, answer: BaseModel) -> None:
+    """Resume the run waiting for ``step`` (its base key) with ``answer`` and its proof.
+
+    NotPausedError if the run does not wait for that step. A run suspended before
+    answers carried proofs stored a schema that refuses the field: it is sent without,
+    and the flow believes it only as far as Dealflow's database records it.
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+        key = state.state_details.pause_key if state is not None else None
+        if state is None or not state.is_paused() or key is None or not waits_for(key, step):
+            raise NotPausedError(f"run {run_id} does not wait for {step}")
+        keyset = state.state_details.run_input_keyset or {}
+        try:
+            schema = json.loads(client.read_flow_run_input(UUID(run_id), keyset["schema"]))
+        except (KeyError, PrefectHTTPStatusError):
+            schema = None  # not stored yet: the run is being suspended under a new schema
+    payload = proven_payload(run_id, key, answer, get_settings().signing_key())
+    if schema is not None and PROOF not in schema.get("properties", {}):
+        del payload[PROOF]
+    resume_with_input(run_id, payload)
 
 
 def resume_with_input(run_id: str, run_input: dict[str, object], patience: float = 10.0) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,9 +26,12 @@ from pathlib import Path
 
 import httpx
 
+from dealflow.deploy import scheduled_deployments
 from models.settings import PROJECT_ROOT
 
 WORK_POOL = "dealflow"  # as named in prefect.yaml
+# The last line of a logged traceback: "sqlalchemy.exc.InvalidRequestError: Can't ..."
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*:")
 
 
 class StackError(RuntimeError):
@@ -51,6 +55,11 @@ class StackConfig:
     web_processes: int = 1
     database_url: str = ""
     prefect_database_url: str = ""
+    # "user:password": the Prefect API answers only requests that carry it (HTTP Basic),
+    # and every process of the stack sends it (docs/deployment.md).
+    prefect_auth: str = ""
+    # How long the scheduler may take to give every scheduled deployment its first runs.
+    schedule_patience_seconds: float = 60.0
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -83,6 +92,9 @@ def prefect_env(config: StackConfig) -> dict[str, str]:
     }
     if config.prefect_database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = config.prefect_database_url
+    if config.prefect_auth:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = config.prefect_auth
+        env["PREFECT_API_AUTH_STRING"] = config.prefect_auth
     return env
 
 
@@ -111,6 +123,16 @@ class Stack:
         self.logs = config.data_dir.resolve() / "logs"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.commands: dict[str, list[str]] = {}
+        self.warnings: list[str] = []  # what a person starting the stack should know
+
+    def api(self) -> httpx.Client:
+        """A client of the stack's Prefect API, with its credentials if it has any."""
+        user, _, password = self.config.prefect_auth.partition(":")
+        return httpx.Client(
+            base_url=self.config.prefect_api_url + "/",
+            auth=(user, password) if self.config.prefect_auth else None,
+            timeout=10,
+        )
 
     def _spawn(self, name: str, args: list[str], mode: str = "wb") -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -157,16 +179,71 @@ class Stack:
 
     def _wait_deployment(self, timeout: float) -> None:
         deployment = self.env.get("DEALFLOW_DEPLOYMENT", "deal-handoff/deal-handoff")
-        url = f"{self.config.prefect_api_url}/deployments/name/{deployment}"
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name in self._flow_runners():
-                if self.processes[name].poll() is not None:
-                    raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-            time.sleep(0.5)
+        with self.api() as api:
+            while time.monotonic() < deadline:
+                for name in self._flow_runners():
+                    if self.processes[name].poll() is not None:
+                        raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
+                if api.get(f"deployments/name/{deployment}").status_code == 200:
+                    return
+                time.sleep(0.5)
         raise StackError(f"deployment {deployment} was not registered:\n{self.log_tail('runner')}")
+
+    def _wait_schedules(self, timeout: float) -> None:
+        """Until every scheduled deployment of prefect.yaml has an upcoming run: a stack
+        whose scheduler fails (a broken dependency, say) must not say it is running."""
+        expected = set(scheduled_deployments())
+        deadline = time.monotonic() + timeout
+        waiting = expected
+        with self.api() as api:
+            while time.monotonic() < deadline:
+                waiting = expected - self._deployments_with_upcoming_runs(api)
+                if not waiting:
+                    break
+                time.sleep(1)
+        errors = self.server_errors()
+        if waiting:
+            raise StackError(
+                f"Prefect's scheduler created no runs within {timeout:.0f}s for "
+                f"{', '.join(sorted(waiting))}: scheduled work (reminders, payment checks, "
+                "reports) would never run."
+                + (f" The Prefect server logged:\n{errors}" if errors else "")
+            )
+        if errors:
+            self.warnings.append(f"the Prefect server logged errors while starting:\n{errors}")
+
+    def _deployments_with_upcoming_runs(self, api: httpx.Client) -> set[str]:
+        response = api.post("deployments/filter", json={"limit": 200})
+        if response.status_code != 200:
+            return set()
+        names = {d["id"]: d["name"] for d in response.json()}
+        runs = api.post(
+            "flow_runs/filter",
+            json={
+                "flow_runs": {
+                    "deployment_id": {"any_": list(names)},
+                    "state": {"type": {"any_": ["SCHEDULED"]}},
+                },
+                "limit": 200,
+            },
+        )
+        if runs.status_code != 200:
+            return set()
+        return {names[run["deployment_id"]] for run in runs.json() if run["deployment_id"] in names}
+
+    def server_errors(self, most: int = 6) -> str:
+        """The Prefect server's logged errors (which service, and the exception)."""
+        path = self.logs / "prefect.log"
+        if not path.exists():
+            return ""
+        lines = path.read_text(errors="replace").splitlines()
+        found = [
+            line.strip()
+            for line in lines
+            if "| ERROR" in line or _EXCEPTION_LINE.match(line) is not None
+        ]
+        return "\n".join(found[-most:])
 
     def _prefect(self, *args: str) -> None:
         """Run a Prefect CLI command as an operator would, from the project folder."""
@@ -217,7 +294,7 @@ class Stack:
     def _wait_workers(self, timeout: float, since: float = 0.0, only: str | None = None) -> None:
         """Until every worker (or the ``only`` one) has sent the Prefect server a heartbeat
         after ``since`` (seconds since the epoch)."""
-        url = f"{self.config.prefect_api_url}/work_pools/{WORK_POOL}/workers/filter"
+        url = f"work_pools/{WORK_POOL}/workers/filter"
         expected = {f"dealflow-worker-{n}" for n in range(1, self.config.workers + 1)}
         if only is not None:
             # The others beat every 30 s: waiting for them would only add to a restart.
@@ -228,7 +305,8 @@ class Stack:
             for name in self._flow_runners():
                 if self.processes[name].poll() is not None:
                     raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
-            response = httpx.post(url, json={"limit": 50}, timeout=5)
+            with self.api() as api:
+                response = api.post(url, json={"limit": 50})
             if response.status_code == 200:
                 online = {
                     w["name"]
@@ -339,6 +417,7 @@ class Stack:
             self._wait_deployment(120)
             if self.config.workers:
                 self._wait_workers(120)
+            self._wait_schedules(self.config.schedule_patience_seconds)
         except BaseException:
             self.stop()
             raise

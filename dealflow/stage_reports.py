@@ -6,8 +6,9 @@ import datetime as dt
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
-from dealflow.prefect_api import pause_state, resume_with_input
+from dealflow.prefect_api import pause_state, resume_with_answer
 from dealflow.records import get_deal
+from models.answers import base_key
 from models.deal import EARLY_STAGES
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -49,7 +50,8 @@ def report_stage(
         raise ReportError(
             f"deal {deal_id} is not waiting for a stage report (it is at {stage_now})"
         )
-    stage = next((s.value for s in EARLY_STAGES if stage_key(s.value) == key), key)
+    step = base_key(key)
+    stage = next((s.value for s in EARLY_STAGES if stage_key(s.value) == step), step)
     field, option = REQUIRED.get(stage, ("", ""))
     given = {"score": score, "visit_date": visit_date}
     if field and not lost and given[field] is None:
@@ -67,5 +69,5 @@ def report_stage(
         visit_date=visit_date,
         lost=lost,
     )
-    resume_with_input(run_id, report.model_dump(mode="json"))
+    resume_with_answer(run_id, step, report)
     return report

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import flow, suspend_flow_run
+from prefect import flow
 from prefect.runtime import flow_run
 
 from dealflow.clock import utcnow
+from flows.answers import answer_to
 from models.decision import GateDecision
 from models.finance import ACCEPTANCE_KEY, PAYMENT_KEY, DeliveryAcceptance, PaymentsSettled
 from models.gates import pause_key
@@ -33,9 +34,13 @@ def deal_handoff(deal_id: str) -> str:
     (key ``payment``) until every invoice is paid: recording the last payment, or the
     payment-check flow, resumes it. No process is held while it waits.
 
+    An answer counts only with Dealflow's proof (the page, the CLI or finance sent it
+    after their checks): one typed into Prefect's Resume form is refused, noted on the
+    timeline, and the run waits again for the same step (key ``<key>-attempt-2``, ...).
+
     After each resume Prefect runs this function again from the top: every step below
-    is idempotent by its own key in Dealflow's database, and a gate already decided
-    returns its decision at once.
+    is idempotent by its own key in Dealflow's database, and a gate the database records
+    as decided is not waited for again.
 
     Touches: Dealflow's database (stage, timeline, approvals, invoices, outbox), SMTP
     (approval requests, rejection notice, kickoff, invoices, acceptance request, the
@@ -46,16 +51,17 @@ def deal_handoff(deal_id: str) -> str:
         if not stage.done:
             open_stage(deal_id, stage)
             publish_deal_board(deal_id)
-        report = suspend_flow_run(wait_for_input=StageReport, key=stage_key(stage.name))
+        report = answer_to(deal_id, run_id, StageReport, stage_key(stage.name))
         record_stage_report(deal_id, stage, report)
         if report.lost:
             publish_deal_board(deal_id)
             return "lost"
     for gate in plan_approvals(deal_id):
-        if not gate.decided:
+        decision = gate.decision
+        if decision is None:
             request_approval(deal_id, gate, run_id)
             publish_deal_board(deal_id)
-        decision = suspend_flow_run(wait_for_input=GateDecision, key=pause_key(gate.name))
+            decision = answer_to(deal_id, run_id, GateDecision, pause_key(gate.name))
         record_decision(deal_id, gate, decision)
         if not decision.approved:
             announce_rejection(deal_id, gate)
@@ -65,12 +71,12 @@ def deal_handoff(deal_id: str) -> str:
     issue_invoices(deal_id)
     request_acceptance(deal_id, run_id)
     publish_deal_board(deal_id)
-    acceptance = suspend_flow_run(wait_for_input=DeliveryAcceptance, key=ACCEPTANCE_KEY)
+    acceptance = answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_KEY)
     record_acceptance(deal_id, acceptance)
     issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
     if not await_payment(deal_id):
         publish_deal_board(deal_id)
-        settled = suspend_flow_run(wait_for_input=PaymentsSettled, key=PAYMENT_KEY)
+        settled = answer_to(deal_id, run_id, PaymentsSettled, PAYMENT_KEY)
     else:
         settled = PaymentsSettled(settled_at=utcnow())  # paid before it had to wait
     close_deal(deal_id, settled)

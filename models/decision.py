@@ -10,6 +10,8 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
+from models.answers import Proof
+
 
 class GateDecision(BaseModel):
     approved: bool
@@ -17,3 +19,4 @@ class GateDecision(BaseModel):
     decided_by_name: str = ""
     comment: str = ""
     decided_at: dt.datetime
+    proof: Proof = ""

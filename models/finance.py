@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from models.answers import Proof
+
 ACCEPTANCE_KEY = "acceptance"  # the suspend key of the acceptance step: never change it
 PAYMENT_KEY = "payment"  # the suspend key of the wait for payment: never change it
 CUSTOMER = "customer"  # in a level's notify list: the invoice's billing contact
@@ -23,6 +25,7 @@ class DeliveryAcceptance(BaseModel):
     accepted_by_name: str = ""
     accepted_on: dt.date
     note: str = ""
+    proof: Proof = ""
 
 
 class PaymentsSettled(BaseModel):
@@ -30,6 +33,7 @@ class PaymentsSettled(BaseModel):
 
     settled_at: dt.datetime
     last_payment: str = Field(default="", description="The payment that settled the deal.")
+    proof: Proof = ""
 
 
 class DunningLevel(BaseModel):

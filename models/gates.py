@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from models.decision import GateDecision
+
 
 class GatePlan(BaseModel):
     name: str
@@ -12,6 +14,7 @@ class GatePlan(BaseModel):
     assignee_email: str
     assignee_name: str
     decided: bool
+    decision: GateDecision | None = None  # as Dealflow's database records it
 
 
 def pause_key(gate: str) -> str:

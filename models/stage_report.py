@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from models.answers import Proof
+
 
 def grade_for(score: int) -> str:
     """The handbook's A/B/C grade of a lead score."""
@@ -25,6 +27,7 @@ class StageReport(BaseModel):
     )
     visit_date: dt.date | None = Field(default=None, description="Needed for needs discovery.")
     lost: bool = Field(default=False, description="The deal was lost: close it here.")
+    proof: Proof = ""
 
 
 class StagePlan(BaseModel):

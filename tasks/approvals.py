@@ -27,6 +27,19 @@ from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail, deliver_or_queue
 
 
+def recorded_decision(row: Approval) -> GateDecision | None:
+    """The gate's decision as Dealflow recorded it, if it did."""
+    if row.decision is None or row.decided_at is None:
+        return None
+    return GateDecision(
+        approved=row.decision == "approved",
+        decided_by=row.decided_by or "",
+        decided_by_name=row.decided_by_name or "",
+        comment=row.comment or "",
+        decided_at=row.decided_at,
+    )
+
+
 def _plan(row: Approval, title: str) -> GatePlan:
     return GatePlan(
         name=row.gate,
@@ -35,6 +48,7 @@ def _plan(row: Approval, title: str) -> GatePlan:
         assignee_email=row.assignee_email,
         assignee_name=row.assignee_name,
         decided=row.decision is not None,
+        decision=recorded_decision(row),
     )
 
 

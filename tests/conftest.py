@@ -51,6 +51,10 @@ os.environ.update(
 # DEALFLOW_TEST_STACK=postgres runs the stack on the production path: Prefect's server and
 # Dealflow's database on PostgreSQL instead of SQLite.
 STACK_ON_POSTGRES = os.environ.get("DEALFLOW_TEST_STACK") == "postgres"
+if STACK_ON_POSTGRES:
+    # The production path locks its Prefect API (docs/deployment.md): this process, the
+    # CLI it runs and every process of the stack send the credentials.
+    os.environ["PREFECT_API_AUTH_STRING"] = f"dealflow-ops:{secrets.token_hex(16)}"
 POSTGRES_URL = os.environ.get(
     "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -195,6 +199,7 @@ def stack(inbox: Inbox) -> Iterator[Any]:
         # the web service as two processes.
         config.workers = 2
         config.web_processes = 2
+        config.prefect_auth = os.environ["PREFECT_API_AUTH_STRING"]
     with Stack(config) as running:
         yield running
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,17 @@ import httpx
 import yaml
 
 from models.settings import PROJECT_ROOT
+
+
+def prefect_http() -> httpx.Client:
+    """Prefect's REST API as the stack's own processes reach it, credentials included."""
+    auth = os.environ.get("PREFECT_API_AUTH_STRING", "")
+    user, _, password = auth.partition(":")
+    return httpx.Client(
+        base_url=os.environ["PREFECT_API_URL"].rstrip("/") + "/",
+        auth=(user, password) if auth else None,
+        timeout=30,
+    )
 
 
 def production_path_only() -> list[Any]:

@@ -25,6 +25,7 @@ from tests.support import (
     dealflow,
     decide,
     link_in,
+    prefect_http,
     run_state,
     submit,
     text_of,
@@ -228,7 +229,7 @@ def test_the_run_is_named_tagged_and_shows_the_deal_board(
 
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(run_id))
-    latest = httpx.get(f"{stack.config.prefect_api_url}/artifacts/deal-{deal_id.lower()}/latest")
+    latest = prefect_http().get(f"artifacts/deal-{deal_id.lower()}/latest")
     assert latest.status_code == 200
     assert latest.json()["flow_run_id"] == run_id
     assert run.name == f"deal-{deal_id}"
@@ -238,7 +239,7 @@ def test_the_run_is_named_tagged_and_shows_the_deal_board(
     assert "| director | sales_director | Dana Whitfield" in board
     assert "Sales manager approval requested from Mara Keller" in board
 
-    raci = httpx.get(f"{stack.config.prefect_api_url}/artifacts/deal-{deal_id.lower()}-raci/latest")
+    raci = prefect_http().get(f"artifacts/deal-{deal_id.lower()}-raci/latest")
     assert raci.status_code == 200 and raci.json()["type"] == "table"
     rows = {row["stage"]: row for row in json.loads(raci.json()["data"])}
     approval = rows["Contract approval"]

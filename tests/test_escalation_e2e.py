@@ -7,14 +7,19 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from dealflow.db import session_scope
 from dealflow.records import get_approval, timeline
 from flows.sla_sweep import sla_sweep
 from tests.conftest import MATRIX, Inbox
-from tests.support import approve_via_email, deal_waiting_at_manager, to, wait_for_state
+from tests.support import (
+    approve_via_email,
+    deal_waiting_at_manager,
+    prefect_http,
+    to,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -30,7 +35,7 @@ def test_an_escalated_approver_decides_and_the_deal_moves_on(
 
     done = sla_sweep(now=asked + dt.timedelta(days=14))  # the flow, on a moved clock
     assert f"{deal_id}/manager: escalation to victor.stone@example.com" in done
-    board = httpx.get(f"{stack.config.prefect_api_url}/artifacts/deal-{deal_id.lower()}/latest")
+    board = prefect_http().get(f"artifacts/deal-{deal_id.lower()}/latest")
     assert "Waiting on:** Victor Stone" in board.json()["data"], "the board shows the new holder"
 
     approve_via_email(

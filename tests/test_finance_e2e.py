@@ -23,6 +23,7 @@ from tests.support import (
     deal_file,
     dealflow,
     link_in,
+    prefect_http,
     submit,
     text_of,
     to,
@@ -135,7 +136,7 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert deal.stage == "closed" and deal.outcome == "paid"
     assert sum(key.startswith("payment/") for key, _ in events) == 3
     assert any(key == "accepted" and "Signed acceptance protocol" in e for key, e in events)
-    aging = httpx.get(f"{stack.config.prefect_api_url}/artifacts/aging-report/latest")
+    aging = prefect_http().get("artifacts/aging-report/latest")
     assert aging.status_code == 200 and aging.json()["type"] == "table"
 
 

@@ -14,6 +14,7 @@ from tests.conftest import Inbox
 from tests.support import (
     deal_waiting_at_manager,
     decide,
+    prefect_http,
     production_path_only,
     to,
     wait_for_state,
@@ -33,10 +34,7 @@ def workers_that_ran(stack: Any, run_id: str) -> list[str]:
 
 
 def test_prefect_yaml_is_deployed_to_the_work_pool(stack: Any) -> None:
-    response = httpx.post(
-        f"{stack.config.prefect_api_url}/deployments/filter",
-        json={"limit": 50, "offset": 0},
-    )
+    response = prefect_http().post("deployments/filter", json={"limit": 50, "offset": 0})
     deployments = {d["name"]: d for d in response.json()}
     declared = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"]
     assert set(deployments) == {d["name"] for d in declared}
@@ -48,7 +46,7 @@ def test_prefect_yaml_is_deployed_to_the_work_pool(stack: Any) -> None:
     assert pull["prefect.deployments.steps.set_working_directory"] == {
         "directory": str(PROJECT_ROOT)
     }
-    pool = httpx.get(f"{stack.config.prefect_api_url}/work_pools/dealflow").json()
+    pool = prefect_http().get("work_pools/dealflow").json()
     assert pool["type"] == "process" and pool["concurrency_limit"] == stack.config.pool_limit
 
 
@@ -69,3 +67,19 @@ def test_a_deal_suspended_under_one_worker_resumes_on_the_other(
         assert workers_that_ran(stack, run_id) == sorted([first, other])
     finally:
         stack.restart(first)
+
+
+def test_the_prefect_api_answers_only_requests_with_its_credentials(stack: Any) -> None:
+    api = stack.config.prefect_api_url
+    for method, path, body in (
+        ("POST", "flow_runs/filter", {"limit": 1}),
+        ("POST", "flow_runs/00000000-0000-0000-0000-000000000000/resume", {"run_input": {}}),
+        ("GET", "deployments/name/deal-handoff/deal-handoff", None),
+    ):
+        refused = httpx.request(method, f"{api}/{path}", json=body, timeout=10)
+        assert refused.status_code == 401, (path, refused.status_code)
+        wrong = httpx.request(
+            method, f"{api}/{path}", json=body, auth=("admin", "admin"), timeout=10
+        )
+        assert wrong.status_code == 401, (path, wrong.status_code)
+    assert prefect_http().post("flow_runs/filter", json={"limit": 1}).status_code == 200

@@ -21,7 +21,7 @@ from tasks.run_tags import retag
 from tests.browser import SCREENSHOTS
 from tests.conftest import Inbox
 from tests.report_history import seed_hand_history
-from tests.support import deal_waiting_at_manager, dealflow
+from tests.support import deal_waiting_at_manager, dealflow, prefect_http
 
 pytestmark = pytest.mark.stack
 
@@ -35,7 +35,7 @@ def history(stack: Any) -> None:
 
 
 def latest_artifact(key: str) -> dict[str, Any]:
-    response = httpx.get(f"{get_settings().prefect_api_url}/artifacts/{key}/latest", timeout=30)
+    response = prefect_http().get(f"artifacts/{key}/latest")
     response.raise_for_status()
     return dict(response.json())
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import DATA_DIR, TEST_SECRETS, Inbox
-from tests.support import deal_waiting_at_manager, decide, to
+from tests.support import deal_waiting_at_manager, decide, prefect_http, to
 
 pytestmark = pytest.mark.stack
 
@@ -20,11 +20,11 @@ def leaked(text: str) -> list[str]:
     return [name for name, value in TEST_SECRETS.items() if value in text]
 
 
-def everything(api: str, path: str) -> list[dict[str, Any]]:
+def everything(path: str) -> list[dict[str, Any]]:
     """Every object of a Prefect filter endpoint, page by page."""
     found: list[dict[str, Any]] = []
     while True:
-        page = httpx.post(f"{api}/{path}", json={"limit": 200, "offset": len(found)}, timeout=30)
+        page = prefect_http().post(path, json={"limit": 200, "offset": len(found)})
         assert page.status_code == 200, page.text
         found.extend(page.json())
         if len(page.json()) < 200:
@@ -61,9 +61,8 @@ def test_secrets_stay_out_of_logs_prefect_and_pages(
     for path in logs:
         assert leaked(path.read_text(errors="replace")) == [], path
 
-    api = stack.config.prefect_api_url
     for kind in ("logs/filter", "artifacts/filter", "deployments/filter", "flow_runs/filter"):
-        shown = everything(api, kind)
+        shown = everything(kind)
         assert shown or kind == "logs/filter"
         assert leaked(str(shown)) == [], kind
     assert TEST_SECRETS, "the stack was given secrets to look for"

@@ -34,6 +34,7 @@ from tests.conftest import Inbox, _free_port
 from tests.support import (
     decide,
     link_in,
+    prefect_http,
     run_state,
     to,
     wait_for_state,
@@ -148,10 +149,9 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def wait_for_deployment(processes: Processes, name: str, timeout: float = 120) -> None:
-    url = f"{processes.env['PREFECT_API_URL']}/deployments/name/{DEPLOYMENT}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.get(url, timeout=5)
+        response = prefect_http().get(f"deployments/name/{DEPLOYMENT}")
         # Served by this very process: its runner has registered it since it started.
         if response.status_code == 200 and processes.running[name].poll() is None:
             return

@@ -22,8 +22,9 @@ from sqlalchemy.exc import OperationalError
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.links import ApprovalClaim
-from dealflow.prefect_api import pause_state, resume_with_input
+from dealflow.prefect_api import pause_state, resume_with_answer
 from dealflow.records import approvals, get_approval, get_deal
+from models.answers import waits_for
 from models.decision import GateDecision
 from models.gates import pause_key
 from models.settings import Settings
@@ -115,7 +116,7 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
     deadline = time.monotonic() + settings.resume_wait_seconds
     while True:
         state, key = pause_state(run_id)
-        if state == "PAUSED" and key == pause_key(gate):
+        if state == "PAUSED" and waits_for(key, pause_key(gate)):
             return None
         if state == "CRASHED":
             # The sla-sweep schedules crashed runs again (tasks/recovery.py), up to its
@@ -126,7 +127,7 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
                 "was recorded; try again later (operations can tell you when).",
             )
         if state in {"COMPLETED", "FAILED", "CANCELLED"} or (
-            state == "PAUSED" and key != pause_key(gate)
+            state == "PAUSED" and key is not None and not waits_for(key, pause_key(gate))
         ):
             return Outcome(
                 Verdict.NOT_WAITING,
@@ -192,7 +193,7 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 raise _DecidedMeanwhile
             # Resumed inside the transaction: if Prefect refuses, the decision is not kept.
-            resume_with_input(claim.run_id, decision.model_dump(mode="json"))
+            resume_with_answer(claim.run_id, pause_key(claim.gate), decision)
     except _ReassignedMeanwhile as moved:
         return Outcome(
             Verdict.REFUSED, f"This gate was just handed to {moved}. Nothing was recorded."

@@ -1,0 +1,80 @@
+"""Believing an answer a waiting deal run was resumed with, or refusing it.
+
+Prefect's Resume (its UI's button, its REST API) takes any input that fits the schema.
+An answer is believed when it carries Dealflow's proof (dealflow/answer_proof.py), or
+as far as Dealflow's database already records what it says (a run suspended before
+answers carried proofs). Anything else is refused: nothing is recorded, the timeline
+says so, and the flow waits again for the same step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealflow.answer_proof import PROOF, is_proven
+from dealflow.clock import utcnow
+from dealflow.db import session_scope
+from dealflow.payments import deal_settled
+from dealflow.records import add_transition, approvals, get_deal
+from models.answers import base_key
+from models.decision import GateDecision
+from models.finance import DeliveryAcceptance, PaymentsSettled
+from models.gates import pause_key
+from models.settings import get_settings
+from models.tables import Deal, StageTransition
+from tasks.approvals import recorded_decision
+from tasks.effect import effect_task
+
+A = TypeVar("A", bound=BaseModel)
+
+_SHOWN = 80  # characters of each claimed value the timeline quotes
+
+
+def _recorded(session: Session, deal: Deal, step: str, answer: BaseModel) -> Any:
+    """The answer as Dealflow's database records it, or None if it records none."""
+    if isinstance(answer, GateDecision):
+        row = next((a for a in approvals(session, deal.id) if pause_key(a.gate) == step), None)
+        return recorded_decision(row) if row is not None else None
+    if isinstance(answer, DeliveryAcceptance):
+        actor = session.scalar(
+            select(StageTransition.actor).where(
+                StageTransition.deal_id == deal.id, StageTransition.key == "accepted"
+            )
+        )
+        return answer if actor and actor.lower() == answer.accepted_by.lower() else None
+    if isinstance(answer, PaymentsSettled):
+        return PaymentsSettled(settled_at=utcnow()) if deal_settled(session, deal.id) else None
+    return None  # a stage report exists only in the answer itself
+
+
+def _claims(answer: BaseModel) -> str:
+    fields = answer.model_dump(mode="json", exclude_unset=True, exclude={PROOF})
+    shown = (f"{name}={str(value)[:_SHOWN]}" for name, value in fields.items())
+    return ", ".join(shown)[: 8 * _SHOWN]
+
+
+@effect_task("check-answer")
+def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
+    """The answer to believe, or None (noted on the timeline) if it proves nothing."""
+    if is_proven(run_id, key, answer, get_settings().signing_key()):
+        return answer
+    with session_scope() as session:
+        deal = get_deal(session, deal_id, for_update=True)
+        recorded = _recorded(session, deal, base_key(key), answer)
+        if recorded is not None:
+            return recorded
+        still = deal.waiting_on_name or deal.waiting_on or "its next step"
+        add_transition(
+            session,
+            deal,
+            key=f"answer/{key}/refused",
+            stage=deal.stage,
+            actor="prefect-api",
+            event=f"Refused an answer sent through Prefect's API without Dealflow's proof "
+            f"({_claims(answer)}): nothing was recorded; the deal still waits on {still}",
+        )
+    return None
