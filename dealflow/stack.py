@@ -31,6 +31,7 @@ from models.settings import PROJECT_ROOT
 
 WORK_POOL = "dealflow"  # as named in prefect.yaml
 # The last line of a logged traceback: "sqlalchemy.exc.InvalidRequestError: Can't ..."
+_TIMING = re.compile(r"\S?\s*\[\s*[\d.]+\s*m?s\]\s*")  # "↩ [  410ms] ": varies per line
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*:")
 
 
@@ -233,17 +234,18 @@ class Stack:
         return {names[run["deployment_id"]] for run in runs.json() if run["deployment_id"] in names}
 
     def server_errors(self, most: int = 6) -> str:
-        """The Prefect server's logged errors (which service, and the exception)."""
+        """The Prefect server's logged errors, each once: which service logged it (the
+        ``| ERROR | <logger> - ...`` line) and the exception that ended its traceback."""
         path = self.logs / "prefect.log"
         if not path.exists():
             return ""
-        lines = path.read_text(errors="replace").splitlines()
-        found = [
-            line.strip()
-            for line in lines
-            if "| ERROR" in line or _EXCEPTION_LINE.match(line) is not None
-        ]
-        return "\n".join(found[-most:])
+        found: dict[str, None] = {}
+        for line in path.read_text(errors="replace").splitlines():
+            if "| ERROR" in line:
+                found[_TIMING.sub("", line.split("| ERROR", 1)[1]).strip(" |")] = None
+            elif _EXCEPTION_LINE.match(line) is not None:
+                found[line.strip()] = None
+        return "\n".join(list(found)[-most:])
 
     def _prefect(self, *args: str) -> None:
         """Run a Prefect CLI command as an operator would, from the project folder."""
