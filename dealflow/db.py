@@ -63,7 +63,10 @@ def alembic_config(url: str | None = None) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", url or get_settings().resolved_database_url)
+    # The config is an INI file in memory: "%" starts an interpolation there, and a
+    # percent-encoded password is full of them.
+    url = url or get_settings().resolved_database_url
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import sqlalchemy as sa
 from alembic import command
 
 from dealflow.db import alembic_config
+from models.settings import PROJECT_ROOT
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -31,3 +36,19 @@ def test_the_schema_has_its_uniqueness_guards(database_url: str) -> None:
     assert ("deal_id", "key") in unique["stage_transitions"]
     assert ("key",) in unique["payments"]  # a payment applies once
     assert ("invoice_id", "level") in unique["dunning_letters"]  # each level once, ever
+
+
+def test_db_upgrade_takes_a_database_password_with_percent_signs(postgres_url: str) -> None:
+    """``p@ss%word`` travels percent-encoded in the URL and reaches the driver intact."""
+    url = sa.make_url(postgres_url).set(password="p@ss%word")
+    encoded = url.render_as_string(hide_password=False)
+    assert "p%40ss%25word" in encoded
+    assert alembic_config(encoded).get_main_option("sqlalchemy.url") == encoded
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "dealflow", "db", "upgrade"],
+        env={**os.environ, "DEALFLOW_DATABASE_URL": encoded},
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr[-2000:]
