@@ -346,7 +346,18 @@ def mailcatcher(smtp_port: int = 1025, http_port: int = 8025, host: str = "127.0
 
 
 def main() -> None:
-    use_configured_prefect_server()
+    from pydantic import ValidationError
+
+    try:
+        use_configured_prefect_server()
+    except ValidationError as exc:
+        # One line per setting, without the value: it may be a secret.
+        problems = "\n".join(
+            f"  DEALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        typer.secho(f"Dealflow's settings are not valid:\n{problems}", fg="red", err=True)
+        raise SystemExit(2) from None
     app(prog_name="dealflow")
 
 

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INTAKE_CLIENT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,50}")
+MIN_SIGNING_SECRET_BYTES = 32  # as strong as the HMAC-SHA256 it keys
+MIN_FINANCE_PASSWORD = 12
 
 
 class Settings(BaseSettings):
@@ -109,6 +111,27 @@ class Settings(BaseSettings):
                 )
             if len(secret.get_secret_value()) < 16:
                 raise ValueError(f"the secret of {name!r} is too short: use 16 characters or more")
+        return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _strong_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SIGNING_SECRET_BYTES:
+            raise ValueError(
+                f"the signing secret is too short: use {MIN_SIGNING_SECRET_BYTES} bytes or "
+                "more, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("finance_users")
+    @classmethod
+    def _strong_finance_passwords(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if len(secret.get_secret_value()) < MIN_FINANCE_PASSWORD:
+                raise ValueError(
+                    f"the finance password of {name!r} is too short: use "
+                    f"{MIN_FINANCE_PASSWORD} characters or more"
+                )
         return value
 
     @field_validator("public_base_url", "prefect_api_url")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -16,7 +19,7 @@ from dealflow.intake_auth import (
     identify_client,
     signature_for,
 )
-from models.settings import Settings
+from models.settings import PROJECT_ROOT, Settings
 
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 KEYS = {"hubspot": SecretStr("hubspot-key-0123456789"), "ops": SecretStr("ops-key-0123456789ab")}
@@ -145,3 +148,35 @@ def test_settings_refuse_short_secrets_and_odd_names_without_showing_them(
         Settings()
     assert "client name 'a crm'" in str(caught.value)
     assert "long-enough-secret-0123" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        (
+            "DEALFLOW_SIGNING_SECRET",
+            "x",
+            "DEALFLOW_SIGNING_SECRET: Value error, the signing secret is too short: use 32 bytes",
+        ),
+        ("DEALFLOW_SIGNING_SECRET", "s" * 31, "the signing secret is too short"),
+        (
+            "DEALFLOW_FINANCE_USERS",
+            '{"fiona": "a"}',
+            "the finance password of 'fiona' is too short: use 12 characters",
+        ),
+        ("DEALFLOW_FINANCE_USERS", '{"fiona": "elevenchars"}', "too short"),
+    ],
+)
+def test_weak_secrets_stop_dealflow_at_start_with_a_clear_message(
+    variable: str, value: str, words: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dealflow", "deal", "status", "ANY"],
+        env={**os.environ, variable: value},
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert "Dealflow's settings are not valid" in result.stderr and words in result.stderr
+    assert "Traceback" not in result.stderr and f'"{value}"' not in result.stderr
