@@ -133,3 +133,16 @@ def test_an_approval_link_works_while_its_run_waits_at_a_later_attempt(
     wait_for_state(run_id, "COMPLETED")
     rejection = inbox.wait_for(to(SUBMITTER, "Deal rejected", deal_id))
     assert "not at this price" in text_of(rejection)
+
+
+def test_cancel_from_prefect_still_ends_a_waiting_deal(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """Ops keep Prefect's Cancel: what the UI's button sends ends a suspended deal run."""
+    _deal_id, run_id, _link = deal_waiting_at_manager(inbox, tmp_path)
+    response = prefect_http().post(
+        f"flow_runs/{run_id}/set_state",
+        json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True},
+    )
+    assert response.status_code in {200, 201}, response.text
+    wait_for_state(run_id, "CANCELLED", timeout=120)
