@@ -10,6 +10,7 @@ import typer
 
 from dealflow import cli_finance as finance_commands
 from dealflow.cli_options import fail, moment_option
+from dealflow.echo import echo
 from dealflow.import_command import import_deals
 from dealflow.prefect_api import use_configured_prefect_server
 from dealflow.report_cli import report
@@ -103,7 +104,7 @@ def deal_report_stage(
     try:
         day = dt.date.fromisoformat(visit_date) if visit_date else None
     except ValueError as exc:
-        raise fail(f"--visit-date: not a date (YYYY-MM-DD): {visit_date!r}") from exc
+        raise fail(f"--visit-date: not a date (YYYY-MM-DD): {echo(visit_date)}") from exc
     try:
         report = report_stage(
             deal_id, score=score, visit_date=day, note=note, lost=lost, reported_by=by
@@ -229,7 +230,9 @@ def runs_recover(
             try:
                 only.append(uuid.UUID(run_id))
             except ValueError:
-                raise fail(f"Not a flow run id: {run_id!r} (copy it from the run's page)") from None
+                raise fail(
+                    f"Not a flow run id: {echo(run_id)} (copy it from the run's page)"
+                ) from None
     try:
         actions = recover_lost_runs(only=only)
     except httpx.HTTPError as exc:

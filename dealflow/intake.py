@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
+from dealflow.echo import echo
 from dealflow.records import add_transition
 from models.deal import DealIntake
 from models.matrix import Matrix, MatrixError, load_matrix
@@ -52,7 +53,7 @@ def describe_errors(exc: ValidationError, source: str, field_name: FieldName = d
     for error in exc.errors():
         where = field_name(tuple(error["loc"]))
         got = error.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {echo(got)})"
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(f"{source}: {where}: {message}{shown}")
     return problems

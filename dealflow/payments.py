@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
+from dealflow.echo import echo
 from dealflow.records import add_transition, get_deal
 from models.deal import CENT
 from models.tables import Invoice, InvoiceStatus, Payment
@@ -80,7 +81,7 @@ def parse_amount(text: str) -> Decimal:
     if GROUPED_AMOUNT.fullmatch(cleaned):
         return Decimal(cleaned.replace(",", ""))
     raise PaymentError(
-        f"not an amount: {text!r} (write 1250.00, 1250,00 or 1,250.00; at most 2 decimals)"
+        f"not an amount: {echo(text)} (write 1250.00, 1250,00 or 1,250.00; at most 2 decimals)"
     )
 
 

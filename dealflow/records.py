@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
+from dealflow.echo import echo
 from models.deal import DealIntake
 from models.tables import Approval, Deal, StageTransition
 
 
 class DealNotFound(LookupError):
     def __init__(self, deal_id: str) -> None:
-        super().__init__(f"no deal with id {deal_id!r}")
+        super().__init__(f"no deal with id {echo(deal_id)}")
         self.deal_id = deal_id
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from dealflow.echo import echo
 from dealflow.measures import Period
 
 
@@ -53,7 +54,7 @@ def _day(text: str, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text.strip())
     except ValueError:
-        raise PeriodError(f"{option}: not a date (YYYY-MM-DD): {text!r}") from None
+        raise PeriodError(f"{option}: not a date (YYYY-MM-DD): {echo(text)}") from None
 
 
 def parse_period(first: str, last: str, timezone: str) -> ReportPeriod:

@@ -39,6 +39,16 @@ def problems_for(tmp_path: Path, data: dict) -> list[str]:
     return caught.value.problems
 
 
+def test_a_huge_rejected_value_is_quoted_short_with_its_length(tmp_path: Path) -> None:
+    data = acme()
+    data["currency"] = "E" * 5_000_000
+    data["customer"]["billing_contact"]["email"] = "x" * 100_000
+    problems = problems_for(tmp_path, data)
+    assert len("\n".join(problems)) < 1000, "a refusal does not send the input back"
+    assert any("currency" in p and "(5,000,000 characters)" in p for p in problems), problems
+    assert any("email" in p and "(100,000 characters)" in p for p in problems), problems
+
+
 def test_field_errors_name_the_file_the_field_and_the_value(tmp_path: Path) -> None:
     data = acme()
     data["customer"]["billing_contact"]["email"] = "accounts-at-acme"
