@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 LOCK   := requirements.lock
-# The lock is compiled for the oldest Python Dealflow supports, with every extra.
-LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+# The lock holds every extra, for every Python Dealflow supports (markers say which).
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--custom-compile-command "make lock" --quiet
 
 .PHONY: demo test lint lock lock-check install browser bench bench-finance bench-load bench-in-flight clean
@@ -47,11 +47,14 @@ browser:
 lock: $(STAMP)
 	$(LOCK_COMPILE) --upgrade -o $(LOCK)
 
-## lock-check: fail when requirements.lock no longer satisfies pyproject.toml
+## lock-check: fail when requirements.lock no longer satisfies pyproject.toml, or when
+## .venv holds other versions than the lock
 lock-check: $(STAMP)
 	@tmp=$$(mktemp) && cp $(LOCK) $$tmp && $(LOCK_COMPILE) -o $$tmp && \
 	  if diff -u $(LOCK) $$tmp; then rm -f $$tmp; else rm -f $$tmp; \
 	    echo "requirements.lock disagrees with pyproject.toml: run 'make lock' and commit it" >&2; exit 1; fi
+	@if $(BIN)/pip install --dry-run --no-deps -r $(LOCK) 2>/dev/null | grep "Would install"; then \
+	  echo "$(VENV) differs from requirements.lock (above): rm -rf $(VENV) and run make again" >&2; exit 1; fi
 
 lint: $(STAMP) lock-check
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from dealflow.clock import utcnow
 from dealflow.db import session_scope
 from dealflow.echo import echo
-from models.deal import DealIntake
+from models.deal import STORED, DealIntake
 from models.tables import Approval, Deal, StageTransition
 
 
@@ -29,7 +29,7 @@ def get_deal(session: Session, deal_id: str, *, for_update: bool = False) -> Dea
 
 
 def intake_of(deal: Deal) -> DealIntake:
-    return DealIntake.model_validate(deal.payload)
+    return DealIntake.model_validate(deal.payload, context={STORED: True})
 
 
 def add_transition(

@@ -38,6 +38,9 @@ OneLine = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterV
 
 
 CENT = Decimal("0.01")
+# Validation context of a deal read back from the database: checks added since it was
+# stored do not apply to it.
+STORED = "stored"
 
 
 class Strict(BaseModel):
@@ -144,6 +147,17 @@ class DealIntake(Strict):
     @property
     def list_total(self) -> Decimal:
         return sum((item.total for item in self.line_items), Decimal(0))
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, currency: str, info: ValidationInfo) -> str:
+        if (info.context or {}).get(STORED):
+            return currency  # stored under the rules of its day: read it as it is
+        import pycountry
+
+        if pycountry.currencies.get(alpha_3=currency) is None:
+            raise ValueError(f"{currency} is not an ISO 4217 currency code (e.g. EUR, USD, CNY)")
+        return currency
 
     @field_validator("amount")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from prefect import get_run_logger
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,13 +69,18 @@ def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
         if recorded is not None:
             return recorded
         still = deal.waiting_on_name or deal.waiting_on or "its next step"
+        refusal = (
+            f"Refused an answer sent through Prefect's API without Dealflow's proof "
+            f"({_claims(answer)}): nothing was recorded; the deal still waits on {still}"
+        )
         add_transition(
             session,
             deal,
             key=f"answer/{key}/refused",
             stage=deal.stage,
             actor="prefect-api",
-            event=f"Refused an answer sent through Prefect's API without Dealflow's proof "
-            f"({_claims(answer)}): nothing was recorded; the deal still waits on {still}",
+            event=refusal,
         )
+    # Ops watching the run see it too: Prefect itself reported "Flow run resumed".
+    get_run_logger().warning(f"{refusal}. Decisions are made from Dealflow's links.")
     return None

@@ -105,6 +105,11 @@ def test_a_decision_forged_through_prefects_api_is_refused_and_the_real_link_sti
         assert str(forged["decided_by"]) in refused[-1].event
         assert "still waits on Mara Keller" in refused[-1].event
     assert not inbox.matching(to(DIRECTOR, "Approval needed", deal_id)), "the deal did not move"
+    logs = prefect_http().post(
+        "logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
+    )
+    warned = [log["message"] for log in logs.json() if "Refused an answer" in log["message"]]
+    assert len(warned) >= len(FORGERIES), "the run's logs in the Prefect UI say so too"
 
     # The real approver's link still decides the gate, and the deal goes on.
     response = decide(link, "approve", "the real decision")

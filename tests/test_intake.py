@@ -39,6 +39,27 @@ def problems_for(tmp_path: Path, data: dict) -> list[str]:
     return caught.value.problems
 
 
+@pytest.mark.parametrize("code", ["XYZ", "ABC", "EUX"])
+def test_a_currency_must_be_an_iso_4217_code(tmp_path: Path, code: str) -> None:
+    data = acme()
+    data["currency"] = code
+    problems = problems_for(tmp_path, data)
+    assert any(f"currency: {code} is not an ISO 4217 currency code" in p for p in problems)
+
+
+def test_iso_4217_codes_pass_and_a_stored_deal_is_read_as_it_was(tmp_path: Path) -> None:
+    from dealflow.records import intake_of
+    from models.tables import Deal as DealRow
+
+    for code in ("EUR", "USD", "CNY", "JPY", "CHF"):
+        data = acme()
+        data["currency"] = code
+        assert load_deal_file(write(tmp_path, data)).currency == code
+    data = acme()
+    data["currency"] = "XYZ"  # accepted before codes were checked
+    assert intake_of(DealRow(payload=data)).currency == "XYZ"
+
+
 def test_a_huge_rejected_value_is_quoted_short_with_its_length(tmp_path: Path) -> None:
     data = acme()
     data["currency"] = "E" * 5_000_000
