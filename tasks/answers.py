@@ -73,7 +73,7 @@ def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
             f"Refused an answer sent through Prefect's API without Dealflow's proof "
             f"({_claims(answer)}): nothing was recorded; the deal still waits on {still}"
         )
-        add_transition(
+        noted = add_transition(
             session,
             deal,
             key=f"answer/{key}/refused",
@@ -81,6 +81,6 @@ def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
             actor="prefect-api",
             event=refusal,
         )
-    # Ops watching the run see it too: Prefect itself reported "Flow run resumed".
-    get_run_logger().warning(f"{refusal}. Decisions are made from Dealflow's links.")
+    if noted:  # ops watching the run see it too: Prefect itself said "Flow run resumed"
+        get_run_logger().warning(f"{refusal}. Decisions are made from Dealflow's links.")
     return None
