@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -35,3 +36,15 @@ def browser() -> Any:
         )
         yield launched
         launched.close()
+
+
+def prefect_ui_page(browser: Any, **options: Any) -> Any:
+    """A page of the Prefect UI as an operator sees it: logged in where the API has a
+    login (the UI keeps it in the browser's local storage, as its login page does)."""
+    context = browser.new_context(**options)
+    login = os.environ.get("PREFECT_API_AUTH_STRING")
+    if login:
+        context.add_init_script(
+            f"localStorage.setItem('prefect-password', btoa({json.dumps(login)}))"
+        )
+    return context.new_page()

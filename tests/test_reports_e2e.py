@@ -18,7 +18,7 @@ from flows.pipeline_report import pipeline_report
 from flows.weekly_report import weekly_report
 from models.settings import get_settings
 from tasks.run_tags import retag
-from tests.browser import SCREENSHOTS
+from tests.browser import SCREENSHOTS, prefect_ui_page
 from tests.conftest import Inbox
 from tests.report_history import seed_hand_history
 from tests.support import deal_waiting_at_manager, dealflow, prefect_http
@@ -168,7 +168,7 @@ def test_prefect_ui_shows_the_weekly_artifact_with_its_charts(
     weekly_report(first=dt.date(2026, 3, 2), last=dt.date(2026, 3, 8))
     artifact = latest_artifact("weekly-report")
     ui = get_settings().prefect_ui_url
-    page = browser.new_page(viewport={"width": 1200, "height": 1400})
+    page = prefect_ui_page(browser, viewport={"width": 1200, "height": 1400})
     # The page a person bookmarks lists the key's versions; the newest opens the report.
     page.goto(f"{ui}/artifacts/key/{artifact['key']}")
     page.locator("a", has_text=re.compile(r"^[0-9a-f]{8}$")).first.click()
@@ -183,4 +183,4 @@ def test_prefect_ui_shows_the_weekly_artifact_with_its_charts(
     assert charts.first.evaluate("img => img.complete && img.naturalWidth > 300")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "weekly-report-artifact.png"), full_page=True)
-    page.close()
+    page.context.close()
