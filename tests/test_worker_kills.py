@@ -413,6 +413,15 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
                 StageTransition.deal_id.in_(run_ids), StageTransition.key.like("run/recovered/%")
             )
         )
+        half_suspended = session.scalar(
+            select(func.count())
+            .select_from(StageTransition)
+            .where(
+                StageTransition.deal_id.in_(run_ids),
+                StageTransition.key.like("run/recovered/%"),
+                StageTransition.event.like("%died while it suspended%"),
+            )
+        )
     letters = letters_written(set(run_ids))
     invoice_emails = Counter(
         str(m["X-Dealflow-Key"]).rsplit("/", 1)[1]
@@ -430,6 +439,7 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
             "deals lost (not Completed)": 0,
             "flow runs per deal": sorted({len(runs_of_deal(d)) for d in run_ids}),
             "runs started again after a kill (deal timelines)": recovered,
+            "of them, killed between suspending and storing the input schema": half_suspended,
             "emails received": len(received),
             "emails received twice (same Message-ID: a kill between send and record)": len(
                 repeated
