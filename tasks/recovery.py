@@ -6,6 +6,12 @@ idempotent by our own keys, so the cure is to schedule the run again: a worker e
 it from the top, finds what was done in our database, and goes on from there. A run
 Crashed by its infrastructure is scheduled again the same way. Failed runs are not
 touched: they failed in our code or on a permanent error, which operations must see.
+
+A run can also die half-way through a suspend: Prefect stores the Suspended state, then
+(a second request) the schema of the input the run waits for. Killed between the two,
+the run looks suspended at its gate, but Prefect refuses every resume ("Run input schema
+not found") and nothing ever starts it again. Such a run is scheduled again too, its
+pause key forgotten, so that it suspends at the same gate afresh, whole.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, FlowRunPolicy, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events.filters import (
     EventFilter,
@@ -33,6 +39,7 @@ from prefect.events.filters import (
     EventOccurredFilter,
     EventResourceFilter,
 )
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Crashed, Scheduled
 
 from dealflow.records import note_on_timeline
@@ -42,13 +49,17 @@ from tasks.effect import effect_task
 # The flows of prefect.yaml: each is safe to run again from the top.
 DEALFLOW_FLOWS = ["deal-handoff", "sla-sweep", "payment-check", "pipeline-report", "weekly-report"]
 HEARTBEAT = "prefect.flow-run.heartbeat"
+SUSPENDED = "prefect.flow-run.Suspended"
+# How far back the sweep looks for runs that suspended: it runs every 15 minutes, so a
+# day covers a sweep stopped for most of a day. Older ones: 'dealflow runs recover RUN_ID'.
+SUSPENSIONS_LOOKBACK = dt.timedelta(days=1)
 RECOVERED_TAG = "dealflow:recovered"
 
 
 @dataclass(frozen=True)
 class LostRun:
     run: FlowRun
-    state: str  # RUNNING, PENDING or CRASHED
+    state: str  # RUNNING, PENDING, CRASHED, or PAUSED without the input's schema
     quiet_since: dt.datetime  # the last sign of life: state change or heartbeat
 
     @property
@@ -61,6 +72,9 @@ class LostRun:
         quiet = int((now - self.quiet_since).total_seconds())
         if self.state == "CRASHED":
             return f"its run crashed ({self.run.state.message if self.run.state else ''})".strip()
+        if self.state == "PAUSED":
+            key = self.run.state.state_details.pause_key if self.run.state else None
+            return f"its process died while it suspended at {key}, {quiet} s ago"
         return f"its process was lost ({self.state.lower()}, no sign of life for {quiet} s)"
 
 
@@ -114,12 +128,88 @@ def find_lost_runs(
     return lost
 
 
+def _recently_suspended(client: SyncPrefectClient, since: dt.datetime) -> list[UUID]:
+    """Every run that entered a Suspended state since ``since``, by Prefect's events."""
+    found: set[UUID] = set()
+    page = client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since),
+            event=EventNameFilter(name=[SUSPENDED]),
+        ),
+        limit=50,
+    )
+    while True:
+        found |= {
+            UUID(event.resource.id.removeprefix("prefect.flow-run."))
+            for event in page.events
+            if event.resource.id.startswith("prefect.flow-run.")
+        }
+        if not page.next_page:
+            return sorted(found)
+        page = client.read_events_page(str(page.next_page))
+
+
+def _has_input_schema(client: SyncPrefectClient, run: FlowRun) -> bool:
+    assert run.state is not None
+    keyset = run.state.state_details.run_input_keyset
+    if not keyset:
+        return True  # a pause that waits for no input: any resume goes through
+    try:
+        client.read_flow_run_input(run.id, keyset["schema"])
+    except ObjectNotFound:
+        return False
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return False
+        raise
+    return True
+
+
+def find_half_suspended_runs(
+    client: SyncPrefectClient, now: dt.datetime, only: Sequence[UUID] | None = None
+) -> list[LostRun]:
+    """Dealflow runs (of ``only``, if given; else those that suspended lately) Paused for
+    the configured time without the schema of the input they wait for."""
+    quiet_limit = dt.timedelta(seconds=get_settings().stalled_run_seconds)
+    ids = (
+        list(only) if only is not None else _recently_suspended(client, now - SUSPENSIONS_LOOKBACK)
+    )
+    lost = []
+    for start in range(0, len(ids), 200):
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=DEALFLOW_FLOWS)),
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=ids[start : start + 200]),
+                deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+            ),
+            limit=200,
+        )
+        for run in runs:
+            if run.state is None or now - run.state.timestamp < quiet_limit:
+                continue
+            if not _has_input_schema(client, run):
+                lost.append(LostRun(run, "PAUSED", run.state.timestamp))
+    return lost
+
+
+def _forget_pause(client: SyncPrefectClient, run: FlowRun) -> None:
+    """Let the run suspend at its current pause key again: Prefect rejects a key that
+    fired once and would hand the run the input it never got."""
+    assert run.state is not None
+    key = run.state.state_details.pause_key
+    policy = run.empirical_policy.model_dump()
+    policy["pause_keys"] = set(policy.get("pause_keys") or ()) - {key}
+    client.update_flow_run(run.id, empirical_policy=FlowRunPolicy(**policy))
+
+
 @effect_task("recover-lost-runs")
 def recover_lost_runs(
     now: dt.datetime | None = None, only: Sequence[UUID] | None = None
 ) -> list[str]:
-    """Schedule again every Dealflow run (of ``only``, if given) that lost its process or
-    crashed, at most ``max_run_recoveries`` times each; what was done, one line per run.
+    """Schedule again every Dealflow run (of ``only``, if given) that lost its process,
+    crashed, or died half-way through a suspend, at most ``max_run_recoveries`` times
+    each; what was done, one line per run.
 
     A run past that limit is marked Crashed, once, saying why: it no longer holds a slot
     of the pool's concurrency limit, and the Prefect UI shows it as what it is, a run for
@@ -128,9 +218,15 @@ def recover_lost_runs(
     done: list[str] = []
     now = now or dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
-        for lost in find_lost_runs(client, now, only):
+        lost_runs = find_lost_runs(client, now, only) + find_half_suspended_runs(client, now, only)
+        for lost in lost_runs:
             run, deal_id = lost.run, lost.deal_id
             assert run.state is not None
+            current = client.read_flow_run(run.id).state
+            if current is None or current.id != run.state.id:
+                continue  # it moved on since it was read (another sweep, a resume)
+            if lost.state == "PAUSED":
+                _forget_pause(client, run)
             recoveries = sum(1 for tag in run.tags if tag.startswith(RECOVERED_TAG))
             what = f"deal {deal_id}" if deal_id else f"run {run.name}"
             if recoveries >= settings.max_run_recoveries:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import html
 import json
 import os
+import re
 import signal
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,8 +128,8 @@ def describe_kill(worker: str, runs: list[str]) -> list[KillPoint]:
 class Repeater(threading.Thread):
     """Calls ``step`` again and again until stopped; what it raised is kept, not lost."""
 
-    def __init__(self, step: Callable[[], object], every: float) -> None:
-        super().__init__(daemon=True)
+    def __init__(self, step: Callable[[], object], every: float, name: str = "") -> None:
+        super().__init__(daemon=True, name=name or getattr(step, "__name__", "repeater"))
         self.step, self.every = step, every
         self.stopped = threading.Event()
         self.errors: list[BaseException] = []
@@ -141,6 +145,131 @@ class Repeater(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.join(60)
+
+    def caught(self) -> str:
+        """What ``step`` raised so far, each kind once with its count and where it came
+        from, for a failure message."""
+        kinds: Counter[str] = Counter()
+        for exc in list(self.errors):
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+            said = " ".join(traceback.format_exception_only(exc)).strip()
+            kinds[f"{said[:300]}{where}"] += 1
+        if not kinds:
+            return f"{self.name}: raised nothing"
+        return f"{self.name}: raised {len(self.errors)} times: " + "; ".join(
+            f"{n}x {kind}" for kind, n in kinds.most_common()
+        )
+
+
+def page_message(page: str) -> str:
+    """The title and message of a Dealflow page (templates/pages/message.html), or its
+    text, shortened."""
+    found = re.search(r"<h1>(.*?)</h1>\s*<p[^>]*>(.*?)</p>", page, re.DOTALL)
+    text = f"{found[1]}: {found[2]}" if found else re.sub(r"<[^>]+>", " ", page)
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()[:300]
+
+
+class LinkAnswers:
+    """What each of a deal's links answered, link by link: kept by a driver of the
+    links so that a failure can say why a deal did not move on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, dict[str, Counter[str]]] = {}
+        self._last: dict[tuple[str, str], dt.datetime] = {}
+
+    def record(self, deal_id: str, link: str, answer: str) -> None:
+        """``link``: which link (say "approval legal"); ``answer``: its status and page."""
+        with self._lock:
+            self._seen.setdefault(deal_id, {}).setdefault(link, Counter())[answer] += 1
+            self._last[deal_id, link] = dt.datetime.now(dt.UTC)
+
+    def response(self, deal_id: str, link: str, response: httpx.Response) -> None:
+        self.record(deal_id, link, f"{response.status_code} {page_message(response.text)}")
+
+    def of(self, deal_id: str) -> list[str]:
+        with self._lock:
+            links = {
+                link: Counter(answers) for link, answers in self._seen.get(deal_id, {}).items()
+            }
+            last = dict(self._last)
+        return [
+            f"{link} (last {last[deal_id, link]:%H:%M:%S}): "
+            + "; ".join(f"{n}x {answer}" for answer, n in answers.most_common())
+            for link, answers in links.items()
+        ]
+
+
+def describe_deals(
+    runs: dict[str, str],
+    answers: LinkAnswers | None = None,
+    repeaters: list[Repeater] | None = None,
+    timeline: int = 8,
+) -> str:
+    """Every deal of ``runs`` (deal id: flow run id) whose run is not Completed: its run's
+    state and pause key, its last timeline entries, its gates, the outbox, what its links
+    answered; then what the repeaters caught. For the message of a failed wait."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from sqlalchemy import select
+
+    from dealflow.db import session_scope
+    from models.tables import Approval, SentMessage, StageTransition
+
+    lines = []
+    with get_client(sync_client=True) as client:
+        states: dict[str, tuple[str, str | None, str | None, str | None, str]] = {}
+        for deal_id, run_id in runs.items():
+            try:
+                run = client.read_flow_run(UUID(run_id))
+            except Exception as exc:  # the report goes on with what it can read
+                states[deal_id] = ("UNREADABLE", "", None, repr(exc), "")
+                continue
+            state, tags = run.state, ", ".join(run.tags)
+            states[deal_id] = (
+                (state.type.value, state.name, state.state_details.pause_key, state.message, tags)
+                if state
+                else ("NO STATE", "", None, "", tags)
+            )
+    unfinished = {d: s for d, s in states.items() if s[0] != "COMPLETED"}
+    lines.append(f"{len(unfinished)} of {len(runs)} deals not Completed:")
+    with session_scope() as session:
+        for deal_id, (kind, name, key, message, tags) in sorted(unfinished.items()):
+            lines.append(
+                f"- deal {deal_id}, run {runs[deal_id]}: {kind} ({name}), pause key {key}"
+                + (f", state message {message!r}" if message else "")
+                + f"; tags {tags}"
+            )
+            steps = session.scalars(
+                select(StageTransition)
+                .where(StageTransition.deal_id == deal_id)
+                .order_by(StageTransition.at.desc(), StageTransition.id.desc())
+                .limit(timeline)
+            ).all()
+            for step in reversed(steps):
+                lines.append(f"    {step.at:%H:%M:%S} {step.key}: {step.event[:160]}")
+            for gate in session.scalars(
+                select(Approval).where(Approval.deal_id == deal_id).order_by(Approval.position)
+            ):
+                lines.append(
+                    f"    gate {gate.gate}: assignee {gate.assignee_email}, "
+                    f"requested {gate.requested_at and f'{gate.requested_at:%H:%M:%S}'}, "
+                    f"decision {gate.decision} by {gate.decided_by}"
+                )
+            sent = session.scalars(
+                select(SentMessage)
+                .where(SentMessage.deal_id == deal_id)
+                .order_by(SentMessage.id.desc())
+                .limit(3)
+            ).all()
+            for mail in reversed(sent):
+                lines.append(f"    outbox {mail.key}: {mail.status}")
+            for said in answers.of(deal_id) if answers else []:
+                lines.append(f"    link {said}")
+    lines += [repeater.caught() for repeater in repeaters or []]
+    return "\n".join(lines)
 
 
 def emails_since(inbox: Inbox, count_before: int) -> list[EmailMessage]:
@@ -164,9 +293,22 @@ def submit_over_http(web_url: str, deal: dict[str, Any]) -> str:
     return str(response.json()["flow_run_id"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Until ``condition`` holds; past ``timeout``, an AssertionError that says ``what``
+    was awaited and, from ``explain``, why it did not come."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+            detail = ""
+            if explain is not None:
+                try:
+                    detail = "\n" + explain()
+                except Exception as exc:  # the failure is reported all the same
+                    detail = f"\n(describing why failed too: {exc!r})"
+            raise AssertionError(f"not within {timeout:.0f} s: {what}{detail}")
         time.sleep(0.5)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from dealflow.db import session_scope
 from dealflow.records import get_approval, timeline
 from tests.conftest import POSTGRES_SERVER, STACK_DATABASES, Inbox, SmtpServer
-from tests.faults import repeated_keys, submit_over_http, wait_until
+from tests.faults import describe_deals, repeated_keys, submit_over_http, wait_until
 from tests.support import (
     deal_waiting_at_manager,
     dealflow,
@@ -138,7 +138,12 @@ def test_prefect_server_killed_in_the_middle_of_a_click_applies_the_decision_onc
     if first.status_code == 503:
         assert "try again" in first.text.lower()
         # The approver does as told; the decision lands once, whichever click made it.
-        wait_until(lambda: _clicked_again(link) in (200, 409), 120, "a second click is taken")
+        wait_until(
+            lambda: _clicked_again(link) in (200, 409),
+            120,
+            "a second click is taken",
+            lambda: describe_deals({deal_id: run_id}),
+        )
     inbox.wait_for(to(DIRECTOR, "Approval needed", deal_id), timeout=180)
     wait_for_state(run_id, "PAUSED", key="gate-director", timeout=120)
     assert decision_of(deal_id, "manager") == "approved"

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 import yaml
 
+from dealflow.db import session_scope
+from dealflow.records import get_approval, timeline
 from models.settings import PROJECT_ROOT, get_settings
-from tasks.recovery import DEALFLOW_FLOWS, RECOVERED_TAG, recover_lost_runs
-from tests.support import dealflow
+from tasks.recovery import (
+    DEALFLOW_FLOWS,
+    RECOVERED_TAG,
+    find_half_suspended_runs,
+    recover_lost_runs,
+)
+from tests.conftest import Inbox
+from tests.faults import wait_until
+from tests.support import deal_waiting_at_manager, dealflow, decide, to, wait_for_state
 
 
 def test_every_deployed_flow_is_one_whose_lost_runs_are_started_again() -> None:
@@ -58,3 +69,76 @@ def test_recover_names_a_run_id_it_cannot_read() -> None:
     failed = dealflow("runs", "recover", "not-a-run", check=False)
     assert failed.returncode != 0
     assert "Not a flow run id: 'not-a-run'" in failed.stderr + failed.stdout
+
+
+@pytest.mark.stack
+def test_a_run_killed_between_suspending_and_storing_its_input_schema_suspends_again(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """Prefect stores a suspend in two writes: the Suspended state, then the schema of the
+    input the run waits for. A kill between them leaves a run that looks suspended at its
+    gate while Prefect refuses every resume; the sweep finds it and starts it again, and
+    the approver's link works without a second email."""
+    from prefect.client.orchestration import get_client
+
+    deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
+    with get_client(sync_client=True) as client:
+        suspended = client.read_flow_run(UUID(run_id)).state
+        assert suspended is not None and suspended.state_details.run_input_keyset
+        # What the kill leaves: the Suspended state, no schema.
+        client.delete_flow_run_input(
+            UUID(run_id), suspended.state_details.run_input_keyset["schema"]
+        )
+    refused = decide(link, "approve", "before the sweep")
+    assert refused.status_code == 409 and "schema not found" in refused.text, refused.text
+    assert _decision_of(deal_id, "manager") is None
+
+    quiet = get_settings().stalled_run_seconds + 1
+    quiet_long_enough = suspended.timestamp + dt.timedelta(seconds=quiet)
+    # The sweep finds it among the runs that suspended lately (Prefect's events).
+    with get_client(sync_client=True) as client:
+        wait_until(
+            lambda: (
+                run_id
+                in [
+                    str(lost.run.id) for lost in find_half_suspended_runs(client, quiet_long_enough)
+                ]
+            ),
+            60,
+            "the half-suspended run found by the sweep",
+        )
+    said = recover_lost_runs.fn(now=quiet_long_enough, only=[UUID(run_id)])
+    assert said == [
+        f"scheduled deal {deal_id} ({run_id}) again: its process died while it suspended "
+        f"at gate-manager, {quiet} s ago"
+    ]
+
+    def suspended_again() -> bool:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state
+        return (
+            state is not None
+            and state.id != suspended.id
+            and (state.type.value, state.state_details.pause_key) == ("PAUSED", "gate-manager")
+        )
+
+    wait_until(suspended_again, 120, "the run suspended at the manager's gate again")
+    assert decide(link, "approve", "after the sweep").status_code == 200
+    inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+    wait_for_state(run_id, "PAUSED", key="gate-director")
+    assert _decision_of(deal_id, "manager") == "approved"
+    requests = [
+        m
+        for m in inbox.messages
+        if str(m["X-Dealflow-Key"]) == f"deal/{deal_id}/gate/manager/request"
+    ]
+    assert len(requests) == 1, "the manager was asked once"
+    with session_scope() as session:
+        keys = [step.key for step in timeline(session, deal_id)]
+    assert f"run/recovered/{suspended.id}" in keys
+
+
+def _decision_of(deal_id: str, gate: str) -> str | None:
+    with session_scope() as session:
+        row = get_approval(session, deal_id, gate)
+        return row.decision if row else None
