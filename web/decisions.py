@@ -5,6 +5,7 @@ approver after a restart does not wait for it."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +30,8 @@ from models.decision import GateDecision
 from models.gates import pause_key
 from models.settings import Settings
 from models.tables import Approval
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(StrEnum):
@@ -210,9 +213,21 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
     except (httpx.HTTPError, PrefectHTTPStatusError, OperationalError):
         return _UNREACHABLE
     except (RuntimeError, FlowPauseTimeout) as exc:  # Prefect refused to resume the run
+        # The detail is for operations; the approver is told what to do.
+        log.warning(
+            "deal %s, gate %s: Prefect refused the resume: %s", claim.deal_id, claim.gate, exc
+        )
+        if "schema not found" in str(exc):
+            # Its process died half-way through suspending: the sweep starts it again.
+            return Outcome(
+                Verdict.TRY_AGAIN,
+                "This deal's workflow is being restarted. Nothing was recorded; try again "
+                "in a few minutes.",
+            )
         return Outcome(
             Verdict.NOT_WAITING,
-            f"The workflow server did not accept this decision ({exc}). Nothing was recorded.",
+            "The workflow server did not accept this decision. Nothing was recorded; "
+            "operations can tell you why.",
         )
     with session_scope() as session:
         row = get_approval(session, claim.deal_id, claim.gate)
