@@ -69,7 +69,11 @@ def resume_with_answer(run_id: str, step: str, answer: BaseModel) -> None:
         keyset = state.state_details.run_input_keyset or {}
         try:
             schema = json.loads(client.read_flow_run_input(UUID(run_id), keyset["schema"]))
-        except (KeyError, PrefectHTTPStatusError):
+        except KeyError:
+            schema = None
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise  # a busy or failing server: the caller says "try again"
             schema = None  # not stored yet: the run is being suspended under a new schema
     payload = proven_payload(run_id, key, answer, get_settings().signing_key())
     if schema is not None and PROOF not in schema.get("properties", {}):

@@ -13,7 +13,6 @@ class GatePlan(BaseModel):
     role: str
     assignee_email: str
     assignee_name: str
-    decided: bool
     decision: GateDecision | None = None  # as Dealflow's database records it
 
 

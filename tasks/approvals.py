@@ -47,7 +47,6 @@ def _plan(row: Approval, title: str) -> GatePlan:
         role=row.role,
         assignee_email=row.assignee_email,
         assignee_name=row.assignee_name,
-        decided=row.decision is not None,
         decision=recorded_decision(row),
     )
 
