@@ -60,6 +60,7 @@ lint: $(STAMP) lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## bench: approval-to-next-email latency against a bare Prefect suspend/resume
 bench: $(STAMP)

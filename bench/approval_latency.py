@@ -12,7 +12,7 @@ Deals and baseline runs are all started first and left suspended at their first 
 then each is resumed one at a time, ours and the baseline alternating, each only once
 no flow-run process of the previous one is left, so the figures are latency, not
 throughput. Each poll setting runs in a child process of this script with a fresh
-stack (``dealflow.stack.Stack``) in a temporary folder, so that Prefect reads its
+stack (``dealflow.stack.local.Stack``) in a temporary folder, so that Prefect reads its
 settings for that stack only.
 
     .venv/bin/python bench/approval_latency.py [--deals 20] [--compare-deals 10]
@@ -68,7 +68,7 @@ from bench.timed_inbox import Received, TimedInbox
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
-    from dealflow.stack import Stack
+    from dealflow.stack.local import Stack
 
 
 # --------------------------------------------------------------------------- samples
@@ -187,7 +187,7 @@ def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool)
     signal.signal(signal.SIGTERM, raise_interrupt)
     from aiosmtpd.controller import Controller
 
-    from dealflow.stack import Stack, StackConfig, stack_env
+    from dealflow.stack.local import Stack, StackConfig, stack_env
 
     data_dir = Path(tempfile.mkdtemp(prefix="dealflow-bench-"))
     config = StackConfig(
@@ -248,7 +248,7 @@ def park(poll: int, count: int, inbox: TimedInbox) -> Parked:
     first gate and no process of theirs is left."""
     from prefect.client.orchestration import get_client
 
-    from dealflow.intake import parse_deal, submit
+    from dealflow.intake.submit import parse_deal, submit
     from tests.support import to, wait_for_state, wait_until_no_process
 
     example = "examples/acme.json"
@@ -444,7 +444,7 @@ that only suspends twice (bench/bare_flow.py, its own `serve` runner on the same
 server and settings), resumed with `resume_flow_run` and polled every 50 ms until it is
 PAUSED at its second gate. One deal or run resumed at a time, ours and the baseline
 alternating; each setting of the runners' poll (`PREFECT_RUNNER_POLL_FREQUENCY`) on a
-fresh stack (`dealflow.stack.Stack`, Prefect and Dealflow on SQLite).
+fresh stack (`dealflow.stack.local.Stack`, Prefect and Dealflow on SQLite).
 
 {opening}
 

@@ -61,7 +61,7 @@ def register_baseline() -> uuid.UUID:
 
     from prefect import Flow
 
-    from dealflow.stack import WORK_POOL
+    from dealflow.stack.local import WORK_POOL
 
     source_flow = Flow.from_source(source=str(PROJECT_ROOT), entrypoint=BASELINE_ENTRYPOINT)
     assert isinstance(source_flow, Flow)
@@ -123,7 +123,7 @@ class BareUnderLoad(UnderLoad):
             track.run_id, track.in_transit = str(run.id), True
 
     def _resume(self, clients: Clients, track: BareTrack) -> None:
-        from dealflow.prefect_api import resume_with_input
+        from dealflow.infra.prefect_api import resume_with_input
 
         assert track.run_id is not None
         sample = ResumeSample(start=time.monotonic(), start_wall=time.time())

@@ -45,7 +45,7 @@ class RouteInfo:
 
 def route_of(deal: dict[str, Any], source: str) -> RouteInfo:
     """The gates the matrix gives the deal, as ``dealflow matrix explain`` shows them."""
-    from dealflow.intake import parse_deal
+    from dealflow.intake.submit import parse_deal
     from models.matrix import load_matrix
     from models.settings import get_settings
 

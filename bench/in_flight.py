@@ -3,13 +3,13 @@
 A suspended deal holds no process: its run ends at each gate and a worker starts a new
 one when the decision comes. So the memory of the workers must not grow with the number
 of deals waiting, and the server must keep answering. This measures it on the production
-path (``dealflow.stack.Stack``: PostgreSQL, a process work pool with two workers, the web
+path (``dealflow.stack.local.Stack``: PostgreSQL, a process work pool with two workers, the web
 service as two processes):
 
 1. ``--sample`` deals are submitted with ``POST /api/deals`` and really taken to their
    first gate (an approval request at this script's SMTP server, the run suspended).
 2. Then, step by step, the rest is seeded up to each number of ``--waiting`` deals:
-   each is stored by Dealflow's intake function (``dealflow.intake.store_deal``) and
+   each is stored by Dealflow's intake function (``dealflow.intake.submit.store_deal``) and
    its deal-handoff run is created through Prefect's API directly in the state a real
    deal has at the gate (``Suspended``, pause key ``gate-<first gate>``; the server
    forces an initial state exactly as ``set_flow_run_state(..., force=True)`` does).
@@ -83,7 +83,7 @@ from bench.timed_inbox import TimedInbox
 if TYPE_CHECKING:
     import httpx
 
-    from dealflow.stack import Stack
+    from dealflow.stack.local import Stack
 
 SECTION_TITLE = "## Deals in flight: suspended runs held by one server (bench/in_flight.py)"
 SCRIPT = "bench/in_flight.py"
@@ -116,7 +116,7 @@ def submit_sample(
     request emailed, its run suspended. Their links are kept for the probes."""
     import httpx
 
-    from dealflow.prefect_api import pause_state
+    from dealflow.infra.prefect_api import pause_state
     from models.gates import pause_key
     from tests.support import link_in, to
 
@@ -207,8 +207,8 @@ class Seeder:
         from prefect.states import Suspended
         from sqlalchemy import update
 
-        from dealflow.db import session_scope
-        from dealflow.intake import parse_deal, store_deal
+        from dealflow.infra.db import session_scope
+        from dealflow.intake.submit import parse_deal, store_deal
         from models.tables import Deal
 
         intake = parse_deal(deal, self.source)

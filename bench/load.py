@@ -1,6 +1,6 @@
 """Load: N deals submitted and approved over HTTP on the production path, against bare Prefect.
 
-The production path of docs/deployment.md (``dealflow.stack.Stack`` with two ``prefect
+The production path of docs/deployment.md (``dealflow.stack.local.Stack`` with two ``prefect
 worker`` processes on a process work pool capped at ``--pool-limit`` runs, the web service
 as two uvicorn processes, Prefect and Dealflow on PostgreSQL) carries N deals at once:
 
@@ -85,7 +85,7 @@ from bench.timed_inbox import ListeningInbox
 from bench.under_load import PhaseResult
 
 if TYPE_CHECKING:
-    from dealflow.stack import Stack
+    from dealflow.stack.local import Stack
 
 
 def __getattr__(name: str) -> Any:

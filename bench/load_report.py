@@ -156,7 +156,7 @@ def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
         "(suspended at acceptance).",
         "Prefect's `suspend_flow_run` sets the PAUSED state first and stores the input "
         'schema after it; a resume in between is refused ("schema not found") and tried '
-        "again (`dealflow.prefect_api.resume_with_input`, used by the web service and here), "
+        "again (`dealflow.infra.prefect_api.resume_with_input`, used by the web service and here), "
         "so a call made as soon as a run is PAUSED includes that moment, longer when the "
         "CPU is busy.",
     ]

@@ -1,6 +1,6 @@
 """Payment check at scale: the dunning ladder over many open invoices, on PostgreSQL and SQLite.
 
-For each database, the bench seeds a fresh Dealflow database (``dealflow.db.upgrade``,
+For each database, the bench seeds a fresh Dealflow database (``dealflow.infra.db.upgrade``,
 then bulk inserts: deals with the payload of examples/acme.json under new ids, their
 open invoices, the outbox rows and timeline entries of their issue, some collection
 holds), and then measures the payment check's work in a child process per measurement,
@@ -149,8 +149,8 @@ def seed(url: str, invoices: int, deals: int, customers: int, rng: random.Random
     """``deals`` deals waiting for payment with ``invoices`` open invoices between them."""
     import sqlalchemy as sa
 
-    from dealflow.db import upgrade
-    from dealflow.intake import payload_hash
+    from dealflow.infra.db import upgrade
+    from dealflow.intake.submit import payload_hash
     from models.deal import DealIntake
     from models.tables import CollectionHold, Deal, Invoice, SentMessage, StageTransition
 
@@ -514,7 +514,7 @@ def child_naive(now: dt.datetime) -> dict[str, Any]:
     """One invoice at a time: read it, claim its level, deliver each email on its own."""
     from sqlalchemy import select
 
-    from dealflow.db import session_scope
+    from dealflow.infra.db import session_scope
     from models.matrix import load_matrix
     from models.settings import get_settings
     from models.tables import CollectionHold, Deal, DunningLetter, Invoice, InvoiceStatus

@@ -54,13 +54,13 @@ def child(mode: str) -> dict[str, Any]:
     """Run one measurement in this process; its figures."""
     from sqlalchemy import func, select
 
-    from dealflow import report_queries as q
-    from dealflow.db import session_scope
-    from dealflow.pipeline_figures import board
-    from dealflow.rendering import render
-    from dealflow.report_period import ReportPeriod
-    from dealflow.report_tables import board_tables
-    from dealflow.weekly_report import weekly_report
+    from dealflow.infra.db import session_scope
+    from dealflow.infra.rendering import render
+    from dealflow.reports import queries as q
+    from dealflow.reports.period import ReportPeriod
+    from dealflow.reports.pipeline_figures import board
+    from dealflow.reports.tables import board_tables
+    from dealflow.reports.weekly import weekly_report
     from models.matrix import load_matrix
     from models.settings import get_settings
     from models.tables import Deal
@@ -164,7 +164,7 @@ def main() -> None:
         return
 
     from bench.history import generate, store
-    from dealflow.db import get_engine, upgrade
+    from dealflow.infra.db import get_engine, upgrade
 
     name = f"dealflow_bench_{os.getpid()}"
     url = _database(args.server, name)

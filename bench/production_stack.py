@@ -1,6 +1,6 @@
 """The stack the load benchmarks measure: the production path, with databases of its own.
 
-The production path of docs/deployment.md (``dealflow.stack.Stack``): Prefect and
+The production path of docs/deployment.md (``dealflow.stack.local.Stack``): Prefect and
 Dealflow on PostgreSQL, a process work pool with two ``prefect worker`` processes, the
 web service as two uvicorn processes. Each run gets a data folder, free ports and
 databases named after its process, all gone again when it ends; the benchmark script
@@ -34,7 +34,7 @@ from bench.scratch_databases import create_databases, drop_databases
 from bench.timed_inbox import TimedInbox
 
 if TYPE_CHECKING:
-    from dealflow.stack import Stack, StackConfig
+    from dealflow.stack.local import Stack, StackConfig
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -55,7 +55,7 @@ class BenchPlan:
 def stack_config(plan: BenchPlan, postgres: str = POSTGRES_SERVER) -> StackConfig:
     """The production path: PostgreSQL, a process work pool with two workers, the web
     service as two processes, and no mail catcher (this process receives the mail)."""
-    from dealflow.stack import StackConfig
+    from dealflow.stack.local import StackConfig
 
     return StackConfig(
         data_dir=Path(plan.data_dir),
@@ -76,7 +76,7 @@ def plan_stack(prefix: str, pool_limit: int) -> BenchPlan:
     """Choose the stack's ports, data folder and database names (``prefix`` and this
     process's id), and put its environment in place for this process: Prefect and
     Dealflow read their settings once, so this comes before either is first used."""
-    from dealflow.stack import stack_env
+    from dealflow.stack.local import stack_env
 
     if "prefect" in sys.modules:
         raise BenchError("Prefect was imported before the stack's environment was set")
@@ -113,7 +113,7 @@ def running_stack(plan: BenchPlan, inbox: TimedInbox, keep_data: bool = False) -
     (also on Ctrl-C or an error; the logs' tails are printed on an error)."""
     from aiosmtpd.controller import Controller
 
-    from dealflow.stack import Stack
+    from dealflow.stack.local import Stack
 
     config = stack_config(plan)
     names = list(plan.databases.values())

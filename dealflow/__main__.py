@@ -1,3 +1,3 @@
-from dealflow.cli import main
+from dealflow.cli.main import main
 
 main()

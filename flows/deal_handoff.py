@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from dealflow.clock import utcnow
+from dealflow.infra.clock import utcnow
 from flows.answers import answer_to
 from models.decision import GateDecision
 from models.finance import ACCEPTANCE_KEY, PAYMENT_KEY, DeliveryAcceptance, PaymentsSettled

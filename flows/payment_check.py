@@ -7,7 +7,7 @@ import datetime as dt
 from prefect import flow
 from prefect.runtime import flow_run
 
-from dealflow.clock import utcnow
+from dealflow.infra.clock import utcnow
 from tasks.aging import compute_aging, publish_payment_check
 from tasks.closing import close_paid_deals
 from tasks.deadlines import resend_failed_mail

@@ -6,7 +6,7 @@ import datetime as dt
 
 from prefect import flow
 
-from dealflow.clock import utcnow
+from dealflow.infra.clock import utcnow
 from tasks.reports import publish_pipeline_board, read_pipeline
 
 

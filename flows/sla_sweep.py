@@ -6,7 +6,7 @@ import datetime as dt
 
 from prefect import flow
 
-from dealflow.clock import utcnow
+from dealflow.infra.clock import utcnow
 from tasks.artifacts import publish_deal_board
 from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages, resend_failed_mail
 from tasks.recovery import recover_lost_runs

@@ -6,8 +6,8 @@ import datetime as dt
 
 from prefect import flow
 
-from dealflow.clock import utcnow
-from dealflow.report_period import ReportPeriod, last_week, parse_period
+from dealflow.infra.clock import utcnow
+from dealflow.reports.period import ReportPeriod, last_week, parse_period
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.reports import email_weekly_report, publish_weekly_report, read_weekly_report

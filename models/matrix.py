@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
 
-from dealflow.business_time import BusinessCalendar
+from models.business_time import BusinessCalendar
 from models.deal import DealIntake
 from models.finance import CUSTOMER, DunningLadder
 from models.routing import RoutingRule

@@ -8,8 +8,8 @@ from decimal import Decimal
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import case, func, select
 
-from dealflow.db import session_scope
-from dealflow.rendering import render
+from dealflow.infra.db import session_scope
+from dealflow.infra.rendering import render
 from models.finance import AGING_BUCKETS
 from models.matrix import load_matrix
 from models.settings import get_settings

@@ -1,7 +1,7 @@
 """Believing an answer a waiting deal run was resumed with, or refusing it.
 
 Prefect's Resume (its UI's button, its REST API) takes any input that fits the schema.
-An answer is believed when it carries Dealflow's proof (dealflow/answer_proof.py), or
+An answer is believed when it carries Dealflow's proof (dealflow/infra/answer_proof.py), or
 as far as Dealflow's database already records what it says (a run suspended before
 answers carried proofs). Anything else is refused: nothing is recorded, the timeline
 says so, and the flow waits again for the same step.
@@ -16,11 +16,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dealflow.answer_proof import PROOF, is_proven
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.payments import deal_settled
-from dealflow.records import add_transition, approvals, get_deal
+from dealflow.finance.payments import deal_settled
+from dealflow.infra.answer_proof import PROOF, is_proven
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import add_transition, approvals, get_deal
 from models.answers import base_key
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled

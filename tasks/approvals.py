@@ -6,10 +6,10 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim, sign
-from dealflow.records import (
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim, sign
+from dealflow.infra.records import (
     add_transition,
     approvals,
     get_approval,

@@ -6,12 +6,12 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.deal_links import deal_page_url
-from dealflow.matrix_report import raci_table
-from dealflow.records import approvals, get_deal, timeline
-from dealflow.rendering import render
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.deal_links import deal_page_url
+from dealflow.infra.records import approvals, get_deal, timeline
+from dealflow.infra.rendering import render
+from dealflow.reports.matrix_words import raci_table
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.effect import effect_task

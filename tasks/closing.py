@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim, sign
-from dealflow.records import add_transition, get_deal, intake_of, wait_on
-from dealflow.settlement import settle_deal
+from dealflow.answers.settlement import settle_deal
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim, sign
+from dealflow.infra.records import add_transition, get_deal, intake_of, wait_on
 from models.finance import ACCEPTANCE_KEY, DeliveryAcceptance, PaymentsSettled
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -142,6 +142,6 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
 @effect_task("close-paid-deals")
 def close_paid_deals() -> list[str]:
     """Resume every deal that is paid but still waits (its resume was lost or late)."""
-    from dealflow.settlement import settled_deals
+    from dealflow.answers.settlement import settled_deals
 
     return [settle_deal(deal_id) for deal_id in settled_deals()]

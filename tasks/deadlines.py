@@ -11,9 +11,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim
-from dealflow.records import (
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim
+from dealflow.infra.records import (
     add_transition,
     get_approval,
     get_deal,

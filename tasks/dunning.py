@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dealflow.db import session_scope
+from dealflow.infra.db import session_scope
 from models.finance import DunningLadder, DunningLevel
 from models.matrix import SALES_REP, Matrix, load_matrix
 from models.settings import Settings, get_settings

@@ -7,9 +7,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.records import add_transition, get_deal, intake_of, wait_on
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import add_transition, get_deal, intake_of, wait_on
 from models.deal import CENT, DealIntake, Milestone
 from models.matrix import load_matrix
 from models.settings import get_settings

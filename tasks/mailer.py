@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.letters import letter_stale
-from dealflow.records import note_on_timeline
-from dealflow.rendering import render
+from dealflow.finance.letters import letter_stale
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import note_on_timeline
+from dealflow.infra.rendering import render
 from models.settings import Settings, get_settings
 from models.tables import SentMessage
 from tasks.effect import is_transient

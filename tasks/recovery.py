@@ -42,7 +42,7 @@ from prefect.events.filters import (
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Crashed, Scheduled
 
-from dealflow.records import note_on_timeline
+from dealflow.infra.records import note_on_timeline
 from models.settings import get_settings
 from tasks.effect import effect_task
 

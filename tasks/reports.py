@@ -7,13 +7,13 @@ import datetime as dt
 
 from prefect.artifacts import create_markdown_artifact
 
-from dealflow.db import session_scope
-from dealflow.deal_links import deal_page_url
-from dealflow.pipeline_figures import Board, board
-from dealflow.rendering import render, when
-from dealflow.report_period import ReportPeriod
-from dealflow.report_tables import board_tables
-from dealflow.weekly_report import WeeklyReport, email_context, markdown, weekly_report
+from dealflow.infra.db import session_scope
+from dealflow.infra.deal_links import deal_page_url
+from dealflow.infra.rendering import render, when
+from dealflow.reports.period import ReportPeriod
+from dealflow.reports.pipeline_figures import Board, board
+from dealflow.reports.tables import board_tables
+from dealflow.reports.weekly import WeeklyReport, email_context, markdown, weekly_report
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.effect import effect_task

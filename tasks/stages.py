@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dealflow.db import session_scope
-from dealflow.records import add_transition, get_deal, intake_of, timeline, wait_on
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import add_transition, get_deal, intake_of, timeline, wait_on
 from models.deal import EARLY_STAGES
 from models.matrix import load_matrix
 from models.settings import get_settings

@@ -180,7 +180,7 @@ def inbox(smtp_server: SmtpServer) -> Inbox:
 
 @pytest.fixture(scope="session")
 def stack(inbox: Inbox) -> Iterator[Any]:
-    from dealflow.stack import Stack, StackConfig
+    from dealflow.stack.local import Stack, StackConfig
 
     config = StackConfig(
         data_dir=DATA_DIR,
@@ -222,7 +222,7 @@ def _fresh_databases(server: str, names: Iterable[str]) -> None:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    from dealflow.db import upgrade
+    from dealflow.infra.db import upgrade
 
     url = f"sqlite:///{tmp_path / 'dealflow.db'}"
     upgrade(url)
@@ -232,7 +232,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A fresh schema-migrated PostgreSQL database; skipped only when not required."""
-    from dealflow.db import upgrade
+    from dealflow.infra.db import upgrade
 
     _fresh_databases(POSTGRES_SERVER, [UNIT_DATABASE])
     url = f"{POSTGRES_SERVER}/{UNIT_DATABASE}"

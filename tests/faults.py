@@ -215,7 +215,7 @@ def describe_deals(
     from prefect.client.orchestration import get_client
     from sqlalchemy import select
 
-    from dealflow.db import session_scope
+    from dealflow.infra.db import session_scope
     from models.tables import Approval, SentMessage, StageTransition
 
     lines = []

@@ -7,9 +7,9 @@ import uuid
 
 from sqlalchemy import select
 
-from dealflow.db import session_scope
-from dealflow.intake import load_deal_file, store_deal
-from dealflow.records import get_deal
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_deal
+from dealflow.intake.submit import load_deal_file, store_deal
 from models.settings import PROJECT_ROOT
 from models.tables import Invoice
 from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from dealflow.db import session_scope
+from dealflow.infra.db import session_scope
 from models.tables import Approval, Deal, Invoice, Payment, StageTransition
 
 UTC = dt.UTC

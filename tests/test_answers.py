@@ -10,7 +10,7 @@ import pytest
 from prefect.input.run_input import RunInput
 from pydantic import BaseModel
 
-from dealflow.answer_proof import is_proven, proven_payload
+from dealflow.infra.answer_proof import is_proven, proven_payload
 from models.answers import attempt_keys, base_key, waits_for
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim, sign, verify
-from dealflow.records import approvals
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim, sign, verify
+from dealflow.infra.records import approvals
 from models.settings import get_settings
 from tests.conftest import Inbox
 from tests.support import deal_file, deal_waiting_at_manager, dealflow, decide

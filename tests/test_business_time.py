@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dealflow.business_time import BusinessCalendar
+from models.business_time import BusinessCalendar
 
 BERLIN = BusinessCalendar(timezone="Europe/Berlin", country="DE")
 NEW_YORK = BusinessCalendar(timezone="America/New_York", country="US")

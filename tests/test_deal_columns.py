@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dealflow.db import session_scope
-from dealflow.deal_import import ImportPlan, check_file
-from dealflow.intake import IntakeError, load_deal_file, store_deal
+from dealflow.infra.db import session_scope
+from dealflow.intake.bulk_import import ImportPlan, check_file
+from dealflow.intake.submit import IntakeError, load_deal_file, store_deal
 from models.deal import DealIntake
 from models.matrix import Matrix, load_matrix
 from models.settings import PROJECT_ROOT, get_settings

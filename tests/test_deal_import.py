@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from dealflow.db import session_scope
-from dealflow.records import timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import timeline
 from models.settings import PROJECT_ROOT
 from models.tables import Deal
 from tests.support import dealflow, runs_of_deal

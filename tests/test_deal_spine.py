@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from dealflow.db import session_scope
-from dealflow.records import approvals, get_deal, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import approvals, get_deal, timeline
 from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice, SentMessage

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from sqlalchemy import func, insert, select
 
-from dealflow.db import session_scope
-from dealflow.payments import PaymentDetails, record_payment
-from dealflow.receivables import clear_hold, dispute_invoice, resolve_dispute
-from dealflow.records import timeline
+from dealflow.finance.payments import PaymentDetails, record_payment
+from dealflow.finance.receivables import clear_hold, dispute_invoice, resolve_dispute
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import timeline
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import CollectionHold, DunningLetter, Invoice, SentMessage
 from tasks.dunning import apply_dunning_ladder

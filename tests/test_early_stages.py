@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dealflow.db import session_scope
-from dealflow.records import get_deal, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_deal, timeline
 from tests.conftest import Inbox
 from tests.support import deal_file, dealflow, submit, to, wait_for_state
 

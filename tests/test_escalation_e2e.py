@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dealflow.db import session_scope
-from dealflow.records import get_approval, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_approval, timeline
 from flows.sla_sweep import sla_sweep
 from tests.conftest import MATRIX, Inbox
 from tests.support import (

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from dealflow.db import session_scope
-from dealflow.records import get_deal, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_deal, timeline
 from models.settings import get_settings
 from models.tables import Invoice
 from tests.conftest import Inbox

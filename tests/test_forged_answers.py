@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dealflow.db import session_scope
-from dealflow.records import get_approval, get_deal
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_approval, get_deal
 from models.answers import RESUME_FORM_NOTE
 from models.tables import StageTransition
 from tests.conftest import Inbox

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim, LinkError, sign, verify
-from dealflow.records import approvals, get_deal
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim, LinkError, sign, verify
+from dealflow.infra.records import approvals, get_deal
 from models.settings import get_settings
 from tests.conftest import Inbox
 from tests.support import (

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from dealflow.db import session_scope
-from dealflow.intake import DealConflict, IntakeError, load_deal_file, store_deal
+from dealflow.infra.db import session_scope
+from dealflow.intake.submit import DealConflict, IntakeError, load_deal_file, store_deal
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
 
@@ -48,7 +48,7 @@ def test_a_currency_must_be_an_iso_4217_code(tmp_path: Path, code: str) -> None:
 
 
 def test_iso_4217_codes_pass_and_a_stored_deal_is_read_as_it_was(tmp_path: Path) -> None:
-    from dealflow.records import intake_of
+    from dealflow.infra.records import intake_of
     from models.tables import Deal as DealRow
 
     for code in ("EUR", "USD", "CNY", "JPY", "CHF"):

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from dealflow.db import session_scope, upgrade
-from dealflow.records import timeline
+from dealflow.infra.db import session_scope, upgrade
+from dealflow.infra.records import timeline
 from models.settings import PROJECT_ROOT
 from models.tables import Deal
 from tests.support import fresh_deal, runs_of_deal

@@ -12,7 +12,7 @@ import sys
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from dealflow.intake_auth import (
+from dealflow.intake.auth import (
     AuthProblem,
     IntakeAuthError,
     IntakeCredentials,

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from dealflow.links import ApprovalClaim, LinkError, LinkProblem, sign, verify
+from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, sign, verify
 
 KEY = b"k" * 32
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)

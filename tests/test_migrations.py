@@ -9,7 +9,7 @@ import sys
 import sqlalchemy as sa
 from alembic import command
 
-from dealflow.db import alembic_config
+from dealflow.infra.db import alembic_config
 from models.settings import PROJECT_ROOT
 
 

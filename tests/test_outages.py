@@ -17,8 +17,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from dealflow.db import session_scope
-from dealflow.records import get_approval, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_approval, timeline
 from tests.conftest import POSTGRES_SERVER, STACK_DATABASES, Inbox, SmtpServer
 from tests.faults import describe_deals, repeated_keys, submit_over_http, wait_until
 from tests.support import (
@@ -183,7 +183,7 @@ def test_dealflow_database_briefly_unreachable_tasks_retry_and_nothing_is_half_w
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
 
-    from dealflow.db import get_engine
+    from dealflow.infra.db import get_engine
 
     deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
     assert decide(link, "approve", "just before the outage").status_code == 200

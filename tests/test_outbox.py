@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dealflow.db import session_scope
-from dealflow.intake import load_deal_file
+from dealflow.infra.db import session_scope
+from dealflow.intake.submit import load_deal_file
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import SentMessage
 from tasks.effect import is_transient
@@ -148,8 +148,8 @@ def test_a_deal_email_held_back_by_an_outage_waits_in_the_outbox_with_the_delay_
 ) -> None:
     import uuid
 
-    from dealflow.intake import store_deal
-    from dealflow.records import timeline
+    from dealflow.infra.records import timeline
+    from dealflow.intake.submit import store_deal
     from tasks import mailer
     from tasks.mailer import deliver_or_queue, resend_failed
 

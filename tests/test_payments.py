@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from dealflow.bank_statement import StatementError, import_statement
-from dealflow.db import session_scope
-from dealflow.payments import (
+from dealflow.finance.bank_statement import StatementError, import_statement
+from dealflow.finance.payments import (
     DuplicatePayment,
     PaymentDetails,
     PaymentError,
     parse_amount,
     record_payment,
 )
-from dealflow.receivables import reopen, write_off
-from dealflow.records import timeline
+from dealflow.finance.receivables import reopen, write_off
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import timeline
 from models.tables import Payment
 from tests.finance_support import invoice, invoiced_deal
 from tests.support import dealflow

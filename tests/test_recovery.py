@@ -10,8 +10,8 @@ from uuid import UUID
 import pytest
 import yaml
 
-from dealflow.db import session_scope
-from dealflow.records import get_approval, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_approval, timeline
 from models.settings import PROJECT_ROOT, get_settings
 from tasks.recovery import (
     DEALFLOW_FLOWS,

@@ -7,8 +7,8 @@ import json
 import pytest
 from jinja2 import UndefinedError
 
-from dealflow.intake import parse_deal
-from dealflow.rendering import render
+from dealflow.infra.rendering import render
+from dealflow.intake.submit import parse_deal
 from models.settings import PROJECT_ROOT
 
 HOSTILE = "<script>alert(1)</script>"

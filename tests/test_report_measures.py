@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from dealflow.db import session_scope
-from dealflow.measures import Amounts, quantile
-from dealflow.pipeline_figures import PAYMENT_ON_TIME, board, figures
-from dealflow.report_period import PeriodError, ReportPeriod, last_week, parse_period
+from dealflow.infra.db import session_scope
+from dealflow.reports.measures import Amounts, quantile
+from dealflow.reports.period import PeriodError, ReportPeriod, last_week, parse_period
+from dealflow.reports.pipeline_figures import PAYMENT_ON_TIME, board, figures
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tests.report_history import seed_hand_history
@@ -150,7 +150,7 @@ def test_periods_are_whole_local_days_and_bad_dates_are_refused() -> None:
 
 
 def test_a_confirmed_delivery_plan_is_no_longer_late(database_url: str) -> None:
-    from dealflow.delivery_plan import confirm_plan
+    from dealflow.answers.delivery_plan import confirm_plan
 
     seed_hand_history()
     matrix = load_matrix(get_settings().matrix_path)

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from bench.history import generate, store
-from dealflow.db import get_engine, session_scope
-from dealflow.measures import AGING_BUCKETS, bucket_of, quantile
-from dealflow.pipeline_figures import figures
-from dealflow.report_period import ReportPeriod
+from dealflow.infra.db import get_engine, session_scope
+from dealflow.reports.measures import AGING_BUCKETS, bucket_of, quantile
+from dealflow.reports.period import ReportPeriod
+from dealflow.reports.pipeline_figures import figures
 from models.matrix import load_matrix
 from models.settings import get_settings
 

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dealflow.working_hours import WorkingHours
+from dealflow.reports.working_hours import WorkingHours
 from models.matrix import MatrixError, load_matrix, parse_matrix
 from models.settings import PROJECT_ROOT
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dealflow.matrix_report import explain
+from dealflow.reports.matrix_words import explain
 from models.deal import DealIntake
 from models.matrix import MatrixError, load_matrix, parse_matrix
 from models.settings import PROJECT_ROOT

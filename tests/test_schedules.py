@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dealflow.deploy import scheduled_deployments
+from dealflow.stack.deploy import scheduled_deployments
 from tests.support import prefect_http
 
 SHORT_INTERVAL = 10.0  # seconds; what an operator would never set, to see it fire soon

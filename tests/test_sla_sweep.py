@@ -14,10 +14,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from dealflow.db import session_scope
-from dealflow.intake import load_deal_file, store_deal
-from dealflow.links import ApprovalClaim
-from dealflow.records import get_approval, get_deal, timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim
+from dealflow.infra.records import get_approval, get_deal, timeline
+from dealflow.intake.submit import load_deal_file, store_deal
 from models.deal import SubmittedStage
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Approval, Deal

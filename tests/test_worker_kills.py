@@ -31,8 +31,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from dealflow.db import session_scope
-from dealflow.payments import DuplicatePayment, PaymentDetails, record_payment
+from dealflow.finance.payments import DuplicatePayment, PaymentDetails, record_payment
+from dealflow.infra.db import session_scope
 from models.settings import PROJECT_ROOT
 from models.tables import Approval, Deal, DunningLetter, Invoice, StageTransition
 from tests.conftest import Inbox

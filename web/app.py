@@ -14,11 +14,11 @@ from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import OperationalError
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim, LinkError, LinkProblem, verify
-from dealflow.records import DealNotFound, approvals, get_approval, get_deal, intake_of
-from dealflow.rendering import render
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, verify
+from dealflow.infra.records import DealNotFound, approvals, get_approval, get_deal, intake_of
+from dealflow.infra.rendering import render
 from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
 from web.deal_page import router as deal_page_router

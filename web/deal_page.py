@@ -6,11 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from dealflow.clock import utcnow
-from dealflow.deal_links import check_deal_page_token
-from dealflow.deal_status import DealNotFound, deal_report
-from dealflow.links import LinkError, LinkProblem
-from dealflow.rendering import render
+from dealflow.infra.clock import utcnow
+from dealflow.infra.deal_links import check_deal_page_token
+from dealflow.infra.links import LinkError, LinkProblem
+from dealflow.infra.rendering import render
+from dealflow.intake.status import DealNotFound, deal_report
 
 router = APIRouter()
 

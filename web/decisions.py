@@ -20,11 +20,11 @@ from prefect.exceptions import (
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.links import ApprovalClaim
-from dealflow.prefect_api import pause_state, resume_with_answer
-from dealflow.records import approvals, get_approval, get_deal
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import ApprovalClaim
+from dealflow.infra.prefect_api import pause_state, resume_with_answer
+from dealflow.infra.records import approvals, get_approval, get_deal
 from models.answers import waits_for
 from models.decision import GateDecision
 from models.gates import pause_key

@@ -22,13 +22,11 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectHTTPStatusError
 from sqlalchemy import select
 
-from dealflow.acceptance import AcceptanceError, accept_delivery, accepted_entry
-from dealflow.bank_statement import StatementError, import_lines, parse_statement
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.links import LinkError, verify
-from dealflow.payments import PaymentDetails, PaymentError, parse_amount, record_payment
-from dealflow.receivables import (
+from dealflow.answers.acceptance import AcceptanceError, accept_delivery, accepted_entry
+from dealflow.answers.settlement import settle_deal
+from dealflow.finance.bank_statement import StatementError, import_lines, parse_statement
+from dealflow.finance.payments import PaymentDetails, PaymentError, parse_amount, record_payment
+from dealflow.finance.receivables import (
     ReceivableError,
     active_holds,
     clear_hold,
@@ -36,9 +34,11 @@ from dealflow.receivables import (
     open_invoices,
     resolve_dispute,
 )
-from dealflow.records import DealNotFound, get_deal, intake_of
-from dealflow.rendering import render
-from dealflow.settlement import settle_deal
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.infra.links import LinkError, verify
+from dealflow.infra.records import DealNotFound, get_deal, intake_of
+from dealflow.infra.rendering import render
 from models.finance import ACCEPTANCE_KEY
 from models.settings import get_settings
 from models.tables import Invoice

@@ -2,7 +2,7 @@
 
 The same deal model and the same submit path as ``dealflow deal submit``; a CRM that
 retries gets the same deal back. Callers authenticate with a named API key or sign the
-body with a shared secret (see dealflow/intake_auth.py for the signature scheme).
+body with a shared secret (see dealflow/intake/auth.py for the signature scheme).
 """
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
-from dealflow.clock import utcnow
-from dealflow.db import session_scope
-from dealflow.deal_status import DealNotFound, deal_report
-from dealflow.intake import (
-    DealConflict,
-    IntakeError,
-    OrchestratorUnavailable,
-    staffing_problem,
-    submit,
-)
-from dealflow.intake_auth import (
+from dealflow.infra.clock import utcnow
+from dealflow.infra.db import session_scope
+from dealflow.intake.auth import (
     API_KEY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -32,6 +24,14 @@ from dealflow.intake_auth import (
     IntakeAuthError,
     IntakeCredentials,
     identify_client,
+)
+from dealflow.intake.status import DealNotFound, deal_report
+from dealflow.intake.submit import (
+    DealConflict,
+    IntakeError,
+    OrchestratorUnavailable,
+    staffing_problem,
+    submit,
 )
 from models.deal import DealIntake
 from models.deal_receipt import DealReceipt, Problem

@@ -1,0 +1,2 @@
+"""Answers from outside to a deal's waiting run: the customer's acceptance, a
+settled deal, a stage reported done, a confirmed delivery plan."""

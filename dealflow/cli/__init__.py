@@ -1,0 +1,1 @@
+"""The ``dealflow`` command and its sub-commands."""

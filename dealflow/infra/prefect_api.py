@@ -1,0 +1,103 @@
+"""Which Prefect server Dealflow's own processes talk to."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pydantic import BaseModel
+
+from dealflow.infra.answer_proof import PROOF, proven_payload
+from models.answers import waits_for
+from models.settings import get_settings
+
+
+def use_configured_prefect_server() -> None:
+    """Point Prefect at ``DEALFLOW_PREFECT_API_URL`` unless ``PREFECT_API_URL`` is set.
+
+    Prefect reads its settings when first imported: without this, a process started
+    from a plain shell would talk to a throwaway in-process server instead.
+    """
+    settings = get_settings()
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    os.environ.setdefault("PREFECT_HOME", str(settings.data_dir.resolve() / "prefect"))
+
+
+def answer_people_promptly() -> None:
+    """Bound how long a person's click waits on an unreachable Prefect server.
+
+    Prefect's client retries a lost connection five times with exponential backoff, a
+    minute in all: an approver would stare at a spinning page, the deal's row locked,
+    and their browser would give up first. Two quick retries ride out a server restart's
+    first seconds; after that the page says "try again" and nothing is recorded.
+    Operators may still set either variable themselves.
+    """
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
+    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "15")
+
+
+def pause_state(run_id: str) -> tuple[str, str | None]:
+    """The run's state type and, when it is paused, the key it waits under."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+    if run.state is None:
+        return "UNKNOWN", None
+    return run.state.type.value, run.state.state_details.pause_key
+
+
+def resume_with_answer(run_id: str, step: str, answer: BaseModel) -> None:
+    """Resume the run waiting for ``step`` (its base key) with ``answer`` and its proof.
+
+    NotPausedError if the run does not wait for that step. A run suspended before
+    answers carried proofs stored a schema that refuses the field: it is sent without,
+    and the flow believes it only as far as Dealflow's database records it.
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+        key = state.state_details.pause_key if state is not None else None
+        if state is None or not state.is_paused() or key is None or not waits_for(key, step):
+            raise NotPausedError(f"run {run_id} does not wait for {step}")
+        keyset = state.state_details.run_input_keyset or {}
+        try:
+            schema = json.loads(client.read_flow_run_input(UUID(run_id), keyset["schema"]))
+        except KeyError:
+            schema = None
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise  # a busy or failing server: the caller says "try again"
+            schema = None  # not stored yet: the run is being suspended under a new schema
+    payload = proven_payload(run_id, key, answer, get_settings().signing_key())
+    if schema is not None and PROOF not in schema.get("properties", {}):
+        del payload[PROOF]
+    resume_with_input(run_id, payload)
+
+
+def resume_with_input(run_id: str, run_input: dict[str, object], patience: float = 10.0) -> None:
+    """Resume a suspended run with ``run_input``.
+
+    Prefect marks a run suspended a moment before it stores the input schema the run
+    waits for; a resume in that moment is refused, so it is tried again for a while.
+    """
+    import time
+    from uuid import UUID
+
+    from prefect.flow_runs import resume_flow_run
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            resume_flow_run(UUID(run_id), run_input=run_input)
+            return
+        except RuntimeError as exc:
+            if "schema not found" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

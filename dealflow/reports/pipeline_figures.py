@@ -1,0 +1,307 @@
+"""The review measures of one period, and the pipeline board as it is now: the queries'
+rows put through the measures, with the matrix's calendars and time limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from dealflow.reports import measures as m
+from dealflow.reports import queries as q
+from dealflow.reports.period import ReportPeriod
+from dealflow.reports.working_hours import WorkingHours
+from models.business_time import BusinessCalendar
+from models.gates import approval_stage
+from models.matrix import Gate, Matrix
+
+PAYMENT_ON_TIME = "Invoice paid by its due date (finance follows up)"
+
+
+class Clocks:
+    """Business-hour counting per team, on each team's calendar from the matrix."""
+
+    def __init__(self, matrix: Matrix) -> None:
+        self.matrix = matrix
+        self._by_team: dict[str, WorkingHours] = {}
+
+    def __getitem__(self, team: str) -> WorkingHours:
+        clock = self._by_team.get(team)
+        if clock is None:
+            calendar = (
+                self.matrix.teams[team].calendar()
+                if team in self.matrix.teams
+                else BusinessCalendar()
+            )
+            clock = self._by_team[team] = WorkingHours(calendar)
+        return clock
+
+
+def gate_limit_hours(gate: Gate) -> float | None:
+    """A gate's time limit: when it escalates, else its last reminder."""
+    if gate.escalate_after_hours is not None:
+        return gate.escalate_after_hours
+    return max(gate.remind_after_hours) if gate.remind_after_hours else None
+
+
+def stage_order(matrix: Matrix) -> list[str]:
+    """The stages a deal passes, in the order it passes them."""
+    early = [
+        s.name for s in matrix.stages if s.name in ("lead_screening", "needs_discovery", "quote")
+    ]
+    return [
+        "submitted",
+        *early,
+        *(approval_stage(g.name) for g in matrix.gates),
+        "delivery_kickoff",
+        "invoiced",
+        "delivery",  # waiting for the customer's acceptance
+        "accepted",
+        "awaiting_payment",
+        "closed",
+    ]
+
+
+def ordered(matrix: Matrix, stages: set[str] | list[str]) -> list[str]:
+    known = stage_order(matrix)
+    return sorted(stages, key=lambda s: (known.index(s) if s in known else len(known), s))
+
+
+@dataclass
+class RepFigures:
+    won: int = 0
+    handed_off: int = 0
+    rejected: int = 0
+    lost: int = 0
+    won_amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+
+@dataclass
+class Figures:
+    period: ReportPeriod
+    won: int
+    won_amounts: dict[str, m.Amounts]
+    handed_off: int
+    funnel: list[tuple[str, int]]
+    gates: dict[str, m.GateFigures]
+    approvers: dict[str, m.GateFigures]
+    cycle: list[tuple[str, m.Summary]]
+    on_time: dict[str, m.OnTime]
+    issued: dict[str, m.Amounts]
+    collected: dict[str, m.Amounts]
+    overdue: dict[str, dict[str, m.Amounts]]
+    invoice_to_cash: m.Summary
+    collection: dict[str, m.Collection]
+    reps: dict[str, RepFigures]
+
+
+def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
+    """Every review measure of ``period``."""
+    utc = period.utc
+    clocks = Clocks(matrix)
+    facts = q.deal_facts(session, utc)
+    rows = list(q.timelines(session, utc))
+    all_stays = list(m.stays(rows))
+    won = m.events(rows, "route", utc)
+    handed_off = m.events(rows, "kickoff", utc)
+
+    reps: dict[str, RepFigures] = defaultdict(RepFigures)
+    for deal_id in won:
+        rep = reps[facts[deal_id].sales_rep]
+        rep.won += 1
+        rep.won_amounts[facts[deal_id].currency] += facts[deal_id].amount
+    for deal_id in handed_off:
+        reps[facts[deal_id].sales_rep].handed_off += 1
+    entered = m.entries(all_stays, utc)
+    for stay in all_stays:
+        if stay.stage in ("rejected", "lost") and utc.holds(stay.entered):
+            rep = reps[facts[stay.deal_id].sales_rep]
+            rep.rejected += stay.stage == "rejected"
+            rep.lost += stay.stage == "lost"
+
+    gates = q.gates_touching(session, utc)
+    decisions = [
+        m.DecisionRow(
+            g.deal_id,
+            g.gate,
+            g.decided_by or "?",
+            g.decision or "",
+            clocks[g.team].hours_between(g.requested_at, g.decided_at),
+        )
+        for g in gates
+        if g.decided_at is not None and utc.holds(g.decided_at)
+    ]
+    deadlines = _gate_deadlines(matrix, clocks, gates, utc)
+    deadlines += _stage_deadlines(matrix, clocks, rows, facts, utc)
+    due = q.falling_due(session, period.first, period.last)
+    deadlines += [
+        m.Deadline(
+            PAYMENT_ON_TIME,
+            0,
+            float(
+                max(0, ((inv.paid_on or period.last + dt.timedelta(days=1)) - inv.due_date).days)
+            ),
+            inv.paid_on is not None,
+        )
+        for inv in due
+    ]
+    cycle = m.cycle_times(all_stays, utc)
+    return Figures(
+        period=period,
+        won=len(won),
+        won_amounts=m.totals((facts[d].currency, facts[d].amount) for d in won),
+        handed_off=len(handed_off),
+        funnel=[(stage, entered.get(stage, 0)) for stage in stage_order(matrix)],
+        gates=m.approvals_by(decisions, "gate"),
+        approvers=m.approvals_by(decisions, "approver"),
+        cycle=[(stage, cycle[stage]) for stage in ordered(matrix, set(cycle))],
+        on_time=m.on_time(deadlines),
+        issued={
+            c: m.Amounts(n, total) for c, n, total in q.issued(session, period.first, period.last)
+        },
+        collected={
+            c: m.Amounts(n, total)
+            for c, n, total in q.collected(session, period.first, period.last)
+        },
+        overdue=m.aging(q.receivables(session, period.last), period.last),
+        invoice_to_cash=m.invoice_to_cash(q.paid_in(session, utc)),
+        collection=m.collection_rate(due),
+        reps=dict(reps),
+    )
+
+
+def _gate_deadlines(
+    matrix: Matrix, clocks: Clocks, gates: list[q.GateRow], period: m.Period
+) -> list[m.Deadline]:
+    by_name = {g.name: g for g in matrix.gates}
+    result = []
+    for row in gates:
+        gate = by_name.get(row.gate)
+        limit = gate_limit_hours(gate) if gate else None
+        if gate is None or limit is None or not period.holds(row.requested_at):
+            continue
+        until = row.decided_at or period.end
+        taken = clocks[row.team].hours_between(row.requested_at, until)
+        who = f"{gate.title} ({matrix.role_title(gate.role)})"
+        result.append(m.Deadline(who, limit, taken, row.decided_at is not None))
+    return result
+
+
+def _stage_deadlines(
+    matrix: Matrix,
+    clocks: Clocks,
+    rows: list[m.TimelineRow],
+    facts: dict[str, q.DealFacts],
+    period: m.Period,
+) -> list[m.Deadline]:
+    """Stages whose limit counts from their opening, opened within the period."""
+    limited = {
+        s.name: s for s in matrix.stages if s.limit_from == "opened" and s.limit_business_hours
+    }
+    opened: dict[tuple[str, str], dt.datetime] = {}
+    reported: dict[tuple[str, str], dt.datetime] = {}
+    for row in rows:
+        parts = row.key.split("/")
+        if len(parts) == 3 and parts[0] == "stage" and parts[1] in limited:
+            target = (
+                opened if parts[2] == "opened" else reported if parts[2] == "reported" else None
+            )
+            if target is not None:
+                target[(row.deal_id, parts[1])] = row.at
+    result = []
+    for (deal_id, name), at in opened.items():
+        if not period.holds(at):
+            continue
+        stage = limited[name]
+        done = reported.get((deal_id, name))
+        taken = clocks[facts[deal_id].team].hours_between(at, done or period.end)
+        roles = ", ".join(matrix.role_title(r) for r in stage.responsible)
+        assert stage.limit_business_hours is not None
+        result.append(
+            m.Deadline(
+                f"{stage.title} ({roles})", stage.limit_business_hours, taken, done is not None
+            )
+        )
+    return result
+
+
+# --- the board: now ---------------------------------------------------------------------
+
+
+@dataclass
+class LatePlan:
+    deal_id: str
+    title: str
+    confirm_by: dt.date
+    days_late: int
+
+
+@dataclass
+class Board:
+    now: dt.datetime
+    open_by_stage: list[tuple[str, int]]
+    closed_by_outcome: list[tuple[str, int]]
+    waiting: list[m.WaitingDeal]
+    late_plans: list[LatePlan]
+    invoices: list[q.DunningRow]
+    recent: Figures  # the last 30 days
+
+
+def limit_for_stage(matrix: Matrix, stage: str) -> float | None:
+    """The time limit of a deal waiting at ``stage``, in business hours, if it has one."""
+    for gate in matrix.gates:
+        if stage == approval_stage(gate.name):
+            return gate_limit_hours(gate)
+    rule = next((s for s in matrix.stages if s.name == stage), None)
+    if rule is not None and rule.limit_from == "opened":
+        return rule.limit_business_hours
+    return None
+
+
+def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int = 30) -> Board:
+    clocks = Clocks(matrix)
+    counts = q.stage_counts(session)
+    open_by_stage: dict[str, int] = defaultdict(int)
+    closed: dict[str, int] = defaultdict(int)
+    for stage, outcome, count in counts:
+        if outcome is None:
+            open_by_stage[stage] += count
+        else:
+            closed[outcome] += count
+    waiting = [
+        row._replace(
+            limit_hours=limit_for_stage(matrix, row.stage),
+            elapsed_hours=clocks[row.team].hours_between(row.since, now),
+        )
+        for row in q.waiting(session)
+    ]
+    today = now.astimezone(ZoneInfo(matrix.reports.timezone)).date()
+    plans = []
+    for plan in q.unconfirmed_plans(session, today):
+        try:
+            start = dt.date.fromisoformat(plan.delivery_start)
+        except (TypeError, ValueError):
+            continue
+        calendar = clocks[plan.team].calendar
+        confirm_by = calendar.add_business_days(
+            start, -matrix.handoff.plan_confirmation_business_days
+        )
+        if confirm_by < today:
+            plans.append(LatePlan(plan.deal_id, plan.title, confirm_by, (today - confirm_by).days))
+    plans.sort(key=lambda p: -p.days_late)
+    window = ReportPeriod(
+        today - dt.timedelta(days=window_days - 1), today, matrix.reports.timezone
+    )
+    return Board(
+        now=now,
+        open_by_stage=[(s, open_by_stage[s]) for s in ordered(matrix, set(open_by_stage))],
+        closed_by_outcome=sorted(closed.items()),
+        waiting=m.most_urgent_first(waiting),
+        late_plans=plans,
+        invoices=q.chased_or_overdue(session, today),
+        recent=figures(session, matrix, window),
+    )
