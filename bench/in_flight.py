@@ -117,7 +117,7 @@ def submit_sample(
     import httpx
 
     from dealflow.infra.prefect_api import pause_state
-    from models.gates import pause_key
+    from models.keys import gate_wait
     from tests.support import link_in, to
 
     sampled: list[SampledDeal] = []
@@ -130,7 +130,7 @@ def submit_sample(
                 raise BenchError(f"submission answered {response.status_code}: {response.text}")
             sampled.append(SampledDeal(deal["deal_id"], response.json()["flow_run_id"]))
     deadline = time.monotonic() + FIRST_GATE_TIMEOUT
-    key = pause_key(route.gates[0])
+    key = gate_wait(route.gates[0])
     for waiting in sampled:
         remaining = max(1.0, deadline - time.monotonic())
         request = inbox.wait_for(
@@ -558,13 +558,13 @@ def run_steps(
 ) -> tuple[list[StepResult], dict[str, int]]:
     """The real sample first, then each step: seed up to its number, measure. Also the
     scheduled runs that shared the workers meanwhile."""
-    from models.gates import pause_key
+    from models.keys import gate_wait
 
     began = time.time()
     say(f"taking {args.sample} real deals to gate-{route.gates[0]} ...")
     sampled = submit_sample(stack, plan, inbox, fresh_copies(template, args.sample), route)
     say(f"  {len(sampled)} real deals wait at gate-{route.gates[0]}")
-    seeder = Seeder(template, example, pause_key(route.gates[0]), deal_deployment_id())
+    seeder = Seeder(template, example, gate_wait(route.gates[0]), deal_deployment_id())
     steps: list[StepResult] = []
     for target in [0, *args.waiting]:
         seed_began = time.monotonic()

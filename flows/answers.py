@@ -12,7 +12,8 @@ from prefect import suspend_flow_run
 from prefect.input.run_input import RunInput
 from pydantic import BaseModel
 
-from models.answers import RESUME_FORM_NOTE, attempt_keys
+from models.answers import RESUME_FORM_NOTE
+from models.keys import attempt_keys
 from tasks.answers import check_answer
 
 A = TypeVar("A", bound=BaseModel)

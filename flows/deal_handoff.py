@@ -8,9 +8,9 @@ from prefect.runtime import flow_run
 from dealflow.infra.clock import utcnow
 from flows.answers import answer_to
 from models.decision import GateDecision
-from models.finance import ACCEPTANCE_KEY, PAYMENT_KEY, DeliveryAcceptance, PaymentsSettled
-from models.gates import pause_key
-from models.stage_report import StageReport, stage_key
+from models.finance import DeliveryAcceptance, PaymentsSettled
+from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, gate_wait, stage_wait
+from models.stage_report import StageReport
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
 from tasks.closing import await_payment, close_deal, record_acceptance, request_acceptance
@@ -51,7 +51,7 @@ def deal_handoff(deal_id: str) -> str:
         if not stage.done:
             open_stage(deal_id, stage)
             publish_deal_board(deal_id)
-        report = answer_to(deal_id, run_id, StageReport, stage_key(stage.name))
+        report = answer_to(deal_id, run_id, StageReport, stage_wait(stage.name))
         record_stage_report(deal_id, stage, report)
         if report.lost:
             publish_deal_board(deal_id)
@@ -61,7 +61,7 @@ def deal_handoff(deal_id: str) -> str:
         if decision is None:
             request_approval(deal_id, gate, run_id)
             publish_deal_board(deal_id)
-            decision = answer_to(deal_id, run_id, GateDecision, pause_key(gate.name))
+            decision = answer_to(deal_id, run_id, GateDecision, gate_wait(gate.name))
         record_decision(deal_id, gate, decision)
         if not decision.approved:
             announce_rejection(deal_id, gate)
@@ -71,12 +71,12 @@ def deal_handoff(deal_id: str) -> str:
     issue_invoices(deal_id)
     request_acceptance(deal_id, run_id)
     publish_deal_board(deal_id)
-    acceptance = answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_KEY)
+    acceptance = answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_WAIT)
     record_acceptance(deal_id, acceptance)
     issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
     if not await_payment(deal_id):
         publish_deal_board(deal_id)
-        settled = answer_to(deal_id, run_id, PaymentsSettled, PAYMENT_KEY)
+        settled = answer_to(deal_id, run_id, PaymentsSettled, PAYMENT_WAIT)
     else:
         settled = PaymentsSettled(settled_at=utcnow())  # paid before it had to wait
     close_deal(deal_id, settled)

@@ -1,4 +1,4 @@
-"""Answers to a waiting deal run, and the keys a run waits under.
+"""Answers to a waiting deal run: the proof every answer Dealflow sends carries.
 
 A suspended run takes whatever input fits its schema from anyone who can reach the
 Prefect API (the UI's Resume button included). So every answer Dealflow sends carries a
@@ -6,13 +6,11 @@ Prefect API (the UI's Resume button included). So every answer Dealflow sends ca
 The flow believes an answer only with a valid proof, or when Dealflow's database already
 records what it says; anything else is refused and the run waits again under the next
 attempt key (``gate-legal``, then ``gate-legal-attempt-2``, ...), so that the deal keeps
-waiting on its real approver.
+waiting on its real approver. The keys themselves are built in models/keys.py.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from typing import Annotated
 
 from pydantic import Field
@@ -34,26 +32,3 @@ RESUME_FORM_NOTE = (
     "Dealflow checked it: it is refused, noted on the deal's timeline, and the deal "
     "keeps waiting on the same person. Cancel still works as usual."
 )
-
-_ATTEMPT = re.compile(r"^(?P<base>.+)-attempt-(?P<n>[2-9]|[1-9]\d+)$")
-
-
-def attempt_keys(base: str) -> Iterator[str]:
-    """The keys a run waits under for one answer: ``base`` first, then one more per
-    answer refused. Runs already waiting depend on these strings: never change them."""
-    yield base
-    n = 2
-    while True:
-        yield f"{base}-attempt-{n}"
-        n += 1
-
-
-def base_key(key: str) -> str:
-    """The step a wait key belongs to (``gate-legal-attempt-3`` -> ``gate-legal``)."""
-    match = _ATTEMPT.match(key)
-    return match["base"] if match else key
-
-
-def waits_for(key: str | None, base: str) -> bool:
-    """Whether a run paused under ``key`` waits for the answer to step ``base``."""
-    return key is not None and base_key(key) == base

@@ -13,8 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from models.answers import Proof
 
-ACCEPTANCE_KEY = "acceptance"  # the suspend key of the acceptance step: never change it
-PAYMENT_KEY = "payment"  # the suspend key of the wait for payment: never change it
 CUSTOMER = "customer"  # in a level's notify list: the invoice's billing contact
 
 

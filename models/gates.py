@@ -16,11 +16,5 @@ class GatePlan(BaseModel):
     decision: GateDecision | None = None  # as Dealflow's database records it
 
 
-def pause_key(gate: str) -> str:
-    """The suspend key of a gate. Runs already waiting depend on it: never change it.
-    (Prefect's input keys take lowercase letters, digits and dashes only.)"""
-    return f"gate-{gate.replace('_', '-')}"
-
-
 def approval_stage(gate: str) -> str:
     return f"approval:{gate}"

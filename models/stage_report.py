@@ -34,9 +34,3 @@ class StagePlan(BaseModel):
     name: str
     title: str
     done: bool
-
-
-def stage_key(stage: str) -> str:
-    """The suspend key of a stage. Runs already waiting depend on it: never change it.
-    (Prefect's input keys take lowercase letters, digits and dashes only.)"""
-    return f"stage-{stage.replace('_', '-')}"

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.rendering import render
+from models import keys
 from models.finance import AGING_BUCKETS
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -81,7 +82,7 @@ def publish_payment_check(
     )
     deliver(
         OutgoingEmail(
-            key=f"payment-check/{run_key}/report",
+            key=keys.payment_check_mail(run_key),
             kind="aging-report",
             deal_id=None,
             to=finance,

@@ -21,10 +21,10 @@ from dealflow.infra.answer_proof import PROOF, is_proven
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, approvals, get_deal
-from models.answers import base_key
+from models import keys
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled
-from models.gates import pause_key
+from models.keys import base_key, gate_wait
 from models.settings import get_settings
 from models.tables import Deal, StageTransition
 from tasks.approvals import recorded_decision
@@ -38,12 +38,12 @@ _SHOWN = 80  # characters of each claimed value the timeline quotes
 def _recorded(session: Session, deal: Deal, step: str, answer: BaseModel) -> Any:
     """The answer as Dealflow's database records it, or None if it records none."""
     if isinstance(answer, GateDecision):
-        row = next((a for a in approvals(session, deal.id) if pause_key(a.gate) == step), None)
+        row = next((a for a in approvals(session, deal.id) if gate_wait(a.gate) == step), None)
         return recorded_decision(row) if row is not None else None
     if isinstance(answer, DeliveryAcceptance):
         actor = session.scalar(
             select(StageTransition.actor).where(
-                StageTransition.deal_id == deal.id, StageTransition.key == "accepted"
+                StageTransition.deal_id == deal.id, StageTransition.key == keys.ACCEPTED
             )
         )
         return answer if actor and actor.lower() == answer.accepted_by.lower() else None
@@ -76,7 +76,7 @@ def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
         noted = add_transition(
             session,
             deal,
-            key=f"answer/{key}/refused",
+            key=keys.answer_refused(key),
             stage=deal.stage,
             actor="prefect-api",
             event=refusal,

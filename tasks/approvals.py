@@ -18,6 +18,7 @@ from dealflow.infra.records import (
     people_on_deal,
     wait_on,
 )
+from models import keys
 from models.decision import GateDecision
 from models.gates import GatePlan, approval_stage
 from models.matrix import Matrix, load_matrix
@@ -76,7 +77,7 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
             add_transition(
                 session,
                 deal,
-                key="route",
+                key=keys.ROUTED,
                 stage=deal.stage,
                 event=f"Approval route from matrix {matrix.label}, {route.describe()}",
                 actor="dealflow",
@@ -106,7 +107,7 @@ def hand_to_delegate(
         add_transition(
             session,
             deal,
-            key=f"gate/{row.gate}/delegation-refused/{delegate.id}",
+            key=keys.gate_delegation_refused(row.gate, delegate.id),
             stage=approval_stage(row.gate),
             actor="dealflow",
             at=at,
@@ -118,7 +119,7 @@ def hand_to_delegate(
     add_transition(
         session,
         deal,
-        key=f"gate/{row.gate}/delegated/{delegate.id}",
+        key=keys.gate_delegated(row.gate, delegate.id),
         stage=approval_stage(row.gate),
         actor="dealflow",
         at=at,
@@ -154,7 +155,7 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
         add_transition(
             session,
             deal,
-            key=f"gate/{gate.name}/requested",
+            key=keys.gate_requested(gate.name),
             stage=approval_stage(gate.name),
             event=f"{gate.title} requested from {row.assignee_name} <{row.assignee_email}>",
             actor="dealflow",
@@ -172,7 +173,7 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
             )
         )
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/gate/{gate.name}/request",
+            key=keys.gate_request_mail(deal_id, gate.name),
             kind="approval-request",
             deal_id=deal_id,
             to=[row.assignee_email],
@@ -211,7 +212,7 @@ def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> Non
         added = add_transition(
             session,
             deal,
-            key=f"gate/{gate.name}/decided",
+            key=keys.gate_decided(gate.name),
             stage="rejected" if not decision.approved else approval_stage(gate.name),
             event=f"{gate.title} {verdict} by {who}",
             actor=decision.decided_by,
@@ -234,7 +235,7 @@ def announce_rejection(deal_id: str, gate: GatePlan) -> None:
         rejected = next(row for row in rows if row.gate == gate.name)
         approved_before = [row for row in rows if row.decision == "approved"]
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/rejected",
+            key=keys.rejected_mail(deal_id),
             kind="rejection",
             deal_id=deal_id,
             to=[deal.sales_rep_email],

@@ -8,7 +8,9 @@ from dealflow.answers.settlement import settle_deal
 from dealflow.infra.db import session_scope
 from dealflow.infra.links import ApprovalClaim, sign
 from dealflow.infra.records import add_transition, get_deal, intake_of, wait_on
-from models.finance import ACCEPTANCE_KEY, DeliveryAcceptance, PaymentsSettled
+from models import keys
+from models.finance import DeliveryAcceptance, PaymentsSettled
+from models.keys import ACCEPTANCE_WAIT
 from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice, InvoiceStatus, StageTransition
@@ -30,7 +32,7 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
         deal = get_deal(session, deal_id)
         if session.scalar(
             select(StageTransition.id).where(
-                StageTransition.deal_id == deal_id, StageTransition.key == "accepted"
+                StageTransition.deal_id == deal_id, StageTransition.key == keys.ACCEPTED
             )
         ):
             return
@@ -39,7 +41,7 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
         if add_transition(
             session,
             deal,
-            key="acceptance-requested",
+            key=keys.ACCEPTANCE_REQUESTED,
             stage="delivery",
             event=f"In delivery; {manager.name} records the customer's acceptance",
             actor="dealflow",
@@ -48,10 +50,10 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
         later = [p.label for p in intake.payment_terms.schedule if p.milestone == "acceptance"]
         expires = deal.updated_at.timestamp() + settings.acceptance_link_ttl_days * 86400
         claim = ApprovalClaim(
-            deal_id, ACCEPTANCE_KEY, manager.email, flow_run_id, int(expires), purpose="acceptance"
+            deal_id, ACCEPTANCE_WAIT, manager.email, flow_run_id, int(expires), purpose="acceptance"
         )
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/acceptance/request",
+            key=keys.acceptance_request_mail(deal_id),
             kind="acceptance-request",
             deal_id=deal_id,
             to=[manager.email],
@@ -74,7 +76,7 @@ def record_acceptance(deal_id: str, acceptance: DeliveryAcceptance) -> None:
         add_transition(
             session,
             deal,
-            key="accepted",
+            key=keys.ACCEPTED,
             stage="accepted",
             event=f"Delivery accepted by the customer on {acceptance.accepted_on.isoformat()}"
             + (f": {acceptance.note}" if acceptance.note else ""),
@@ -94,7 +96,7 @@ def await_payment(deal_id: str) -> bool:
         if add_transition(
             session,
             deal,
-            key="awaiting-payment",
+            key=keys.AWAITING_PAYMENT,
             stage="awaiting_payment",
             event=f"All invoices issued ({numbers}); waiting for payment",
             actor="dealflow",
@@ -117,7 +119,7 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
         add_transition(
             session,
             deal,
-            key="closed",
+            key=keys.CLOSED,
             stage="closed",
             event="Paid in full: every invoice is settled; the deal is closed",
             actor="dealflow",
@@ -127,7 +129,7 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
         deal.outcome = "paid"
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/closed",
+            key=keys.deal_mail(deal_id, keys.CLOSED),
             kind="deal-closed",
             deal_id=deal_id,
             to=[deal.sales_rep_email],

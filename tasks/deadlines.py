@@ -21,6 +21,7 @@ from dealflow.infra.records import (
     people_on_deal,
     wait_on,
 )
+from models import keys
 from models.deal import EARLY_STAGES
 from models.gates import approval_stage
 from models.matrix import Gate, Matrix, MatrixError, load_matrix
@@ -111,8 +112,8 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
         level, after = due[-1]
         # Reminders are per person holding the gate (a delegate gets their own);
         # escalation happens once per gate.
-        holder = "" if level == "escalation" else f"/{row.current_assignee[0].lower()}"
-        key = f"gate/{gate_name}/{level}{holder}"
+        holder = None if level == "escalation" else row.current_assignee[0]
+        key = keys.gate_deadline(gate_name, level, holder)
         if _done(session, deal_id, key):
             return None
         hours = f"{after.total_seconds() / 3600:g} business hours"
@@ -173,7 +174,7 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
             )
         )
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/{key}",
+            key=keys.deal_mail(deal_id, key),
             kind=level if level == "escalation" else "reminder",
             deal_id=deal_id,
             to=[recipient],
@@ -212,7 +213,7 @@ def _delegated_request(
         expires_at=int(expires.timestamp()),
     )
     return OutgoingEmail(
-        key=f"deal/{deal.id}/gate/{row.gate}/delegated/{row.assignee_email}",
+        key=keys.delegation_mail(deal.id, row.gate, row.assignee_email),
         kind="approval-request",
         deal_id=deal.id,
         to=[row.assignee_email],
@@ -311,7 +312,7 @@ def follow_up_stage(matrix: Matrix, deal_id: str, now: dt.datetime) -> str | Non
         if not due:
             return None
         level = due[-1]
-        key = f"stage/{deal.stage}/{level}"
+        key = keys.stage_deadline(deal.stage, level)
         if _done(session, deal_id, key):
             return None
         hours = f"{elapsed.total_seconds() / 3600:g} business hours"
@@ -334,7 +335,7 @@ def follow_up_stage(matrix: Matrix, deal_id: str, now: dt.datetime) -> str | Non
             session, deal, key=key, stage=deal.stage, event=event, actor="dealflow", at=now
         )
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/{key}",
+            key=keys.deal_mail(deal_id, key),
             kind=f"stage-{level}",
             deal_id=deal_id,
             to=to,

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dealflow.infra.db import session_scope
+from models import keys
 from models.finance import DunningLadder, DunningLevel
 from models.matrix import SALES_REP, Matrix, load_matrix
 from models.settings import Settings, get_settings
@@ -247,7 +248,7 @@ def _claim_batch(
             timeline.append(
                 {
                     "deal_id": invoice.deal_id,
-                    "key": f"dunning/{invoice.number}/{level.name}",
+                    "key": keys.dunning_level(invoice.number, level.name),
                     "stage": "awaiting_payment",
                     "event": f"Dunning: {escalation.describe()}; told " + ", ".join(level.notify),
                     "actor": "payment-check",
@@ -286,7 +287,7 @@ def _customer_letter(
         else f"Payment reminder: invoice {invoice.number} is {escalation.days_overdue} days overdue"
     )
     return OutgoingEmail(
-        key=f"invoice/{invoice.number}/dunning/{level.name}",
+        key=keys.dunning_letter_mail(invoice.number, level.name),
         kind="dunning",
         deal_id=invoice.deal_id,
         to=[invoice.billing_email],
@@ -306,7 +307,7 @@ def _customer_letter(
 def _digest(email: str, name: str, items: list[Escalation], batch: int) -> OutgoingEmail:
     levels = sorted({item.level_title for item in items})
     return OutgoingEmail(
-        key=f"dunning/digest/{batch}/{email.lower()}",
+        key=keys.dunning_digest_mail(batch, email),
         kind="dunning-escalation",
         deal_id=items[0].deal_id if len({i.deal_id for i in items}) == 1 else None,
         to=[email],

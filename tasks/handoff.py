@@ -10,6 +10,7 @@ from sqlalchemy import select
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, get_deal, intake_of, wait_on
+from models import keys
 from models.deal import CENT, DealIntake, Milestone
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -50,7 +51,7 @@ def kick_off_delivery(deal_id: str) -> None:
         add_transition(
             session,
             deal,
-            key="kickoff",
+            key=keys.KICKOFF,
             stage="delivery_kickoff",
             event=(
                 f"Delivery handed to {manager.name} <{manager.email}>; plan to be confirmed "
@@ -59,7 +60,7 @@ def kick_off_delivery(deal_id: str) -> None:
             actor="dealflow",
         )
         mail = OutgoingEmail(
-            key=f"deal/{deal_id}/kickoff",
+            key=keys.deal_mail(deal_id, keys.KICKOFF),
             kind="kickoff",
             deal_id=deal_id,
             to=[manager.email],
@@ -119,7 +120,7 @@ def issue_invoices(
                 session.flush()
             mails.append(
                 OutgoingEmail(
-                    key=f"deal/{deal_id}/invoice/{invoice.number}",
+                    key=keys.invoice_mail(deal_id, invoice.number),
                     kind="invoice",
                     deal_id=deal_id,
                     to=[invoice.billing_email],
@@ -129,7 +130,7 @@ def issue_invoices(
                     context={"deal": intake, "invoice": invoice, "part": part},
                 )
             )
-        numbers = ", ".join(m.key.rsplit("/", 1)[1] for m in mails)
+        numbers = ", ".join(keys.invoice_number_of_mail(m.key) for m in mails)
         if milestones == INVOICED_AT_HANDOFF:
             later = [
                 p.label for p in intake.payment_terms.schedule if p.milestone not in milestones
@@ -137,7 +138,7 @@ def issue_invoices(
             add_transition(
                 session,
                 deal,
-                key="invoiced",
+                key=keys.INVOICED,
                 stage="invoiced",
                 event=f"Invoices issued: {numbers or 'none'}"
                 + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
@@ -150,11 +151,11 @@ def issue_invoices(
             add_transition(
                 session,
                 deal,
-                key="invoiced-" + "-".join(sorted(milestones)),
+                key=keys.invoiced_milestones(milestones),
                 stage="invoiced",
                 event=f"Invoices issued on {' and '.join(sorted(milestones))}: {numbers}",
                 actor="dealflow",
             )
     for mail in mails:
         deliver_or_queue(mail)
-    return [m.key.rsplit("/", 1)[1] for m in mails]
+    return [keys.invoice_number_of_mail(m.key) for m in mails]

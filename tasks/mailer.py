@@ -23,6 +23,7 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import note_on_timeline
 from dealflow.infra.rendering import render
+from models.keys import mail_held, mail_sent_late
 from models.settings import Settings, get_settings
 from models.tables import SentMessage
 from tasks.effect import is_transient
@@ -228,7 +229,7 @@ def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> b
     if mail.deal_id is not None:
         note_on_timeline(
             mail.deal_id,
-            f"mail/{mail.key}/held",
+            mail_held(mail.key),
             f"Email to {', '.join(mail.to)} held back: the mail server is unavailable "
             f"({type(failure).__name__}); it goes out with the next sweep ({mail.subject})",
         )
@@ -322,7 +323,7 @@ def send_outbox(
                 delay = int((row.sent_at - row.created_at).total_seconds() // 60)
                 note_on_timeline(
                     row.deal_id,
-                    f"mail/{key}/sent-late",
+                    mail_sent_late(key),
                     f"Email to {', '.join(row.recipients)} sent {delay} min late, after "
                     f"{row.attempts} attempts ({row.subject})",
                 )

@@ -14,6 +14,7 @@ from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import Board, board
 from dealflow.reports.tables import board_tables
 from dealflow.reports.weekly import WeeklyReport, email_context, markdown, weekly_report
+from models import keys
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.effect import effect_task
@@ -93,7 +94,7 @@ def email_weekly_report(report: WeeklyReport) -> list[str]:
         return []
     deliver(
         OutgoingEmail(
-            key=f"report/weekly/{report.period.key}",
+            key=keys.weekly_report_mail(report.period.key),
             kind="weekly-report",
             deal_id=None,
             to=recipients,

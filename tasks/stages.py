@@ -6,6 +6,7 @@ import datetime as dt
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, get_deal, intake_of, timeline, wait_on
+from models import keys
 from models.deal import EARLY_STAGES
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -29,7 +30,7 @@ def plan_early_stages(deal_id: str) -> list[StagePlan]:
         StagePlan(
             name=stage.value,
             title=titles.get(stage.value, stage.value),
-            done=f"stage/{stage.value}/reported" in reported,
+            done=keys.stage_reported(stage.value) in reported,
         )
         for stage in EARLY_STAGES[EARLY_STAGES.index(submitted_at) :]
     ]
@@ -43,7 +44,7 @@ def open_stage(deal_id: str, stage: StagePlan) -> None:
         if add_transition(
             session,
             deal,
-            key=f"stage/{stage.name}/opened",
+            key=keys.stage_opened(stage.name),
             stage=stage.name,
             event=f"{stage.title}: waiting on {deal.sales_rep_name}",
             actor="dealflow",
@@ -79,7 +80,7 @@ def record_stage_report(deal_id: str, stage: StagePlan, report: StageReport) -> 
         added = add_transition(
             session,
             deal,
-            key=f"stage/{stage.name}/reported",
+            key=keys.stage_reported(stage.name),
             stage="lost" if report.lost else stage.name,
             event=describe(report, stage, late_by),
             actor=report.reported_by,

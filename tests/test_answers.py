@@ -1,9 +1,8 @@
-"""Answers to a waiting run: the keys a run waits under and the proof an answer carries."""
+"""Answers to a waiting run: the proof an answer carries (the keys: tests/test_keys.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 
 import pytest
@@ -11,29 +10,12 @@ from prefect.input.run_input import RunInput
 from pydantic import BaseModel
 
 from dealflow.infra.answer_proof import is_proven, proven_payload
-from models.answers import attempt_keys, base_key, waits_for
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled
 from models.stage_report import StageReport
 
 KEY = b"k" * 32
 RUN = "6a1f0f5e-1c1d-4c35-9a44-3f1f7f2a8b10"
-
-
-def test_the_wait_keys_are_pinned() -> None:
-    """Runs already waiting depend on these strings."""
-    assert list(itertools.islice(attempt_keys("gate-legal"), 3)) == [
-        "gate-legal",
-        "gate-legal-attempt-2",
-        "gate-legal-attempt-3",
-    ]
-    assert base_key("gate-legal-attempt-12") == "gate-legal"
-    assert base_key("gate-legal") == "gate-legal"
-    assert base_key("stage-needs-discovery") == "stage-needs-discovery"
-    assert base_key("gate-x-attempt-1") == "gate-x-attempt-1", "attempts start at 2"
-    assert waits_for("payment-attempt-2", "payment")
-    assert not waits_for("gate-director", "gate-manager")
-    assert not waits_for(None, "gate-manager")
 
 
 def received(model: type[BaseModel], payload: dict[str, object]) -> BaseModel:

@@ -25,9 +25,8 @@ from dealflow.infra.db import session_scope
 from dealflow.infra.links import ApprovalClaim
 from dealflow.infra.prefect_api import pause_state, resume_with_answer
 from dealflow.infra.records import approvals, get_approval, get_deal
-from models.answers import waits_for
 from models.decision import GateDecision
-from models.gates import pause_key
+from models.keys import gate_wait, waits_for
 from models.settings import Settings
 from models.tables import Approval
 
@@ -119,7 +118,7 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
     deadline = time.monotonic() + settings.resume_wait_seconds
     while True:
         state, key = pause_state(run_id)
-        if state == "PAUSED" and waits_for(key, pause_key(gate)):
+        if state == "PAUSED" and waits_for(key, gate_wait(gate)):
             return None
         if state == "CRASHED":
             # The sla-sweep schedules crashed runs again (tasks/recovery.py), up to its
@@ -130,7 +129,7 @@ def wait_for_gate(run_id: str, gate: str, settings: Settings) -> Outcome | None:
                 "was recorded; try again later (operations can tell you when).",
             )
         if state in {"COMPLETED", "FAILED", "CANCELLED"} or (
-            state == "PAUSED" and key is not None and not waits_for(key, pause_key(gate))
+            state == "PAUSED" and key is not None and not waits_for(key, gate_wait(gate))
         ):
             return Outcome(
                 Verdict.NOT_WAITING,
@@ -196,7 +195,7 @@ def decide(claim: ApprovalClaim, approved: bool, comment: str, settings: Setting
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 raise _DecidedMeanwhile
             # Resumed inside the transaction: if Prefect refuses, the decision is not kept.
-            resume_with_answer(claim.run_id, pause_key(claim.gate), decision)
+            resume_with_answer(claim.run_id, gate_wait(claim.gate), decision)
     except _ReassignedMeanwhile as moved:
         return Outcome(
             Verdict.REFUSED, f"This gate was just handed to {moved}. Nothing was recorded."

@@ -39,7 +39,7 @@ from dealflow.infra.db import session_scope
 from dealflow.infra.links import LinkError, verify
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render
-from models.finance import ACCEPTANCE_KEY
+from models.keys import ACCEPTANCE_WAIT
 from models.settings import get_settings
 from models.tables import Invoice
 
@@ -230,7 +230,7 @@ def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
             "acceptance with `dealflow deal accept`.",
             403 if exc.problem.value != "expired" else 410,
         )
-    if claim.purpose != "acceptance" or claim.gate != ACCEPTANCE_KEY:
+    if claim.purpose != "acceptance" or claim.gate != ACCEPTANCE_WAIT:
         return _message("This link is not valid", "It is not an acceptance link.", 403)
     return claim.deal_id, claim.approver, claim.run_id
 

@@ -12,8 +12,9 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.prefect_api import pause_state, resume_with_answer
 from dealflow.infra.records import add_transition, get_deal
-from models.answers import waits_for
-from models.finance import ACCEPTANCE_KEY, DeliveryAcceptance
+from models import keys
+from models.finance import DeliveryAcceptance
+from models.keys import ACCEPTANCE_WAIT, waits_for
 from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import StageTransition
@@ -38,7 +39,7 @@ def accepted_entry(deal_id: str) -> StageTransition | None:
     with session_scope() as session:
         return session.scalar(
             select(StageTransition).where(
-                StageTransition.deal_id == deal_id, StageTransition.key == "accepted"
+                StageTransition.deal_id == deal_id, StageTransition.key == keys.ACCEPTED
             )
         )
 
@@ -49,7 +50,7 @@ def _wait_for_acceptance_step(deal_id: str, run_id: str, patience: float) -> Non
     deadline = time.monotonic() + patience
     while True:
         state, key = pause_state(run_id)
-        if state == "PAUSED" and waits_for(key, ACCEPTANCE_KEY):
+        if state == "PAUSED" and waits_for(key, ACCEPTANCE_WAIT):
             return
         if state not in {"RUNNING", "PENDING", "SCHEDULED"} or time.monotonic() > deadline:
             with session_scope() as session:
@@ -87,7 +88,7 @@ def accept_delivery(
         deal = get_deal(session, deal_id, for_update=True)
         earlier = session.scalar(
             select(StageTransition).where(
-                StageTransition.deal_id == deal_id, StageTransition.key == "accepted"
+                StageTransition.deal_id == deal_id, StageTransition.key == keys.ACCEPTED
             )
         )
         if earlier is not None:
@@ -104,7 +105,7 @@ def accept_delivery(
             raise AcceptanceError(f"The acceptance date {day.isoformat()} is in the future.")
         kickoff = session.scalar(
             select(StageTransition.at).where(
-                StageTransition.deal_id == deal_id, StageTransition.key == "kickoff"
+                StageTransition.deal_id == deal_id, StageTransition.key == keys.KICKOFF
             )
         )
         kickoff_day = kickoff.astimezone(zone).date() if kickoff is not None else None
@@ -122,11 +123,11 @@ def accept_delivery(
         add_transition(
             session,
             deal,
-            key="accepted",
+            key=keys.ACCEPTED,
             stage="accepted",
             event=f"Delivery accepted by the customer on {day.isoformat()}"
             + (f": {note}" if note else ""),
             actor=email,
         )
-        resume_with_answer(deal.flow_run_id, ACCEPTANCE_KEY, acceptance)
+        resume_with_answer(deal.flow_run_id, ACCEPTANCE_WAIT, acceptance)
     return acceptance

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, get_deal
-from dealflow.reports.queries import PLAN_CONFIRMED
+from models.keys import PLAN_CONFIRMED
 
 
 class PlanError(ValueError):

@@ -13,8 +13,8 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.prefect_api import pause_state, resume_with_answer
 from dealflow.infra.records import get_deal
-from models.answers import waits_for
-from models.finance import PAYMENT_KEY, PaymentsSettled
+from models.finance import PaymentsSettled
+from models.keys import PAYMENT_WAIT, waits_for
 from models.settings import get_settings
 from models.tables import Deal, Invoice, InvoiceStatus
 
@@ -31,10 +31,10 @@ def settle_deal(deal_id: str, last_payment: str = "") -> str:
         return f"{deal_id}: paid, but it has no flow run"
     try:
         state, key = _wait_for_payment_step(run_id)
-        if state != "PAUSED" or not waits_for(key, PAYMENT_KEY):
+        if state != "PAUSED" or not waits_for(key, PAYMENT_WAIT):
             return f"{deal_id}: paid; its run is {state.lower()}, not waiting for payment"
         settled = PaymentsSettled(settled_at=utcnow(), last_payment=last_payment)
-        resume_with_answer(run_id, PAYMENT_KEY, settled)
+        resume_with_answer(run_id, PAYMENT_WAIT, settled)
     except NotPausedError:
         return f"{deal_id}: paid; its run stopped waiting just now"
     except (httpx.HTTPError, PrefectHTTPStatusError, ObjectNotFound, RuntimeError) as exc:

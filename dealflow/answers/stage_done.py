@@ -8,11 +8,12 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.prefect_api import pause_state, resume_with_answer
 from dealflow.infra.records import get_deal
-from models.answers import base_key
+from models import keys
 from models.deal import EARLY_STAGES
+from models.keys import base_key, stage_wait
 from models.matrix import load_matrix
 from models.settings import get_settings
-from models.stage_report import StageReport, stage_key
+from models.stage_report import StageReport
 
 
 class ReportError(ValueError):
@@ -46,12 +47,12 @@ def report_stage(
     if run_id is None:
         raise ReportError(f"deal {deal_id} has no flow run yet: submit it again")
     state, key = pause_state(run_id)
-    if state != "PAUSED" or not key or not key.startswith("stage-"):
+    if state != "PAUSED" or not key or not keys.is_stage_wait(key):
         raise ReportError(
             f"deal {deal_id} is not waiting for a stage report (it is at {stage_now})"
         )
     step = base_key(key)
-    stage = next((s.value for s in EARLY_STAGES if stage_key(s.value) == step), step)
+    stage = next((s.value for s in EARLY_STAGES if stage_wait(s.value) == step), step)
     field, option = REQUIRED.get(stage, ("", ""))
     given = {"score": score, "visit_date": visit_date}
     if field and not lost and given[field] is None:

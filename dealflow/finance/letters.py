@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models import keys
 from models.tables import Invoice, InvoiceStatus, SentMessage
 
 
@@ -17,7 +18,7 @@ def letter_stale(session: Session, row: SentMessage) -> str | None:
     """Why the customer letter in ``row`` must not be sent now, or None to send it."""
     if row.kind != "dunning":
         return None
-    number = row.key.split("/")[1]  # invoice/<number>/dunning/<level>
+    number = keys.invoice_number_of_mail(row.key)
     invoice = session.scalar(select(Invoice).where(Invoice.number == number))
     if invoice is None:
         return f"{number} no longer exists"

@@ -20,6 +20,7 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.echo import echo
 from dealflow.infra.records import add_transition, get_deal
+from models import keys
 from models.deal import CENT
 from models.tables import Invoice, InvoiceStatus, Payment
 
@@ -171,7 +172,7 @@ def apply_payment(
     add_transition(
         session,
         deal,
-        key=f"payment/{payment.id}",
+        key=keys.payment_recorded(payment.id),
         stage=deal.stage,
         event=f"Payment received on {details.received_on.isoformat()}{reference}: "
         + result.describe(),

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, get_deal
+from models import keys
 from models.tables import CollectionHold, Invoice, InvoiceStatus
 
 
@@ -31,7 +32,12 @@ def _note(session: Session, invoice: Invoice, key: str, event: str, actor: str) 
     deal = get_deal(session, invoice.deal_id)
     now = utcnow()
     add_transition(
-        session, deal, key=f"{key}/{now.isoformat()}", stage=deal.stage, event=event, actor=actor
+        session,
+        deal,
+        key=keys.finance_note(key, now.isoformat()),
+        stage=deal.stage,
+        event=event,
+        actor=actor,
     )
 
 

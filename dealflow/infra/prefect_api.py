@@ -8,7 +8,7 @@ import os
 from pydantic import BaseModel
 
 from dealflow.infra.answer_proof import PROOF, proven_payload
-from models.answers import waits_for
+from models.keys import waits_for
 from models.settings import get_settings
 
 

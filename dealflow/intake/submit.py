@@ -18,6 +18,7 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.echo import echo
 from dealflow.infra.records import add_transition
+from models import keys
 from models.deal import DealIntake
 from models.matrix import Matrix, MatrixError, load_matrix
 from models.settings import Settings, get_settings
@@ -165,7 +166,7 @@ def _store_once(intake: DealIntake, digest: str, submitted_via: str) -> bool:
         add_transition(
             session,
             deal,
-            key="submitted",
+            key=keys.SUBMITTED,
             stage="submitted",
             event=f"Won deal submitted: {intake.amount} {intake.currency} for {intake.customer.name}"
             + (f" (via {submitted_via})" if submitted_via else ""),
@@ -218,7 +219,7 @@ def start_run(intake: DealIntake, settings: Settings) -> str:
             parameters={"deal_id": intake.deal_id},
             name=f"deal-{intake.deal_id}",
             tags=["dealflow", f"team:{intake.team}"],
-            idempotency_key=f"deal-handoff/{intake.deal_id}",
+            idempotency_key=keys.flow_run_idempotency(intake.deal_id),
         )
     return str(run.id)
 

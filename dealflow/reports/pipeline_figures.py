@@ -15,6 +15,7 @@ from dealflow.reports import measures as m
 from dealflow.reports import queries as q
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.working_hours import WorkingHours
+from models import keys
 from models.business_time import BusinessCalendar
 from models.gates import approval_stage
 from models.matrix import Gate, Matrix
@@ -205,13 +206,12 @@ def _stage_deadlines(
     opened: dict[tuple[str, str], dt.datetime] = {}
     reported: dict[tuple[str, str], dt.datetime] = {}
     for row in rows:
-        parts = row.key.split("/")
-        if len(parts) == 3 and parts[0] == "stage" and parts[1] in limited:
-            target = (
-                opened if parts[2] == "opened" else reported if parts[2] == "reported" else None
-            )
+        event = keys.stage_event(row.key)
+        if event is not None and event[0] in limited:
+            stage_name, what = event
+            target = opened if what == "opened" else reported if what == "reported" else None
             if target is not None:
-                target[(row.deal_id, parts[1])] = row.at
+                target[(row.deal_id, stage_name)] = row.at
     result = []
     for (deal_id, name), at in opened.items():
         if not period.holds(at):

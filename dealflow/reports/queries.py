@@ -15,11 +15,12 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dealflow.reports.measures import ZERO, InvoiceRow, Period, TimelineRow, WaitingDeal
+from models import keys
+from models.keys import PLAN_CONFIRMED
 from models.tables import Approval, Deal, Invoice, InvoiceStatus, Payment, StageTransition
 
 BATCH = 5000
 # A kicked-off deal's delivery plan counts as confirmed once its timeline has this key.
-PLAN_CONFIRMED = "delivery/plan-confirmed"
 
 
 def _active_in(period: Period) -> Select[str]:
@@ -262,7 +263,7 @@ def unconfirmed_plans(session: Session, today: dt.date, horizon_days: int = 90) 
         )
         .join(StageTransition, StageTransition.deal_id == Deal.id)
         .where(
-            StageTransition.key == "kickoff",
+            StageTransition.key == keys.KICKOFF,
             Deal.id.not_in(confirmed),
             Deal.payload["delivery_start"].as_string() >= since,  # ISO dates sort as text
         )

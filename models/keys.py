@@ -1,0 +1,208 @@
+"""Every key Dealflow writes under, built and read back in this one module.
+
+Three namespaces, each with its own uniqueness:
+
+- **wait keys**: what a suspended deal run waits under in Prefect (``gate-legal``). Prefect's
+  input keys take lowercase letters, digits and dashes only. A refused answer moves the
+  wait to the step's next attempt (``gate-legal-attempt-2``, ...).
+- **timeline keys**: a deal's ``StageTransition`` rows, unique per deal (``gate/legal/
+  requested``). An effect that must happen once is recorded under one.
+- **outbox keys**: a ``SentMessage`` row, unique in the whole database, so a mail about
+  a deal starts with ``deal/<id>/`` and a letter about an invoice with ``invoice/<no>/``.
+  The key also makes the message's Message-ID.
+
+Runs already waiting and rows already written depend on these exact strings, so none of
+them may change: tests/models/test_keys.py pins each one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+# --- wait keys ---------------------------------------------------------------------
+
+ACCEPTANCE_WAIT = "acceptance"
+PAYMENT_WAIT = "payment"
+_ATTEMPT = re.compile(r"^(?P<base>.+)-attempt-(?P<n>[2-9]|[1-9]\d+)$")
+
+
+def _wait_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def gate_wait(gate: str) -> str:
+    """``gate-<name>``, where the run waits for a gate's decision."""
+    return f"gate-{_wait_name(gate)}"
+
+
+def stage_wait(stage: str) -> str:
+    """``stage-<name>``, where the run waits for a sales rep to report a stage done."""
+    return f"stage-{_wait_name(stage)}"
+
+
+def is_stage_wait(key: str | None) -> bool:
+    return key is not None and base_key(key).startswith("stage-")
+
+
+def attempt_keys(base: str) -> Iterator[str]:
+    """The keys a run waits under for one answer: ``base`` first, then one more per
+    refused answer (``<base>-attempt-2``, ...)."""
+    yield base
+    attempt = 2
+    while True:
+        yield f"{base}-attempt-{attempt}"
+        attempt += 1
+
+
+def base_key(key: str) -> str:
+    """The step a wait key belongs to (``gate-legal-attempt-3`` -> ``gate-legal``)."""
+    match = _ATTEMPT.match(key)
+    return match["base"] if match else key
+
+
+def waits_for(key: str | None, base: str) -> bool:
+    """Whether a run paused under ``key`` waits for the answer to step ``base``."""
+    return key is not None and base_key(key) == base
+
+
+def flow_run_idempotency(deal_id: str) -> str:
+    """The idempotency key of a deal's one flow run: a second submission finds it."""
+    return f"deal-handoff/{deal_id}"
+
+
+# --- timeline keys (unique per deal) -------------------------------------------------
+
+SUBMITTED = "submitted"
+ROUTED = "route"
+KICKOFF = "kickoff"
+INVOICED = "invoiced"
+ACCEPTANCE_REQUESTED = "acceptance-requested"
+ACCEPTED = "accepted"
+AWAITING_PAYMENT = "awaiting-payment"
+CLOSED = "closed"
+PLAN_CONFIRMED = "delivery/plan-confirmed"
+
+
+def gate_requested(gate: str) -> str:
+    return f"gate/{gate}/requested"
+
+
+def gate_decided(gate: str) -> str:
+    return f"gate/{gate}/decided"
+
+
+def gate_delegated(gate: str, delegate_id: object) -> str:
+    return f"gate/{gate}/delegated/{delegate_id}"
+
+
+def gate_delegation_refused(gate: str, delegate_id: object) -> str:
+    return f"gate/{gate}/delegation-refused/{delegate_id}"
+
+
+def gate_deadline(gate: str, level: str, holder_email: str | None) -> str:
+    """A reminder is per person holding the gate; an escalation (``holder_email`` None)
+    happens once per gate."""
+    holder = "" if holder_email is None else f"/{holder_email.lower()}"
+    return f"gate/{gate}/{level}{holder}"
+
+
+def stage_opened(stage: str) -> str:
+    return f"stage/{stage}/opened"
+
+
+def stage_reported(stage: str) -> str:
+    return f"stage/{stage}/reported"
+
+
+def stage_deadline(stage: str, level: str) -> str:
+    return f"stage/{stage}/{level}"
+
+
+def stage_event(key: str) -> tuple[str, str] | None:
+    """``(stage, "opened" | "reported" | <level>)`` of a stage's timeline key, else None."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "stage":
+        return parts[1], parts[2]
+    return None
+
+
+def invoiced_milestones(milestones: Iterable[str]) -> str:
+    return "invoiced-" + "-".join(sorted(milestones))
+
+
+def answer_refused(wait_key: str) -> str:
+    return f"answer/{wait_key}/refused"
+
+
+def payment_recorded(payment_id: int) -> str:
+    return f"payment/{payment_id}"
+
+
+def dunning_level(invoice_number: str, level: str) -> str:
+    return f"dunning/{invoice_number}/{level}"
+
+
+def mail_held(outbox_key: str) -> str:
+    return f"mail/{outbox_key}/held"
+
+
+def mail_sent_late(outbox_key: str) -> str:
+    return f"mail/{outbox_key}/sent-late"
+
+
+def finance_note(kind: str, at_iso: str) -> str:
+    """A lever finance pulled on an invoice (dispute, hold, write-off): each pull its own."""
+    return f"{kind}/{at_iso}"
+
+
+# --- outbox keys (unique in the database) --------------------------------------------
+
+
+def deal_mail(deal_id: str, about: str) -> str:
+    """``deal/<id>/<about>``: a mail about one deal, ``about`` usually its timeline key."""
+    return f"deal/{deal_id}/{about}"
+
+
+def gate_request_mail(deal_id: str, gate: str) -> str:
+    return deal_mail(deal_id, f"gate/{gate}/request")
+
+
+def delegation_mail(deal_id: str, gate: str, delegate_email: str) -> str:
+    return deal_mail(deal_id, f"gate/{gate}/delegated/{delegate_email}")
+
+
+def rejected_mail(deal_id: str) -> str:
+    return deal_mail(deal_id, "rejected")
+
+
+def acceptance_request_mail(deal_id: str) -> str:
+    return deal_mail(deal_id, "acceptance/request")
+
+
+def invoice_mail(deal_id: str, invoice_number: str) -> str:
+    return deal_mail(deal_id, f"invoice/{invoice_number}")
+
+
+def invoice_number_of_mail(outbox_key: str) -> str:
+    """The invoice number an invoice mail or a dunning letter is about."""
+    parts = outbox_key.split("/")
+    if parts[0] == "invoice":
+        return parts[1]  # invoice/<number>/dunning/<level>
+    return parts[-1]  # deal/<id>/invoice/<number>
+
+
+def dunning_letter_mail(invoice_number: str, level: str) -> str:
+    return f"invoice/{invoice_number}/dunning/{level}"
+
+
+def dunning_digest_mail(batch: object, email: str) -> str:
+    return f"dunning/digest/{batch}/{email.lower()}"
+
+
+def weekly_report_mail(period_key: str) -> str:
+    return f"report/weekly/{period_key}"
+
+
+def payment_check_mail(run_key: str) -> str:
+    return f"payment-check/{run_key}/report"

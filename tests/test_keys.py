@@ -1,0 +1,109 @@
+"""The exact keys Dealflow writes under. Runs already waiting in Prefect wait under these
+wait keys, and rows already written carry these timeline and outbox keys (an outbox key
+also makes the Message-ID a resent mail must keep): a change here strands real deals, so
+each string is pinned as it has been since the first release that wrote it."""
+
+from __future__ import annotations
+
+import itertools
+
+from models import keys
+
+
+def test_wait_keys_are_the_ones_waiting_runs_use() -> None:
+    assert keys.gate_wait("manager") == "gate-manager"
+    assert keys.gate_wait("sales_director") == "gate-sales-director"
+    assert keys.stage_wait("needs_discovery") == "stage-needs-discovery"
+    assert keys.ACCEPTANCE_WAIT == "acceptance"
+    assert keys.PAYMENT_WAIT == "payment"
+    assert list(itertools.islice(keys.attempt_keys("gate-legal"), 3)) == [
+        "gate-legal",
+        "gate-legal-attempt-2",
+        "gate-legal-attempt-3",
+    ]
+    assert keys.flow_run_idempotency("D-1") == "deal-handoff/D-1"
+
+
+def test_wait_keys_read_back() -> None:
+    assert keys.base_key("gate-legal-attempt-12") == "gate-legal"
+    assert keys.base_key("gate-x-attempt-1") == "gate-x-attempt-1", "attempts start at 2"
+    assert keys.waits_for("payment-attempt-2", "payment")
+    assert not keys.waits_for("gate-director", "gate-manager")
+    assert not keys.waits_for(None, "gate-manager")
+    assert keys.is_stage_wait("stage-quote-attempt-2")
+    assert not keys.is_stage_wait("gate-manager")
+    assert not keys.is_stage_wait(None)
+
+
+def test_timeline_keys() -> None:
+    assert [
+        keys.SUBMITTED,
+        keys.ROUTED,
+        keys.KICKOFF,
+        keys.INVOICED,
+        keys.ACCEPTANCE_REQUESTED,
+        keys.ACCEPTED,
+        keys.AWAITING_PAYMENT,
+        keys.CLOSED,
+        keys.PLAN_CONFIRMED,
+    ] == [
+        "submitted",
+        "route",
+        "kickoff",
+        "invoiced",
+        "acceptance-requested",
+        "accepted",
+        "awaiting-payment",
+        "closed",
+        "delivery/plan-confirmed",
+    ]
+    assert keys.gate_requested("legal") == "gate/legal/requested"
+    assert keys.gate_decided("legal") == "gate/legal/decided"
+    assert keys.gate_delegated("legal", 7) == "gate/legal/delegated/7"
+    assert keys.gate_delegation_refused("legal", 7) == "gate/legal/delegation-refused/7"
+    assert keys.gate_deadline("legal", "reminder", "Li.Na@Example.com") == (
+        "gate/legal/reminder/li.na@example.com"
+    )
+    assert keys.gate_deadline("legal", "escalation", None) == "gate/legal/escalation"
+    assert keys.stage_opened("quote") == "stage/quote/opened"
+    assert keys.stage_reported("quote") == "stage/quote/reported"
+    assert keys.stage_deadline("quote", "reminder") == "stage/quote/reminder"
+    assert keys.invoiced_milestones(["signing", "acceptance"]) == "invoiced-acceptance-signing"
+    assert keys.answer_refused("gate-legal-attempt-2") == "answer/gate-legal-attempt-2/refused"
+    assert keys.payment_recorded(12) == "payment/12"
+    assert keys.dunning_level("INV-1", "first-reminder") == "dunning/INV-1/first-reminder"
+    assert keys.mail_held("deal/D-1/kickoff") == "mail/deal/D-1/kickoff/held"
+    assert keys.mail_sent_late("deal/D-1/kickoff") == "mail/deal/D-1/kickoff/sent-late"
+    assert keys.finance_note("dispute", "2026-12-04T10:00:00+00:00") == (
+        "dispute/2026-12-04T10:00:00+00:00"
+    )
+
+
+def test_timeline_keys_read_back() -> None:
+    assert keys.stage_event("stage/quote/opened") == ("quote", "opened")
+    assert keys.stage_event("stage/quote/escalation") == ("quote", "escalation")
+    assert keys.stage_event("gate/quote/requested") is None
+    assert keys.stage_event("stage/quote") is None
+
+
+def test_outbox_keys() -> None:
+    assert keys.deal_mail("D-1", keys.KICKOFF) == "deal/D-1/kickoff"
+    assert (
+        keys.deal_mail("D-1", "gate/legal/reminder/a@b.c") == "deal/D-1/gate/legal/reminder/a@b.c"
+    )
+    assert keys.gate_request_mail("D-1", "legal") == "deal/D-1/gate/legal/request"
+    assert keys.delegation_mail("D-1", "legal", "a@b.c") == "deal/D-1/gate/legal/delegated/a@b.c"
+    assert keys.rejected_mail("D-1") == "deal/D-1/rejected"
+    assert keys.acceptance_request_mail("D-1") == "deal/D-1/acceptance/request"
+    assert keys.invoice_mail("D-1", "INV-2026-0001") == "deal/D-1/invoice/INV-2026-0001"
+    assert keys.dunning_letter_mail("INV-1", "final") == "invoice/INV-1/dunning/final"
+    assert (
+        keys.dunning_digest_mail(3, "Finance@Example.com") == "dunning/digest/3/finance@example.com"
+    )
+    assert keys.weekly_report_mail("2026-W48") == "report/weekly/2026-W48"
+    assert keys.payment_check_mail("run-1") == "payment-check/run-1/report"
+
+
+def test_outbox_keys_read_back() -> None:
+    assert keys.invoice_number_of_mail("deal/D-1/invoice/INV-7") == "INV-7"
+    assert keys.invoice_number_of_mail("invoice/INV-7/dunning/final") == "INV-7"
