@@ -7,25 +7,23 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from dealflow.infra.clock import utcnow
-from dealflow.infra.db import session_scope
 from dealflow.infra.links import ApprovalClaim, sign
 from dealflow.infra.records import (
     add_transition,
     approvals,
     get_approval,
-    get_deal,
-    intake_of,
     people_on_deal,
     wait_on,
 )
 from models import keys
 from models.decision import GateDecision
 from models.gates import GatePlan, approval_stage
-from models.matrix import Matrix, load_matrix
+from models.matrix import Matrix
 from models.settings import get_settings
 from models.tables import Approval, Deal
+from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver_or_queue
+from tasks.mailer import OutgoingEmail
 
 
 def recorded_decision(row: Approval) -> GateDecision | None:
@@ -55,13 +53,11 @@ def _plan(row: Approval, title: str) -> GatePlan:
 @effect_task("plan-approvals")
 def plan_approvals(deal_id: str) -> list[GatePlan]:
     """Fix the deal's approval route from the matrix, once; later passes read it back."""
-    settings = get_settings()
-    matrix = load_matrix(settings.matrix_path)
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
+    with deal_effect(deal_id) as effect:
+        session, deal, matrix = effect.session, effect.deal, effect.matrix
         rows = approvals(session, deal_id)
         if not rows:
-            route = matrix.route(intake_of(deal))
+            route = matrix.route(effect.intake)
             for position, (gate, person) in enumerate(route.steps):
                 session.add(
                     Approval(
@@ -74,13 +70,8 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
                     )
                 )
             deal.matrix_version = matrix.label
-            add_transition(
-                session,
-                deal,
-                key=keys.ROUTED,
-                stage=deal.stage,
-                event=f"Approval route from matrix {matrix.label}, {route.describe()}",
-                actor="dealflow",
+            effect.record(
+                keys.ROUTED, f"Approval route from matrix {matrix.label}, {route.describe()}"
             )
             session.flush()
             rows = approvals(session, deal_id)
@@ -140,10 +131,8 @@ def approval_link(claim: ApprovalClaim) -> str:
 def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
     """Record that the gate waits on its assignee (or whoever acts for them while they
     are away) and email them a signed link, once."""
-    settings = get_settings()
-    matrix = load_matrix(settings.matrix_path)
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
+    with deal_effect(deal_id) as effect:
+        session, deal, settings = effect.session, effect.deal, effect.settings
         row = get_approval(session, deal_id, gate.name)
         assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
         if row.decision is not None:
@@ -151,17 +140,14 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
         on_behalf_of = None
         if row.requested_at is None:
             row.requested_at = utcnow()
-            on_behalf_of = hand_to_delegate(session, matrix, deal, row, row.requested_at)
-        add_transition(
-            session,
-            deal,
-            key=keys.gate_requested(gate.name),
+            on_behalf_of = hand_to_delegate(session, effect.matrix, deal, row, row.requested_at)
+        effect.record(
+            keys.gate_requested(gate.name),
+            f"{gate.title} requested from {row.assignee_name} <{row.assignee_email}>",
             stage=approval_stage(gate.name),
-            event=f"{gate.title} requested from {row.assignee_name} <{row.assignee_email}>",
-            actor="dealflow",
             at=row.requested_at,
         )
-        wait_on(deal, row.assignee_email, row.assignee_name, row.requested_at)
+        effect.wait_on(row.assignee_email, row.assignee_name, row.requested_at)
         expires = row.requested_at + dt.timedelta(hours=settings.link_ttl_hours)
         link = approval_link(
             ApprovalClaim(
@@ -172,55 +158,54 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
                 expires_at=int(expires.timestamp()),
             )
         )
-        mail = OutgoingEmail(
-            key=keys.gate_request_mail(deal_id, gate.name),
-            kind="approval-request",
-            deal_id=deal_id,
-            to=[row.assignee_email],
-            subject=f"Approval needed: {deal.title} ({deal_id}) - {gate.title}",
-            template="approval_request",
-            context={
-                "deal": intake_of(deal),
-                "gate": gate.model_copy(
-                    update={
-                        "assignee_name": row.assignee_name,
-                        "assignee_email": row.assignee_email,
-                    }
-                ),
-                "link": link,
-                "expires": expires,
-                "earlier": [a for a in approvals(session, deal_id) if a.decision],
-                "on_behalf_of": on_behalf_of,
-            },
+        effect.send(
+            OutgoingEmail(
+                key=keys.gate_request_mail(deal_id, gate.name),
+                kind="approval-request",
+                deal_id=deal_id,
+                to=[row.assignee_email],
+                subject=f"Approval needed: {deal.title} ({deal_id}) - {gate.title}",
+                template="approval_request",
+                context={
+                    "deal": effect.intake,
+                    "gate": gate.model_copy(
+                        update={
+                            "assignee_name": row.assignee_name,
+                            "assignee_email": row.assignee_email,
+                        }
+                    ),
+                    "link": link,
+                    "expires": expires,
+                    "earlier": [a for a in approvals(session, deal_id) if a.decision],
+                    "on_behalf_of": on_behalf_of,
+                },
+            )
         )
-    deliver_or_queue(mail)
 
 
 @effect_task("record-decision")
 def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> None:
     """Put the approver's decision on the deal's timeline (the web service stored it)."""
     verdict = "approved" if decision.approved else "rejected"
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
-        row = get_approval(session, deal_id, gate.name)
+    with deal_effect(deal_id) as effect:
+        deal = effect.deal
+        row = get_approval(effect.session, deal_id, gate.name)
         assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
         if row.decision is None:  # resumed from the Prefect UI rather than our page
             row.decision, row.decided_by = verdict, decision.decided_by
             row.decided_by_name, row.comment = decision.decided_by_name, decision.comment
             row.decided_at = decision.decided_at
         who = decision.decided_by_name or decision.decided_by
-        added = add_transition(
-            session,
-            deal,
-            key=keys.gate_decided(gate.name),
+        added = effect.record(
+            keys.gate_decided(gate.name),
+            f"{gate.title} {verdict} by {who}",
             stage="rejected" if not decision.approved else approval_stage(gate.name),
-            event=f"{gate.title} {verdict} by {who}",
             actor=decision.decided_by,
             comment=decision.comment,
             at=decision.decided_at,
         )
         if added:
-            wait_on(deal, None, None, None)
+            effect.waiting_on_nobody()
             if not decision.approved:
                 deal.outcome = "rejected"
                 deal.outcome_reason = f"{gate.title} rejected by {who}: {decision.comment}"
@@ -229,19 +214,20 @@ def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> Non
 @effect_task("announce-rejection")
 def announce_rejection(deal_id: str, gate: GatePlan) -> None:
     """Tell the sales rep and everyone who approved before that the deal was rejected."""
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
-        rows = approvals(session, deal_id)
+    with deal_effect(deal_id) as effect:
+        deal = effect.deal
+        rows = approvals(effect.session, deal_id)
         rejected = next(row for row in rows if row.gate == gate.name)
         approved_before = [row for row in rows if row.decision == "approved"]
-        mail = OutgoingEmail(
-            key=keys.rejected_mail(deal_id),
-            kind="rejection",
-            deal_id=deal_id,
-            to=[deal.sales_rep_email],
-            cc=[row.decided_by or row.assignee_email for row in approved_before],
-            subject=f"Deal rejected: {deal.title} ({deal_id}) at {gate.title}",
-            template="rejection",
-            context={"deal": intake_of(deal), "gate": gate, "rejection": rejected},
+        effect.send(
+            OutgoingEmail(
+                key=keys.rejected_mail(deal_id),
+                kind="rejection",
+                deal_id=deal_id,
+                to=[deal.sales_rep_email],
+                cc=[row.decided_by or row.assignee_email for row in approved_before],
+                subject=f"Deal rejected: {deal.title} ({deal_id}) at {gate.title}",
+                template="rejection",
+                context={"deal": effect.intake, "gate": gate, "rejection": rejected},
+            )
         )
-    deliver_or_queue(mail)

@@ -7,13 +7,11 @@ import re
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealflow.infra.clock import utcnow
-from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
-from dealflow.infra.records import approvals, get_deal, timeline
+from dealflow.infra.records import approvals, timeline
 from dealflow.infra.rendering import render
 from dealflow.reports.matrix_words import raci_table
-from models.matrix import load_matrix
-from models.settings import get_settings
+from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
 from tasks.run_tags import deal_tags, sync_run_tags
 
@@ -27,15 +25,14 @@ def publish_deal_board(deal_id: str) -> None:
     """Write the deal's keyed artifacts: a markdown board (stage, who it waits on since
     when, who is responsible for each gate, timeline, a link to the deal's page) and its
     RACI table; and tag the deal's run with its stage, team and tier."""
-    matrix = load_matrix(get_settings().matrix_path)
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
-        raci = raci_table(matrix, deal.team, deal.sales_rep_name)
+    with deal_effect(deal_id) as effect:
+        deal = effect.deal
+        raci = raci_table(effect.matrix, deal.team, deal.sales_rep_name)
         markdown = render(
             "artifacts/deal.md",
             deal=deal,
-            gates=approvals(session, deal_id),
-            events=timeline(session, deal_id),
+            gates=approvals(effect.session, deal_id),
+            events=timeline(effect.session, deal_id),
             now=utcnow(),
             page_url=deal_page_url(deal_id),
         )

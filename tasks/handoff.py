@@ -8,15 +8,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 
 from dealflow.infra.clock import utcnow
-from dealflow.infra.db import session_scope
-from dealflow.infra.records import add_transition, get_deal, intake_of, wait_on
 from models import keys
 from models.deal import CENT, DealIntake, Milestone
-from models.matrix import load_matrix
-from models.settings import get_settings
 from models.tables import Invoice
+from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver_or_queue
+from tasks.mailer import OutgoingEmail
 
 INVOICED_AT_HANDOFF = frozenset({Milestone.SIGNING, Milestone.KICKOFF})
 INVOICED_AT_ACCEPTANCE = frozenset({Milestone.ACCEPTANCE})
@@ -40,36 +37,30 @@ def invoice_number(deal_id: str, sequence: int) -> str:
 @effect_task("kick-off-delivery")
 def kick_off_delivery(deal_id: str) -> None:
     """Hand the deal to its delivery manager, with the date the plan must be confirmed by."""
-    matrix = load_matrix(get_settings().matrix_path)
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
-        intake = intake_of(deal)
+    with deal_effect(deal_id) as effect:
+        matrix, deal = effect.matrix, effect.deal
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
         confirm_by = matrix.calendar(deal.team).add_business_days(
-            intake.delivery_start, -matrix.handoff.plan_confirmation_business_days
+            effect.intake.delivery_start, -matrix.handoff.plan_confirmation_business_days
         )
-        add_transition(
-            session,
-            deal,
-            key=keys.KICKOFF,
+        effect.record(
+            keys.KICKOFF,
+            f"Delivery handed to {manager.name} <{manager.email}>; plan to be confirmed "
+            f"with the customer by {confirm_by.isoformat()}",
             stage="delivery_kickoff",
-            event=(
-                f"Delivery handed to {manager.name} <{manager.email}>; plan to be confirmed "
-                f"with the customer by {confirm_by.isoformat()}"
-            ),
-            actor="dealflow",
         )
-        mail = OutgoingEmail(
-            key=keys.deal_mail(deal_id, keys.KICKOFF),
-            kind="kickoff",
-            deal_id=deal_id,
-            to=[manager.email],
-            cc=[deal.sales_rep_email],
-            subject=f"Delivery kickoff: {deal.title} ({deal_id})",
-            template="kickoff",
-            context={"deal": intake, "manager": manager, "confirm_by": confirm_by},
+        effect.send(
+            OutgoingEmail(
+                key=keys.deal_mail(deal_id, keys.KICKOFF),
+                kind="kickoff",
+                deal_id=deal_id,
+                to=[manager.email],
+                cc=[deal.sales_rep_email],
+                subject=f"Delivery kickoff: {deal.title} ({deal_id})",
+                template="kickoff",
+                context={"deal": effect.intake, "manager": manager, "confirm_by": confirm_by},
+            )
         )
-    deliver_or_queue(mail)
 
 
 @effect_task("issue-invoices")
@@ -79,13 +70,11 @@ def issue_invoices(
     """Create the invoices of the payment schedule due at ``milestones`` (once each) and
     send them to the billing contact. A due date that falls on a weekend or public
     holiday of the team's calendar moves to the next business day."""
-    matrix = load_matrix(get_settings().matrix_path)
     mails: list[OutgoingEmail] = []
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
+    with deal_effect(deal_id) as effect:
+        matrix, deal, session, intake = effect.matrix, effect.deal, effect.session, effect.intake
         calendar = matrix.calendar(deal.team)
         today = utcnow().astimezone(calendar.zone).date()  # the team's day
-        intake = intake_of(deal)
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
         existing = {
             inv.sequence: inv
@@ -135,27 +124,21 @@ def issue_invoices(
             later = [
                 p.label for p in intake.payment_terms.schedule if p.milestone not in milestones
             ]
-            add_transition(
-                session,
-                deal,
-                key=keys.INVOICED,
-                stage="invoiced",
-                event=f"Invoices issued: {numbers or 'none'}"
+            effect.record(
+                keys.INVOICED,
+                f"Invoices issued: {numbers or 'none'}"
                 + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
-                actor="dealflow",
+                stage="invoiced",
             )
             if deal.outcome is None:
-                wait_on(deal, None, None, None)
+                effect.waiting_on_nobody()
                 deal.outcome = "handed_off"
         elif mails:
-            add_transition(
-                session,
-                deal,
-                key=keys.invoiced_milestones(milestones),
+            effect.record(
+                keys.invoiced_milestones(milestones),
+                f"Invoices issued on {' and '.join(sorted(milestones))}: {numbers}",
                 stage="invoiced",
-                event=f"Invoices issued on {' and '.join(sorted(milestones))}: {numbers}",
-                actor="dealflow",
             )
-    for mail in mails:
-        deliver_or_queue(mail)
+        for mail in mails:
+            effect.send(mail)
     return [keys.invoice_number_of_mail(m.key) for m in mails]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dealflow.infra.db import session_scope
-from dealflow.infra.records import add_transition, get_deal, intake_of, timeline, wait_on
+from dealflow.infra.records import timeline
 from models import keys
 from models.deal import EARLY_STAGES
-from models.matrix import load_matrix
-from models.settings import get_settings
 from models.stage_report import StagePlan, StageReport, grade_for
+from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
 
 
@@ -18,12 +16,10 @@ from tasks.effect import effect_task
 def plan_early_stages(deal_id: str) -> list[StagePlan]:
     """The stages before the contract this deal still goes through, from where it was
     submitted; each says whether its report is in."""
-    matrix = load_matrix(get_settings().matrix_path)
-    titles = {stage.name: stage.title for stage in matrix.stages}
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
-        submitted_at = intake_of(deal).stage
-        reported = {t.key for t in timeline(session, deal_id)}
+    with deal_effect(deal_id) as effect:
+        titles = {stage.name: stage.title for stage in effect.matrix.stages}
+        submitted_at = effect.intake.stage
+        reported = {t.key for t in timeline(effect.session, deal_id)}
     if submitted_at not in EARLY_STAGES:
         return []
     return [
@@ -39,17 +35,14 @@ def plan_early_stages(deal_id: str) -> list[StagePlan]:
 @effect_task("open-stage")
 def open_stage(deal_id: str, stage: StagePlan) -> None:
     """Record that the deal waits on its sales rep at ``stage``, since now."""
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
-        if add_transition(
-            session,
-            deal,
-            key=keys.stage_opened(stage.name),
+    with deal_effect(deal_id) as effect:
+        deal = effect.deal
+        if effect.record(
+            keys.stage_opened(stage.name),
+            f"{stage.title}: waiting on {deal.sales_rep_name}",
             stage=stage.name,
-            event=f"{stage.title}: waiting on {deal.sales_rep_name}",
-            actor="dealflow",
         ):
-            wait_on(deal, deal.sales_rep_email, deal.sales_rep_name, deal.updated_at)
+            effect.wait_on(deal.sales_rep_email, deal.sales_rep_name, deal.updated_at)
 
 
 def describe(report: StageReport, stage: StagePlan, late_by: str | None) -> str:
@@ -66,9 +59,8 @@ def describe(report: StageReport, stage: StagePlan, late_by: str | None) -> str:
 @effect_task("record-stage-report")
 def record_stage_report(deal_id: str, stage: StagePlan, report: StageReport) -> None:
     """Put the rep's report on the timeline; a lead's grade on the deal; a lost deal closed."""
-    matrix = load_matrix(get_settings().matrix_path)
-    with session_scope() as session:
-        deal = get_deal(session, deal_id)
+    with deal_effect(deal_id) as effect:
+        matrix, deal = effect.matrix, effect.deal
         late_by = None
         rule = next((s for s in matrix.stages if s.name == stage.name), None)
         if rule and rule.limit_from == "visit" and rule.limit_business_hours and report.visit_date:
@@ -77,18 +69,16 @@ def record_stage_report(deal_id: str, stage: StagePlan, report: StageReport) -> 
             taken = calendar.working_time_between(visit_end, report.reported_at)
             if taken > dt.timedelta(hours=rule.limit_business_hours):
                 late_by = f"{taken.total_seconds() / 3600:g} business hours"
-        added = add_transition(
-            session,
-            deal,
-            key=keys.stage_reported(stage.name),
+        added = effect.record(
+            keys.stage_reported(stage.name),
+            describe(report, stage, late_by),
             stage="lost" if report.lost else stage.name,
-            event=describe(report, stage, late_by),
             actor=report.reported_by,
             comment=report.note,
             at=report.reported_at,
         )
         if added:
-            wait_on(deal, None, None, None)
+            effect.waiting_on_nobody()
             if report.score is not None:
                 deal.grade = grade_for(report.score)
             if report.lost:
