@@ -94,6 +94,7 @@ import email.policy  # noqa: E402
 import shutil  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 from typing import Any  # noqa: E402
@@ -118,11 +119,14 @@ class Inbox:
         self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, auth_data: Any
     ) -> AuthResult:
         """Accept Dealflow's SMTP user with the stack's password, nobody else."""
-        accepted = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(),
-            auth_data.password.decode(),
-        ) == (SMTP_USER, TEST_SECRETS["SMTP password"])
-        user = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else "?"
+        if not isinstance(auth_data, LoginPassword):
+            self.logins.append(("?", False))
+            return AuthResult(success=False, handled=False)
+        user, password = (
+            value.decode() if isinstance(value, bytes) else str(value)
+            for value in (auth_data.login, auth_data.password)
+        )
+        accepted = (user, password) == (SMTP_USER, TEST_SECRETS["SMTP password"])
         self.logins.append((user, accepted))
         return AuthResult(success=accepted, handled=False)
 
@@ -174,14 +178,16 @@ class SmtpServer:
     def start(self) -> None:
         # A stopped controller's event loop is closed: each start is a new server.
         # Mail only after a login (plain text is fine on the loopback of a test).
-        self._controller = Controller(
-            self.handler,
-            hostname="127.0.0.1",
-            port=self.port,
-            authenticator=self.handler.check_login,
-            auth_required=True,
-            auth_require_tls=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self._controller = Controller(
+                self.handler,
+                hostname="127.0.0.1",
+                port=self.port,
+                authenticator=self.handler.check_login,
+                auth_required=True,
+                auth_require_tls=False,
+            )
         self._controller.start()
 
     def stop(self) -> None:
