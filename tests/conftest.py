@@ -94,7 +94,6 @@ import email.policy  # noqa: E402
 import shutil  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from email.message import EmailMessage  # noqa: E402
 from typing import Any  # noqa: E402
@@ -178,16 +177,14 @@ class SmtpServer:
     def start(self) -> None:
         # A stopped controller's event loop is closed: each start is a new server.
         # Mail only after a login (plain text is fine on the loopback of a test).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            self._controller = Controller(
-                self.handler,
-                hostname="127.0.0.1",
-                port=self.port,
-                authenticator=self.handler.check_login,
-                auth_required=True,
-                auth_require_tls=False,
-            )
+        self._controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self.handler.check_login,
+            auth_required=True,
+            auth_require_tls=False,
+        )
         self._controller.start()
 
     def stop(self) -> None:
