@@ -57,9 +57,9 @@ def child(mode: str) -> dict[str, Any]:
     from dealflow.infra.db import session_scope
     from dealflow.infra.rendering import render
     from dealflow.reports import queries as q
+    from dealflow.reports.board_tables import board_tables
     from dealflow.reports.period import ReportPeriod
     from dealflow.reports.pipeline_figures import board
-    from dealflow.reports.tables import board_tables
     from dealflow.reports.weekly import weekly_report
     from models.matrix import load_matrix
     from models.settings import get_settings
