@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dealflow.infra.rendering import when
+from dealflow.reports.board import Board
 from dealflow.reports.measures import AGING_BUCKETS
-from dealflow.reports.pipeline_figures import Board, Figures
+from dealflow.reports.pipeline_figures import Figures
 from dealflow.reports.tables import Link, Table, money, number, percent, stage_title
 from models.matrix import Matrix
 
