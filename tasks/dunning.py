@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from dealflow.infra.db import session_scope
 from models import keys
-from models.finance import DunningLadder, DunningLevel
-from models.matrix import SALES_REP, Matrix, load_matrix
+from models.finance import SALES_REP, DunningLadder, DunningLevel
+from models.matrix import Matrix, load_matrix
 from models.settings import Settings, get_settings
 from models.tables import (
     CollectionHold,
