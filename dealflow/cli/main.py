@@ -257,7 +257,8 @@ def stack_up(
     import signal
     import time
 
-    from dealflow.stack.local import Stack, StackConfig, StackError
+    from dealflow.stack.config import StackConfig
+    from dealflow.stack.local import Stack, StackError
 
     config = StackConfig(
         data_dir=data_dir or get_settings().data_dir,
