@@ -187,7 +187,8 @@ def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool)
     signal.signal(signal.SIGTERM, raise_interrupt)
     from aiosmtpd.controller import Controller
 
-    from dealflow.stack.local import Stack, StackConfig, stack_env
+    from dealflow.stack.config import StackConfig, stack_env
+    from dealflow.stack.local import Stack
 
     data_dir = Path(tempfile.mkdtemp(prefix="dealflow-bench-"))
     config = StackConfig(

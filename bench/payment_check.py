@@ -514,11 +514,12 @@ def child_naive(now: dt.datetime) -> dict[str, Any]:
     """One invoice at a time: read it, claim its level, deliver each email on its own."""
     from sqlalchemy import select
 
+    from dealflow.finance.days_overdue import DaysOverdue
     from dealflow.infra.db import session_scope
     from models.matrix import load_matrix
     from models.settings import get_settings
     from models.tables import CollectionHold, Deal, DunningLetter, Invoice, InvoiceStatus
-    from tasks.dunning import Escalation, _customer_letter, _DaysOverdue, _digest, _people
+    from tasks.dunning_mail import Escalation, customer_letter, digest, people_told
     from tasks.mailer import deliver
 
     settings = get_settings()
@@ -528,7 +529,7 @@ def child_naive(now: dt.datetime) -> dict[str, Any]:
     _count_statements(statements)
     rss_start = _memory_kib("VmRSS")
     cpu_start, began = time.process_time(), time.perf_counter()
-    days_overdue = _DaysOverdue(matrix, ladder, now)
+    days_overdue = DaysOverdue(matrix, ladder, now)
     by_level: Counter[str] = Counter()
     sent = 0
     with session_scope() as session:
@@ -579,10 +580,10 @@ def child_naive(now: dt.datetime) -> dict[str, Any]:
                 hold=level.hold,
             )
             if level.tells_customer:
-                mails.append(_customer_letter(invoice, level, escalation, deal.title))
+                mails.append(customer_letter(invoice, level, escalation, deal.title))
             rep = (deal.sales_rep_email, deal.sales_rep_name)
-            for email, name in _people(matrix, level, deal.team, rep):
-                mails.append(_digest(email, name, [escalation], invoice.id))
+            for email, name in people_told(matrix, level, deal.team, rep):
+                mails.append(digest(email, name, [escalation], invoice.id))
             if level.hold and hold is None:
                 session.add(
                     CollectionHold(

@@ -56,10 +56,10 @@ def child(mode: str) -> dict[str, Any]:
 
     from dealflow.infra.db import session_scope
     from dealflow.infra.rendering import render
-    from dealflow.reports import queries as q
+    from dealflow.reports import board_queries, queries
+    from dealflow.reports.board import board
+    from dealflow.reports.board_tables import board_tables
     from dealflow.reports.period import ReportPeriod
-    from dealflow.reports.pipeline_figures import board
-    from dealflow.reports.tables import board_tables
     from dealflow.reports.weekly import weekly_report
     from models.matrix import load_matrix
     from models.settings import get_settings
@@ -74,8 +74,8 @@ def child(mode: str) -> dict[str, Any]:
     if mode == "baseline":
         window = ReportPeriod(TODAY - dt.timedelta(days=29), TODAY).utc
         with session_scope() as session:
-            rows = sum(1 for _ in q.timelines(session, window))
-            waiting = len(q.waiting(session))
+            rows = sum(1 for _ in queries.timelines(session, window))
+            waiting = len(board_queries.waiting(session))
         detail = f"{rows} timeline rows, {waiting} waiting deals read"
     elif mode == "board":
         with session_scope() as session:

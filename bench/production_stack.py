@@ -34,7 +34,8 @@ from bench.scratch_databases import create_databases, drop_databases
 from bench.timed_inbox import TimedInbox
 
 if TYPE_CHECKING:
-    from dealflow.stack.local import Stack, StackConfig
+    from dealflow.stack.config import StackConfig
+    from dealflow.stack.local import Stack
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
@@ -55,7 +56,7 @@ class BenchPlan:
 def stack_config(plan: BenchPlan, postgres: str = POSTGRES_SERVER) -> StackConfig:
     """The production path: PostgreSQL, a process work pool with two workers, the web
     service as two processes, and no mail catcher (this process receives the mail)."""
-    from dealflow.stack.local import StackConfig
+    from dealflow.stack.config import StackConfig
 
     return StackConfig(
         data_dir=Path(plan.data_dir),
@@ -76,7 +77,7 @@ def plan_stack(prefix: str, pool_limit: int) -> BenchPlan:
     """Choose the stack's ports, data folder and database names (``prefix`` and this
     process's id), and put its environment in place for this process: Prefect and
     Dealflow read their settings once, so this comes before either is first used."""
-    from dealflow.stack.local import stack_env
+    from dealflow.stack.config import stack_env
 
     if "prefect" in sys.modules:
         raise BenchError("Prefect was imported before the stack's environment was set")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from models.answers import Proof
 
 CUSTOMER = "customer"  # in a level's notify list: the invoice's billing contact
+SALES_REP = "sales_rep"  # a role the deal names itself: its submitting rep
 
 
 class DeliveryAcceptance(BaseModel):

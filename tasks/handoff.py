@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from dealflow.infra.clock import utcnow
 from models import keys
-from models.deal import DealIntake, Milestone
+from models.deal import DealIntake, Installment, Milestone
 from models.tables import Invoice
-from tasks.deal_effect import deal_effect
+from tasks.deal_effect import DealEffect, deal_effect
 from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail
 
@@ -74,77 +74,102 @@ def issue_invoices(
     """Create the invoices of the payment schedule due at ``milestones`` (once each) and
     send them to the billing contact. A due date that falls on a weekend or public
     holiday of the team's calendar moves to the next business day."""
-    mails: list[OutgoingEmail] = []
     with deal_effect(deal_id) as effect:
-        matrix, deal, session, intake = effect.matrix, effect.deal, effect.session, effect.intake
-        calendar = matrix.calendar(deal.team)
-        today = utcnow().astimezone(calendar.zone).date()  # the team's day
+        matrix, deal = effect.matrix, effect.deal
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
-        existing = {
-            inv.sequence: inv
-            for inv in session.scalars(select(Invoice).where(Invoice.deal_id == deal_id))
-        }
-        amounts = installment_amounts(
-            intake, {number: invoice.amount for number, invoice in existing.items()}
-        )
-        for sequence, (part, amount) in enumerate(
-            zip(intake.payment_terms.schedule, amounts, strict=True), start=1
-        ):
-            if part.milestone not in milestones:
-                continue
-            invoice = existing.get(sequence)
-            if invoice is None:
-                invoice = Invoice(
-                    deal_id=deal_id,
-                    number=invoice_number(deal_id, sequence),
-                    sequence=sequence,
-                    label=part.label,
-                    milestone=part.milestone.value,
-                    amount=amount,
-                    currency=intake.currency,
-                    issue_date=today,
-                    due_date=calendar.on_or_after(
-                        today + dt.timedelta(days=intake.payment_terms.net_days)
-                    ),
-                    status="open",
-                    billing_email=intake.customer.billing_contact.email,
-                    customer_name=deal.customer_name,
-                    created_at=utcnow(),
-                )
-                session.add(invoice)
-                session.flush()
-            mails.append(
-                OutgoingEmail(
-                    key=keys.invoice_mail(deal_id, invoice.number),
-                    kind="invoice",
-                    deal_id=deal_id,
-                    to=[invoice.billing_email],
-                    cc=finance,
-                    subject=f"Invoice {invoice.number} for {intake.title}",
-                    template="invoice",
-                    context={"deal": intake, "invoice": invoice, "part": part},
-                )
-            )
-        numbers = ", ".join(keys.invoice_number_of_mail(m.key) for m in mails)
-        if milestones == INVOICED_AT_HANDOFF:
-            later = [
-                p.label for p in intake.payment_terms.schedule if p.milestone not in milestones
-            ]
-            effect.record(
-                keys.INVOICED,
-                f"Invoices issued: {numbers or 'none'}"
-                + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
-                stage="invoiced",
-            )
-            if deal.outcome is None:
-                effect.waiting_on_nobody()
-                deal.outcome = "handed_off"
-        elif mails:
-            effect.record(
-                keys.invoiced_milestones(milestones),
-                f"Invoices issued on {' and '.join(sorted(milestones))}: {numbers}",
-                stage="invoiced",
-            )
+        mails = [
+            _invoice_mail(effect.intake, invoice, part, finance)
+            for invoice, part in _invoices_due(effect, milestones)
+        ]
+        _record_issued(effect, milestones, mails)
         for mail in mails:
             effect.send(mail)
     return [keys.invoice_number_of_mail(m.key) for m in mails]
+
+
+def _invoices_due(
+    effect: DealEffect, milestones: frozenset[Milestone]
+) -> list[tuple[Invoice, Installment]]:
+    """The schedule's installments due at ``milestones``, each with its invoice, created
+    the first time: issued on the team's today, due its net days later."""
+    deal, session, intake = effect.deal, effect.session, effect.intake
+    calendar = effect.matrix.calendar(deal.team)
+    today = utcnow().astimezone(calendar.zone).date()  # the team's day
+    existing = {
+        inv.sequence: inv
+        for inv in session.scalars(select(Invoice).where(Invoice.deal_id == deal.id))
+    }
+    amounts = installment_amounts(
+        intake, {number: invoice.amount for number, invoice in existing.items()}
+    )
+    due = []
+    for sequence, (part, amount) in enumerate(
+        zip(intake.payment_terms.schedule, amounts, strict=True), start=1
+    ):
+        if part.milestone not in milestones:
+            continue
+        invoice = existing.get(sequence)
+        if invoice is None:
+            invoice = Invoice(
+                deal_id=deal.id,
+                number=invoice_number(deal.id, sequence),
+                sequence=sequence,
+                label=part.label,
+                milestone=part.milestone.value,
+                amount=amount,
+                currency=intake.currency,
+                issue_date=today,
+                due_date=calendar.on_or_after(
+                    today + dt.timedelta(days=intake.payment_terms.net_days)
+                ),
+                status="open",
+                billing_email=intake.customer.billing_contact.email,
+                customer_name=deal.customer_name,
+                created_at=utcnow(),
+            )
+            session.add(invoice)
+            session.flush()
+        due.append((invoice, part))
+    return due
+
+
+def _invoice_mail(
+    intake: DealIntake, invoice: Invoice, part: Installment, finance: list[str]
+) -> OutgoingEmail:
+    return OutgoingEmail(
+        key=keys.invoice_mail(invoice.deal_id, invoice.number),
+        kind="invoice",
+        deal_id=invoice.deal_id,
+        to=[invoice.billing_email],
+        cc=finance,
+        subject=f"Invoice {invoice.number} for {intake.title}",
+        template="invoice",
+        context={"deal": intake, "invoice": invoice, "part": part},
+    )
+
+
+def _record_issued(
+    effect: DealEffect, milestones: frozenset[Milestone], mails: list[OutgoingEmail]
+) -> None:
+    """On the timeline: the invoices issued at handoff (and those that wait for the
+    delivery's acceptance), which hands the deal off; or those issued at a later
+    milestone, if any."""
+    deal, intake = effect.deal, effect.intake
+    numbers = ", ".join(keys.invoice_number_of_mail(m.key) for m in mails)
+    if milestones == INVOICED_AT_HANDOFF:
+        later = [p.label for p in intake.payment_terms.schedule if p.milestone not in milestones]
+        effect.record(
+            keys.INVOICED,
+            f"Invoices issued: {numbers or 'none'}"
+            + (f"; on delivery acceptance: {', '.join(later)}" if later else ""),
+            stage="invoiced",
+        )
+        if deal.outcome is None:
+            effect.waiting_on_nobody()
+            deal.outcome = "handed_off"
+    elif mails:
+        effect.record(
+            keys.invoiced_milestones(milestones),
+            f"Invoices issued on {' and '.join(sorted(milestones))}: {numbers}",
+            stage="invoiced",
+        )

@@ -10,9 +10,9 @@ from prefect.artifacts import create_markdown_artifact
 from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.rendering import render, when
+from dealflow.reports.board import Board, board
+from dealflow.reports.board_tables import board_tables
 from dealflow.reports.period import ReportPeriod
-from dealflow.reports.pipeline_figures import Board, board
-from dealflow.reports.tables import board_tables
 from dealflow.reports.weekly import WeeklyReport, email_context, markdown, weekly_report
 from models import keys
 from models.matrix import load_matrix

@@ -208,7 +208,8 @@ def inbox(smtp_server: SmtpServer) -> Inbox:
 
 @pytest.fixture(scope="session")
 def stack(inbox: Inbox) -> Iterator[Any]:
-    from dealflow.stack.local import Stack, StackConfig
+    from dealflow.stack.config import StackConfig
+    from dealflow.stack.local import Stack
 
     config = StackConfig(
         data_dir=DATA_DIR,

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from dealflow.infra.db import session_scope
+from dealflow.reports.board import board
 from dealflow.reports.measures import Amounts, quantile
 from dealflow.reports.period import PeriodError, ReportPeriod, last_week, parse_period
-from dealflow.reports.pipeline_figures import PAYMENT_ON_TIME, board, figures
+from dealflow.reports.pipeline_figures import PAYMENT_ON_TIME, figures
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tests.report_history import seed_hand_history

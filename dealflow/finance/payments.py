@@ -114,17 +114,7 @@ def apply_payment(
 ) -> PaymentResult:
     """Apply one payment to its invoice, in the caller's transaction."""
     check_amount(details.amount)
-    invoice = session.scalar(
-        select(Invoice).where(Invoice.number == details.invoice_number).with_for_update()
-    )
-    if invoice is None:
-        raise PaymentError(f"there is no invoice {details.invoice_number}")
-    if details.currency and details.currency.upper() != invoice.currency:
-        raise PaymentError(
-            f"{invoice.number} is in {invoice.currency}, the payment in {details.currency.upper()}"
-        )
-    if invoice.status == InvoiceStatus.WRITTEN_OFF:
-        raise PaymentError(f"{invoice.number} was written off: reopen it before recording money")
+    invoice = _payable_invoice(session, details)
     key = details.key or manual_key(details)
     earlier = session.scalar(select(Payment).where(Payment.key == key))
     if earlier is not None:
@@ -134,34 +124,12 @@ def apply_payment(
         )
     if not details.second_of_same_amount:
         _refuse_look_alike(session, invoice, details, key)
-    applied = min(details.amount, max(invoice.balance, Decimal(0)))
-    excess = details.amount - applied
-    now = utcnow()
-    payment = Payment(
-        key=key,
-        invoice_id=invoice.id,
-        amount=details.amount,
-        applied=applied,
-        excess=excess,
-        currency=invoice.currency,
-        received_on=details.received_on,
-        reference=details.reference,
-        source=source,
-        recorded_by=recorded_by,
-        recorded_at=now,
-    )
-    session.add(payment)
-    invoice.paid_amount += applied
-    if invoice.balance <= 0:
-        invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
-    elif invoice.status == InvoiceStatus.OPEN:
-        invoice.status = InvoiceStatus.PARTIALLY_PAID
-    session.flush()  # a concurrent import of the same line conflicts here
+    payment = _apply(session, invoice, details, key, source=source, recorded_by=recorded_by)
     result = PaymentResult(
         invoice_number=invoice.number,
         deal_id=invoice.deal_id,
-        applied=applied,
-        excess=excess,
+        applied=payment.applied,
+        excess=payment.excess,
         balance=invoice.balance,
         currency=invoice.currency,
         status=invoice.status,
@@ -177,9 +145,62 @@ def apply_payment(
         event=f"Payment received on {details.received_on.isoformat()}{reference}: "
         + result.describe(),
         actor=recorded_by,
-        at=now,
+        at=payment.recorded_at,
     )
     return dataclasses.replace(result, deal_settled=deal_settled(session, invoice.deal_id))
+
+
+def _payable_invoice(session: Session, details: PaymentDetails) -> Invoice:
+    """The payment's invoice (locked), if it exists, is in the payment's currency and was
+    not written off."""
+    invoice = session.scalar(
+        select(Invoice).where(Invoice.number == details.invoice_number).with_for_update()
+    )
+    if invoice is None:
+        raise PaymentError(f"there is no invoice {details.invoice_number}")
+    if details.currency and details.currency.upper() != invoice.currency:
+        raise PaymentError(
+            f"{invoice.number} is in {invoice.currency}, the payment in {details.currency.upper()}"
+        )
+    if invoice.status == InvoiceStatus.WRITTEN_OFF:
+        raise PaymentError(f"{invoice.number} was written off: reopen it before recording money")
+    return invoice
+
+
+def _apply(
+    session: Session,
+    invoice: Invoice,
+    details: PaymentDetails,
+    key: str,
+    *,
+    source: str,
+    recorded_by: str,
+) -> Payment:
+    """Record the payment and apply what the invoice still owes of it (the rest is an
+    excess to return); the invoice is paid, or partially paid."""
+    applied = min(details.amount, max(invoice.balance, Decimal(0)))
+    now = utcnow()
+    payment = Payment(
+        key=key,
+        invoice_id=invoice.id,
+        amount=details.amount,
+        applied=applied,
+        excess=details.amount - applied,
+        currency=invoice.currency,
+        received_on=details.received_on,
+        reference=details.reference,
+        source=source,
+        recorded_by=recorded_by,
+        recorded_at=now,
+    )
+    session.add(payment)
+    invoice.paid_amount += applied
+    if invoice.balance <= 0:
+        invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
+    elif invoice.status == InvoiceStatus.OPEN:
+        invoice.status = InvoiceStatus.PARTIALLY_PAID
+    session.flush()  # a concurrent import of the same line conflicts here
+    return payment
 
 
 SAME_PAYMENT_DAYS = 5  # how far apart the bank's date and the one typed in may be

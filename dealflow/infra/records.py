@@ -88,6 +88,16 @@ def timeline(session: Session, deal_id: str) -> list[StageTransition]:
     )
 
 
+def on_timeline(session: Session, deal_id: str, key: str) -> bool:
+    """Whether the deal's timeline has an entry under ``key`` (an effect done once)."""
+    found = session.scalar(
+        select(StageTransition.id).where(
+            StageTransition.deal_id == deal_id, StageTransition.key == key
+        )
+    )
+    return found is not None
+
+
 def approvals(session: Session, deal_id: str) -> list[Approval]:
     return list(
         session.scalars(

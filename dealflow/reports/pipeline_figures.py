@@ -1,5 +1,6 @@
-"""The review measures of one period, and the pipeline board as it is now: the queries'
-rows put through the measures, with the matrix's calendars and time limits."""
+"""The review measures of one period: the queries' rows put through the measures, with
+the matrix's calendars and time limits. The pipeline board (``board``) shows those of
+the last 30 days beside the pipeline as it is now."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -109,46 +109,15 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
     all_stays = list(m.stays(rows))
     won = m.events(rows, "route", utc)
     handed_off = m.events(rows, "kickoff", utc)
-
-    reps: dict[str, RepFigures] = defaultdict(RepFigures)
-    for deal_id in won:
-        rep = reps[facts[deal_id].sales_rep]
-        rep.won += 1
-        rep.won_amounts[facts[deal_id].currency] += facts[deal_id].amount
-    for deal_id in handed_off:
-        reps[facts[deal_id].sales_rep].handed_off += 1
+    reps = _rep_figures(facts, won, handed_off, all_stays, utc)
     entered = m.entries(all_stays, utc)
-    for stay in all_stays:
-        if stay.stage in ("rejected", "lost") and utc.holds(stay.entered):
-            rep = reps[facts[stay.deal_id].sales_rep]
-            rep.rejected += stay.stage == "rejected"
-            rep.lost += stay.stage == "lost"
-
     gates = q.gates_touching(session, utc)
-    decisions = [
-        m.DecisionRow(
-            g.deal_id,
-            g.gate,
-            g.decided_by or "?",
-            g.decision or "",
-            clocks[g.team].hours_between(g.requested_at, g.decided_at),
-        )
-        for g in gates
-        if g.decided_at is not None and utc.holds(g.decided_at)
-    ]
-    deadlines = _gate_deadlines(matrix, clocks, gates, utc)
-    deadlines += _stage_deadlines(matrix, clocks, rows, facts, utc)
+    decisions = _decisions(clocks, gates, utc)
     due = q.falling_due(session, period.first, period.last)
-    deadlines += [
-        m.Deadline(
-            PAYMENT_ON_TIME,
-            0,
-            float(
-                max(0, ((inv.paid_on or period.last + dt.timedelta(days=1)) - inv.due_date).days)
-            ),
-            inv.paid_on is not None,
-        )
-        for inv in due
+    deadlines = [
+        *_gate_deadlines(matrix, clocks, gates, utc),
+        *_stage_deadlines(matrix, clocks, rows, facts, utc),
+        *_payment_deadlines(due, period),
     ]
     cycle = m.cycle_times(all_stays, utc)
     return Figures(
@@ -171,8 +140,62 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
         overdue=m.aging(q.receivables(session, period.last), period.last),
         invoice_to_cash=m.invoice_to_cash(q.paid_in(session, utc)),
         collection=m.collection_rate(due),
-        reps=dict(reps),
+        reps=reps,
     )
+
+
+def _rep_figures(
+    facts: dict[str, q.DealFacts],
+    won: set[str],
+    handed_off: set[str],
+    all_stays: list[m.Stay],
+    period: m.Period,
+) -> dict[str, RepFigures]:
+    """Per sales rep: deals won (and their amounts), handed off, rejected and lost."""
+    reps: dict[str, RepFigures] = defaultdict(RepFigures)
+    for deal_id in won:
+        rep = reps[facts[deal_id].sales_rep]
+        rep.won += 1
+        rep.won_amounts[facts[deal_id].currency] += facts[deal_id].amount
+    for deal_id in handed_off:
+        reps[facts[deal_id].sales_rep].handed_off += 1
+    for stay in all_stays:
+        if stay.stage in ("rejected", "lost") and period.holds(stay.entered):
+            rep = reps[facts[stay.deal_id].sales_rep]
+            rep.rejected += stay.stage == "rejected"
+            rep.lost += stay.stage == "lost"
+    return dict(reps)
+
+
+def _decisions(clocks: Clocks, gates: list[q.GateRow], period: m.Period) -> list[m.DecisionRow]:
+    """The gates decided within ``period``, with their turnaround in business hours."""
+    return [
+        m.DecisionRow(
+            g.deal_id,
+            g.gate,
+            g.decided_by or "?",
+            g.decision or "",
+            clocks[g.team].hours_between(g.requested_at, g.decided_at),
+        )
+        for g in gates
+        if g.decided_at is not None and period.holds(g.decided_at)
+    ]
+
+
+def _payment_deadlines(due: list[m.InvoiceRow], period: ReportPeriod) -> list[m.Deadline]:
+    """Invoices that fell due in ``period``, each to be paid by its due date: the days
+    from that date to its payment (to the day after the period, when still unpaid)."""
+    return [
+        m.Deadline(
+            PAYMENT_ON_TIME,
+            0,
+            float(
+                max(0, ((inv.paid_on or period.last + dt.timedelta(days=1)) - inv.due_date).days)
+            ),
+            inv.paid_on is not None,
+        )
+        for inv in due
+    ]
 
 
 def _gate_deadlines(
@@ -227,81 +250,3 @@ def _stage_deadlines(
             )
         )
     return result
-
-
-# --- the board: now ---------------------------------------------------------------------
-
-
-@dataclass
-class LatePlan:
-    deal_id: str
-    title: str
-    confirm_by: dt.date
-    days_late: int
-
-
-@dataclass
-class Board:
-    now: dt.datetime
-    open_by_stage: list[tuple[str, int]]
-    closed_by_outcome: list[tuple[str, int]]
-    waiting: list[m.WaitingDeal]
-    late_plans: list[LatePlan]
-    invoices: list[q.DunningRow]
-    recent: Figures  # the last 30 days
-
-
-def limit_for_stage(matrix: Matrix, stage: str) -> float | None:
-    """The time limit of a deal waiting at ``stage``, in business hours, if it has one."""
-    for gate in matrix.gates:
-        if stage == approval_stage(gate.name):
-            return gate_limit_hours(gate)
-    rule = next((s for s in matrix.stages if s.name == stage), None)
-    if rule is not None and rule.limit_from == "opened":
-        return rule.limit_business_hours
-    return None
-
-
-def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int = 30) -> Board:
-    clocks = Clocks(matrix)
-    counts = q.stage_counts(session)
-    open_by_stage: dict[str, int] = defaultdict(int)
-    closed: dict[str, int] = defaultdict(int)
-    for stage, outcome, count in counts:
-        if outcome is None:
-            open_by_stage[stage] += count
-        else:
-            closed[outcome] += count
-    waiting = [
-        row._replace(
-            limit_hours=limit_for_stage(matrix, row.stage),
-            elapsed_hours=clocks[row.team].hours_between(row.since, now),
-        )
-        for row in q.waiting(session)
-    ]
-    today = now.astimezone(ZoneInfo(matrix.reports.timezone)).date()
-    plans = []
-    for plan in q.unconfirmed_plans(session, today):
-        try:
-            start = dt.date.fromisoformat(plan.delivery_start)
-        except (TypeError, ValueError):
-            continue
-        calendar = clocks[plan.team].calendar
-        confirm_by = calendar.add_business_days(
-            start, -matrix.handoff.plan_confirmation_business_days
-        )
-        if confirm_by < today:
-            plans.append(LatePlan(plan.deal_id, plan.title, confirm_by, (today - confirm_by).days))
-    plans.sort(key=lambda p: -p.days_late)
-    window = ReportPeriod(
-        today - dt.timedelta(days=window_days - 1), today, matrix.reports.timezone
-    )
-    return Board(
-        now=now,
-        open_by_stage=[(s, open_by_stage[s]) for s in ordered(matrix, set(open_by_stage))],
-        closed_by_outcome=sorted(closed.items()),
-        waiting=m.most_urgent_first(waiting),
-        late_plans=plans,
-        invoices=q.chased_or_overdue(session, today),
-        recent=figures(session, matrix, window),
-    )

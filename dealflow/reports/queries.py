@@ -1,7 +1,8 @@
 """The reports' reads: a few set-based queries of compact columns, never one per deal.
 
 Timelines are streamed in batches in (deal, time) order; everything else is grouped in
-SQL or fetched as one narrow row per approval or invoice.
+SQL or fetched as one narrow row per approval or invoice. These are the reads of a
+period; the board's reads of the pipeline as it is now are in ``board_queries``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from dealflow.reports.measures import ZERO, InvoiceRow, Period, TimelineRow, WaitingDeal
-from models import keys
-from models.keys import PLAN_CONFIRMED
+from dealflow.reports.measures import ZERO, InvoiceRow, Period, TimelineRow
 from models.tables import Approval, Deal, Invoice, InvoiceStatus, Payment, StageTransition
 
 BATCH = 5000
-# A kicked-off deal's delivery plan counts as confirmed once its timeline has this key.
 
 
 def _active_in(period: Period) -> Select[str]:
@@ -204,106 +202,3 @@ def collected(session: Session, first: dt.date, last: dt.date) -> list[tuple[str
         .order_by(Payment.currency)
     )
     return [(currency, count, Decimal(total)) for currency, count, total in rows]
-
-
-# --- the pipeline as it is now ----------------------------------------------------------
-
-
-def stage_counts(session: Session) -> list[tuple[str, str | None, int]]:
-    """(stage, outcome, deals) for every stage a deal is in."""
-    rows = session.execute(
-        select(Deal.stage, Deal.outcome, func.count()).group_by(Deal.stage, Deal.outcome)
-    )
-    return [(stage, outcome, count) for stage, outcome, count in rows]
-
-
-def waiting(session: Session) -> list[WaitingDeal]:
-    """Open deals that wait on someone, with since when (limit and elapsed time unknown
-    here: the calendar's to fill in)."""
-    rows = session.execute(
-        select(
-            Deal.id,
-            Deal.title,
-            Deal.team,
-            Deal.stage,
-            Deal.grade,
-            func.coalesce(Deal.waiting_on_name, Deal.waiting_on),
-            Deal.waiting_since,
-        )
-        .where(Deal.outcome.is_(None), Deal.waiting_since.is_not(None))
-        .execution_options(yield_per=BATCH)
-    )
-    return [
-        WaitingDeal(*row, limit_hours=None, elapsed_hours=0.0)  # type: ignore[arg-type]  # since is not null
-        for row in rows
-    ]
-
-
-class PlanRow(NamedTuple):
-    deal_id: str
-    title: str
-    team: str
-    kicked_off: dt.datetime
-    delivery_start: str
-
-
-def unconfirmed_plans(session: Session, today: dt.date, horizon_days: int = 90) -> list[PlanRow]:
-    """Deals handed to delivery whose timeline has no confirmed delivery plan yet, and
-    whose delivery starts at most ``horizon_days`` before ``today`` (older ones are
-    under way: their plan is history)."""
-    since = (today - dt.timedelta(days=horizon_days)).isoformat()
-    confirmed = select(StageTransition.deal_id).where(StageTransition.key == PLAN_CONFIRMED)
-    rows = session.execute(
-        select(
-            Deal.id,
-            Deal.title,
-            Deal.team,
-            StageTransition.at,
-            Deal.payload["delivery_start"].as_string(),
-        )
-        .join(StageTransition, StageTransition.deal_id == Deal.id)
-        .where(
-            StageTransition.key == keys.KICKOFF,
-            Deal.id.not_in(confirmed),
-            Deal.payload["delivery_start"].as_string() >= since,  # ISO dates sort as text
-        )
-        .execution_options(yield_per=BATCH)
-    )
-    return [PlanRow(*row) for row in rows]
-
-
-class DunningRow(NamedTuple):
-    number: str
-    deal_id: str
-    customer: str
-    currency: str
-    balance: Decimal
-    due_date: dt.date
-    status: str
-    level: str | None
-
-
-def chased_or_overdue(session: Session, today: dt.date) -> list[DunningRow]:
-    """Unpaid invoices past their due date or on the dunning ladder, latest due first."""
-    rows = session.execute(
-        select(
-            Invoice.number,
-            Invoice.deal_id,
-            Invoice.customer_name,
-            Invoice.currency,
-            Invoice.amount - Invoice.paid_amount,
-            Invoice.due_date,
-            Invoice.status,
-            Invoice.dunning_level,
-        )
-        .where(
-            Invoice.status.in_((*InvoiceStatus.COLLECTIBLE, InvoiceStatus.DISPUTED)),
-            or_(Invoice.due_date < today, Invoice.dunning_rank > 0),
-        )
-        .order_by(Invoice.due_date, Invoice.number)
-        .execution_options(yield_per=BATCH)
-    )
-    return [
-        DunningRow(number, deal, customer, currency, Decimal(balance), due, status, level)
-        for number, deal, customer, currency, balance, due, status, level in rows
-    ]

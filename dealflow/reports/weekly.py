@@ -13,7 +13,8 @@ from dealflow.infra.rendering import render
 from dealflow.reports.charts import data_uri, weekly_charts
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import Figures, figures
-from dealflow.reports.tables import Table, weekly_tables
+from dealflow.reports.tables import Table
+from dealflow.reports.weekly_tables import weekly_tables
 from models.matrix import Matrix
 
 

@@ -12,109 +12,25 @@ as ``web_processes`` uvicorn processes.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
+from dealflow.stack import command_lines, prefect_server
+from dealflow.stack.config import StackConfig, stack_env
 from dealflow.stack.deploy import scheduled_deployments
 from models.settings import PROJECT_ROOT
 
 WORK_POOL = "dealflow"  # as named in prefect.yaml
-# The last line of a logged traceback: "sqlalchemy.exc.InvalidRequestError: Can't ..."
-_TIMING = re.compile(r"\S?\s*\[\s*[\d.]+\s*m?s\]\s*")  # "↩ [  410ms] ": varies per line
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*:")
 
 
 class StackError(RuntimeError):
     pass
-
-
-@dataclass
-class StackConfig:
-    data_dir: Path
-    host: str = "127.0.0.1"
-    prefect_port: int = 4200
-    web_port: int = 8000
-    smtp_port: int = 1025
-    inbox_port: int = 8025
-    mail_catcher: bool = True
-    runner_poll_seconds: int = 1
-    runner_limit: int = 10
-    workers: int = 0  # 0: one `serve` runner; more: a process work pool and its workers
-    pool_limit: int = 10  # flow runs at once across the work pool's workers
-    worker_poll_seconds: int = 1
-    web_processes: int = 1
-    database_url: str = ""
-    prefect_database_url: str = ""
-    # "user:password": the Prefect API answers only requests that carry it (HTTP Basic),
-    # and every process of the stack sends it (docs/deployment.md).
-    prefect_auth: str = ""
-    # How long the scheduler may take to give every scheduled deployment its first runs.
-    schedule_patience_seconds: float = 60.0
-    extra_env: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def prefect_api_url(self) -> str:
-        return f"http://{self.host}:{self.prefect_port}/api"
-
-    @property
-    def web_url(self) -> str:
-        return f"http://{self.host}:{self.web_port}"
-
-    @property
-    def inbox_url(self) -> str:
-        return f"http://{self.host}:{self.inbox_port}"
-
-
-def prefect_env(config: StackConfig) -> dict[str, str]:
-    """Prefect settings for every process of the stack: its home stays in the data folder."""
-    env = {
-        "PREFECT_HOME": str(config.data_dir.resolve() / "prefect"),
-        "PREFECT_API_URL": config.prefect_api_url,
-        "PREFECT_SERVER_API_HOST": config.host,
-        "PREFECT_SERVER_API_PORT": str(config.prefect_port),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": str(config.runner_poll_seconds),
-        "PREFECT_WORKER_QUERY_SECONDS": str(config.worker_poll_seconds),
-        "PREFECT_UI_URL": config.prefect_api_url.removesuffix("/api"),
-        # Every 30 s (Prefect's least) instead of 180: a run whose process was lost is
-        # told from a live one sooner (tasks/recovery.py).
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
-    }
-    if config.prefect_database_url:
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = config.prefect_database_url
-    if config.prefect_auth:
-        env["PREFECT_SERVER_API_AUTH_STRING"] = config.prefect_auth
-        env["PREFECT_API_AUTH_STRING"] = config.prefect_auth
-    return env
-
-
-def stack_env(config: StackConfig) -> dict[str, str]:
-    data = config.data_dir.resolve()
-    env = {
-        **prefect_env(config),
-        "DEALFLOW_DATA_DIR": str(data),
-        "DEALFLOW_SMTP_HOST": config.host,
-        "DEALFLOW_SMTP_PORT": str(config.smtp_port),
-        "DEALFLOW_PUBLIC_BASE_URL": config.web_url,
-        "DEALFLOW_PREFECT_API_URL": config.prefect_api_url,
-        # Where workers find the flow code (the pull step of prefect.yaml).
-        "DEALFLOW_CODE_DIR": str(PROJECT_ROOT),
-        **config.extra_env,
-    }
-    if config.database_url:
-        env["DEALFLOW_DATABASE_URL"] = config.database_url
-    return env
 
 
 class Stack:
@@ -178,14 +94,18 @@ class Stack:
         """The processes that run flows: the runner, or the work pool's workers."""
         return [name for name in self.processes if name == "runner" or name.startswith("worker")]
 
+    def _check_flow_runners(self) -> None:
+        """Stop waiting when the runner or a worker has exited."""
+        for name in self._flow_runners():
+            if self.processes[name].poll() is not None:
+                raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
+
     def _wait_deployment(self, timeout: float) -> None:
         deployment = self.env.get("DEALFLOW_DEPLOYMENT", "deal-handoff/deal-handoff")
         deadline = time.monotonic() + timeout
         with self.api() as api:
             while time.monotonic() < deadline:
-                for name in self._flow_runners():
-                    if self.processes[name].poll() is not None:
-                        raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
+                self._check_flow_runners()
                 if api.get(f"deployments/name/{deployment}").status_code == 200:
                     return
                 time.sleep(0.5)
@@ -199,7 +119,7 @@ class Stack:
         waiting = expected
         with self.api() as api:
             while time.monotonic() < deadline:
-                waiting = expected - self._deployments_with_upcoming_runs(api)
+                waiting = expected - prefect_server.deployments_with_upcoming_runs(api)
                 if not waiting:
                     break
                 time.sleep(1)
@@ -214,38 +134,10 @@ class Stack:
         if errors:
             self.warnings.append(f"the Prefect server logged errors while starting:\n{errors}")
 
-    def _deployments_with_upcoming_runs(self, api: httpx.Client) -> set[str]:
-        response = api.post("deployments/filter", json={"limit": 200})
-        if response.status_code != 200:
-            return set()
-        names = {d["id"]: d["name"] for d in response.json()}
-        runs = api.post(
-            "flow_runs/filter",
-            json={
-                "flow_runs": {
-                    "deployment_id": {"any_": list(names)},
-                    "state": {"type": {"any_": ["SCHEDULED"]}},
-                },
-                "limit": 200,
-            },
-        )
-        if runs.status_code != 200:
-            return set()
-        return {names[run["deployment_id"]] for run in runs.json() if run["deployment_id"] in names}
-
     def server_errors(self, most: int = 6) -> str:
-        """The Prefect server's logged errors, each once: which service logged it (the
-        ``| ERROR | <logger> - ...`` line) and the exception that ended its traceback."""
-        path = self.logs / "prefect.log"
-        if not path.exists():
-            return ""
-        found: dict[str, None] = {}
-        for line in path.read_text(errors="replace").splitlines():
-            if "| ERROR" in line:
-                found[_TIMING.sub("", line.split("| ERROR", 1)[1]).strip(" |")] = None
-            elif _EXCEPTION_LINE.match(line) is not None:
-                found[line.strip()] = None
-        return "\n".join(list(found)[-most:])
+        """The Prefect server's logged errors, each once: which service logged it and the
+        exception that ended its traceback."""
+        return prefect_server.logged_errors(self.logs / "prefect.log", most)
 
     def _prefect(self, *args: str) -> None:
         """Run a Prefect CLI command as an operator would, from the project folder."""
@@ -278,25 +170,11 @@ class Stack:
         self._prefect("work-pool", "set-concurrency-limit", WORK_POOL, str(self.config.pool_limit))
         self._dealflow("deploy")
         for number in range(1, self.config.workers + 1):
-            self._spawn(
-                f"worker-{number}",
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "worker",
-                    "start",
-                    "--pool",
-                    WORK_POOL,
-                    "--name",
-                    f"dealflow-worker-{number}",
-                ],
-            )
+            self._spawn(f"worker-{number}", command_lines.worker(number, WORK_POOL))
 
     def _wait_workers(self, timeout: float, since: float = 0.0, only: str | None = None) -> None:
         """Until every worker (or the ``only`` one) has sent the Prefect server a heartbeat
         after ``since`` (seconds since the epoch)."""
-        url = f"work_pools/{WORK_POOL}/workers/filter"
         expected = {f"dealflow-worker-{n}" for n in range(1, self.config.workers + 1)}
         if only is not None:
             # The others beat every 30 s: waiting for them would only add to a restart.
@@ -304,18 +182,11 @@ class Stack:
         deadline = time.monotonic() + timeout
         online: set[str] = set()
         while time.monotonic() < deadline:
-            for name in self._flow_runners():
-                if self.processes[name].poll() is not None:
-                    raise StackError(f"the {name} exited:\n{self.log_tail(name)}")
+            self._check_flow_runners()
             with self.api() as api:
-                response = api.post(url, json={"limit": 50})
-            if response.status_code == 200:
-                online = {
-                    w["name"]
-                    for w in response.json()
-                    if w.get("status") == "ONLINE"
-                    and dt.datetime.fromisoformat(w["last_heartbeat_time"]).timestamp() > since
-                }
+                answer = prefect_server.workers_online(api, WORK_POOL, since)
+            if answer is not None:
+                online = answer
                 if expected <= online:
                     return
             time.sleep(0.5)
@@ -344,11 +215,27 @@ class Stack:
                     ) from None
 
     def start(self) -> None:
-        python = sys.executable
         self._check_ports_free()
+        self._migrate()
+        if self.config.mail_catcher:
+            self._spawn("mail", command_lines.mail_catcher(self.config))
+        self._spawn("prefect", command_lines.prefect_server(self.config))
+        self._spawn("web", command_lines.web_service(self.config))
+        try:
+            self._wait_http("prefect", f"{self.config.prefect_api_url}/health", 180)
+            if self.config.workers:
+                self._start_work_pool()
+            else:
+                self._spawn("runner", command_lines.runner(self.config))
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _migrate(self) -> None:
         try:
             subprocess.run(
-                [python, "-m", "dealflow", "db", "upgrade"],
+                [sys.executable, "-m", "dealflow", "db", "upgrade"],
                 cwd=PROJECT_ROOT,
                 env=self.env,
                 check=True,
@@ -358,71 +245,17 @@ class Stack:
             raise StackError(
                 f"database migration failed:\n{exc.stderr.decode(errors='replace')}"
             ) from exc
+
+    def _wait_ready(self) -> None:
+        """Until every service answers, the deployments are registered, the workers are
+        online and the scheduler has given every schedule its next run."""
+        self._wait_http("web", f"{self.config.web_url}/healthz", 60)
         if self.config.mail_catcher:
-            self._spawn(
-                "mail",
-                [
-                    python,
-                    "-m",
-                    "dealflow",
-                    "mailcatcher",
-                    "--smtp-port",
-                    str(self.config.smtp_port),
-                    "--http-port",
-                    str(self.config.inbox_port),
-                ],
-            )
-        self._spawn(
-            "prefect",
-            [
-                python,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                self.config.host,
-                "--port",
-                str(self.config.prefect_port),
-            ],
-        )
-        self._spawn(
-            "web",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "web.app:app",
-                "--host",
-                self.config.host,
-                "--port",
-                str(self.config.web_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",  # approval links carry their token in the path
-                "--workers",
-                str(self.config.web_processes),
-            ],
-        )
-        try:
-            self._wait_http("prefect", f"{self.config.prefect_api_url}/health", 180)
-            if self.config.workers:
-                self._start_work_pool()
-            else:
-                self._spawn(
-                    "runner",
-                    [python, "-m", "dealflow", "runner", "--limit", str(self.config.runner_limit)],
-                )
-            self._wait_http("web", f"{self.config.web_url}/healthz", 60)
-            if self.config.mail_catcher:
-                self._wait_http("mail", f"{self.config.inbox_url}/api/messages", 30)
-            self._wait_deployment(120)
-            if self.config.workers:
-                self._wait_workers(120)
-            self._wait_schedules(self.config.schedule_patience_seconds)
-        except BaseException:
-            self.stop()
-            raise
+            self._wait_http("mail", f"{self.config.inbox_url}/api/messages", 30)
+        self._wait_deployment(120)
+        if self.config.workers:
+            self._wait_workers(120)
+        self._wait_schedules(self.config.schedule_patience_seconds)
 
     def halt(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
         """Stop one process of the stack (and its children), e.g. a worker to restart it."""

@@ -1,0 +1,158 @@
+"""``dealflow stack up``: the local stack in the foreground; and the commands of its parts
+(registering the deployments, the runner, the mail catcher)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dealflow.cli.options import fail
+from models.settings import get_settings
+
+if TYPE_CHECKING:
+    from dealflow.stack.config import StackConfig
+    from dealflow.stack.local import Stack
+
+stack_app = typer.Typer(help="The local stack on embedded defaults.", no_args_is_help=True)
+
+
+@stack_app.command("up")
+def stack_up(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the stack keeps its data (default: DEALFLOW_DATA_DIR, else .dealflow)."
+        ),
+    ] = None,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server and UI.")] = 4200,
+    web_port: Annotated[int, typer.Option(help="Dealflow's web service (approval pages).")] = 8000,
+    smtp_port: Annotated[int, typer.Option(help="The mail catcher's SMTP server.")] = 1025,
+    inbox_port: Annotated[int, typer.Option(help="The mail catcher's inbox page.")] = 8025,
+) -> None:
+    """Start Prefect, the deal runner, the web service and a mail catcher; Ctrl-C stops them."""
+    from dealflow.stack.config import StackConfig
+    from dealflow.stack.local import Stack
+
+    config = StackConfig(
+        data_dir=data_dir or get_settings().data_dir,
+        prefect_port=prefect_port,
+        web_port=web_port,
+        smtp_port=smtp_port,
+        inbox_port=inbox_port,
+    )
+    stack = Stack(config)
+    _stop_on_signals()
+    typer.echo("Starting the Dealflow stack (first start takes a minute)...")
+    _start(stack)
+    moved = prefect_port != 4200 or (data_dir is not None and data_dir != get_settings().data_dir)
+    finance_login = _finance_login(config)
+    for warning in stack.warnings:
+        typer.echo(f"\nWarning: {warning}", err=True)
+    typer.echo(_running(stack, finance_login, moved))
+    _watch(stack)
+
+
+def _stop_on_signals() -> None:
+    """A closed terminal or a plain `kill` must stop the children too, not orphan them."""
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        for name in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(name, signal.SIG_IGN)  # one stop at a time
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
+
+
+def _start(stack: Stack) -> None:
+    from dealflow.stack.local import StackError
+
+    try:
+        stack.start()
+    except StackError as exc:
+        raise fail(f"The stack did not start: {exc}") from exc
+    except KeyboardInterrupt:
+        stack.stop()
+        raise typer.Exit(130) from None
+
+
+def _finance_login(config: StackConfig) -> str:
+    """How to log in to the finance page; the generated password exists before anyone
+    needs it."""
+    stack_settings = get_settings().model_copy(update={"data_dir": config.data_dir})
+    stack_settings.finance_logins()
+    return (
+        "logins from DEALFLOW_FINANCE_USERS"
+        if stack_settings.finance_users
+        else f"user finance, password in {config.data_dir.resolve() / 'finance-password'}"
+    )
+
+
+def _running(stack: Stack, finance_login: str, moved: bool) -> str:
+    """What runs where, and how to submit a deal to it (from a shell that knows where the
+    stack is, when it is not where the settings say)."""
+    config = stack.config
+    hint = (
+        f"  export DEALFLOW_PREFECT_API_URL={config.prefect_api_url}"
+        f" DEALFLOW_DATA_DIR={config.data_dir.resolve()}\n"
+        if moved
+        else ""
+    )
+    return (
+        f"\nDealflow is running; every schedule has its next run. Logs: {stack.logs}\n"
+        f"  Prefect UI:   {config.prefect_api_url.removesuffix('/api')}\n"
+        f"  Mail inbox:   {config.inbox_url}\n"
+        f"  Web service:  {config.web_url}\n"
+        f"  Finance page: {config.web_url}/finance ({finance_login})\n\n"
+        "Submit a deal from another terminal, in this folder:\n"
+        f"{hint}"
+        "  .venv/bin/dealflow deal submit examples/acme.json\n\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+def _watch(stack: Stack) -> None:
+    """Until Ctrl-C (or a signal) stops the stack, or one of its processes stops alone."""
+    try:
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("\nStopping...")
+        stack.stop()
+        return
+    dead = [name for name, p in stack.processes.items() if p.poll() is not None]
+    message = f"{', '.join(dead)} stopped unexpectedly:\n{stack.log_tail(dead[0])}"
+    stack.stop()
+    raise fail(message)
+
+
+def deploy() -> None:
+    """Register prefect.yaml's deployments on the Prefect server (`prefect deploy --all`)."""
+    from dealflow.stack.deploy import deploy_all
+
+    deploy_all()
+
+
+def runner(limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 10) -> None:
+    """Serve the deal-handoff deployment from this checkout (part of the stack)."""
+    from dealflow.stack.runner import serve_deployments
+
+    serve_deployments(limit)
+
+
+def mailcatcher(smtp_port: int = 1025, http_port: int = 8025, host: str = "127.0.0.1") -> None:
+    """Receive all mail on SMTP and show it on an inbox page (part of the stack)."""
+    from dealflow.stack.mailcatcher import run
+
+    run(get_settings().data_dir.resolve() / "mail", host, smtp_port, http_port)
+
+
+def register(app: typer.Typer) -> None:
+    """The stack's parts, top-level commands of their own."""
+    app.command("deploy")(deploy)
+    app.command("runner", hidden=True)(runner)
+    app.command("mailcatcher", hidden=True)(mailcatcher)

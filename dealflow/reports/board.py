@@ -1,0 +1,113 @@
+"""The pipeline board: the pipeline as it is now (deals per stage, who each waiting deal
+waits on and how long it has left, late delivery plans, invoices being chased) beside the
+review measures of the last 30 days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from dealflow.reports import board_queries as bq
+from dealflow.reports.period import ReportPeriod
+from dealflow.reports.pipeline_figures import Clocks, Figures, figures, gate_limit_hours, ordered
+from models.gates import approval_stage
+from models.matrix import Matrix
+
+
+@dataclass
+class LatePlan:
+    deal_id: str
+    title: str
+    confirm_by: dt.date
+    days_late: int
+
+
+@dataclass
+class Board:
+    now: dt.datetime
+    open_by_stage: list[tuple[str, int]]
+    closed_by_outcome: list[tuple[str, int]]
+    waiting: list[bq.WaitingDeal]
+    late_plans: list[LatePlan]
+    invoices: list[bq.DunningRow]
+    recent: Figures  # the last 30 days
+
+
+def limit_for_stage(matrix: Matrix, stage: str) -> float | None:
+    """The time limit of a deal waiting at ``stage``, in business hours, if it has one."""
+    for gate in matrix.gates:
+        if stage == approval_stage(gate.name):
+            return gate_limit_hours(gate)
+    rule = next((s for s in matrix.stages if s.name == stage), None)
+    if rule is not None and rule.limit_from == "opened":
+        return rule.limit_business_hours
+    return None
+
+
+def most_urgent_first(waiting: Iterable[bq.WaitingDeal]) -> list[bq.WaitingDeal]:
+    """Overdue first (furthest past its limit first), then least time left, then the
+    ones without a limit, longest waiting first."""
+    return sorted(
+        waiting,
+        key=lambda w: (
+            w.left_hours is None,
+            w.left_hours if w.left_hours is not None else 0.0,
+            w.since,
+        ),
+    )
+
+
+def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int = 30) -> Board:
+    clocks = Clocks(matrix)
+    counts = bq.stage_counts(session)
+    open_by_stage: dict[str, int] = defaultdict(int)
+    closed: dict[str, int] = defaultdict(int)
+    for stage, outcome, count in counts:
+        if outcome is None:
+            open_by_stage[stage] += count
+        else:
+            closed[outcome] += count
+    waiting = [
+        row._replace(
+            limit_hours=limit_for_stage(matrix, row.stage),
+            elapsed_hours=clocks[row.team].hours_between(row.since, now),
+        )
+        for row in bq.waiting(session)
+    ]
+    today = now.astimezone(ZoneInfo(matrix.reports.timezone)).date()
+    window = ReportPeriod(
+        today - dt.timedelta(days=window_days - 1), today, matrix.reports.timezone
+    )
+    return Board(
+        now=now,
+        open_by_stage=[(s, open_by_stage[s]) for s in ordered(matrix, set(open_by_stage))],
+        closed_by_outcome=sorted(closed.items()),
+        waiting=most_urgent_first(waiting),
+        late_plans=_late_plans(session, matrix, clocks, today),
+        invoices=bq.chased_or_overdue(session, today),
+        recent=figures(session, matrix, window),
+    )
+
+
+def _late_plans(session: Session, matrix: Matrix, clocks: Clocks, today: dt.date) -> list[LatePlan]:
+    """Delivery plans not confirmed by their date (so many business days before the
+    delivery starts, on the team's calendar), latest first."""
+    plans = []
+    for plan in bq.unconfirmed_plans(session, today):
+        try:
+            start = dt.date.fromisoformat(plan.delivery_start)
+        except (TypeError, ValueError):
+            continue
+        calendar = clocks[plan.team].calendar
+        confirm_by = calendar.add_business_days(
+            start, -matrix.handoff.plan_confirmation_business_days
+        )
+        if confirm_by < today:
+            plans.append(LatePlan(plan.deal_id, plan.title, confirm_by, (today - confirm_by).days))
+    plans.sort(key=lambda p: -p.days_late)
+    return plans
