@@ -183,7 +183,7 @@ SHOWN = shown_commands()
 def test_the_docs_show_dealflow_commands() -> None:
     """The collector finds the commands the pages are known to show."""
     assert ("deal", "submit") in SHOWN
-    assert "--amount" in SHOWN[("payment", "record")]
+    assert "--amount" in SHOWN[("payments", "record")]
     assert ("runs", "recover") in SHOWN  # from docs/deployment.md
     assert len(SHOWN) >= 15
 
@@ -299,3 +299,11 @@ def test_the_readme_fits_two_screens() -> None:
     assert lines <= README_MAX_LINES, (
         f"README.md has {lines} lines; move the details to a page under docs/"
     )
+
+
+def test_the_old_spelling_payment_record_still_works_out_of_the_help() -> None:
+    env = {"COLUMNS": "200", "NO_COLOR": "1"}
+    old = CliRunner().invoke(app, ["payment", "record", "--help"], prog_name="dealflow", env=env)
+    assert old.exit_code == 0 and "--invoice" in old.output
+    listed = CliRunner().invoke(app, ["--help"], prog_name="dealflow", env=env).output
+    assert re.search(r"│ payments\s", listed) and not re.search(r"│ payment\s", listed)

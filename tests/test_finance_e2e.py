@@ -115,7 +115,7 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert not escalations_to(inbox, "dana.whitfield@example.com", numbers[0])
 
     paid_on = dt.date.today().isoformat()
-    dealflow("payment", "record", "--invoice", numbers[0], "--amount", "72000", "--date", paid_on)
+    dealflow("payments", "record", "--invoice", numbers[0], "--amount", "72000", "--date", paid_on)
     statement = tmp_path / "statement.csv"
     statement.write_text(
         "date,amount,currency,reference\n"

@@ -12,11 +12,13 @@ import typer
 
 from dealflow.cli.options import fail, moment_option
 
-payment_app = typer.Typer(help="Record money received.", no_args_is_help=True)
 payments_app = typer.Typer(
-    help="Bank statements and the payment check (dunning ladder, aging report).",
+    help="Money received: record a payment, import a bank statement, run the payment "
+    "check (dunning ladder, aging report).",
     no_args_is_help=True,
 )
+# `dealflow payment record` was the first spelling: it still works, out of the help.
+payment_app = typer.Typer(help="Old spelling of `dealflow payments`.", no_args_is_help=True)
 invoice_app = typer.Typer(help="Invoices: what is open, disputes.", no_args_is_help=True)
 hold_app = typer.Typer(help="Customers on collections hold.", no_args_is_help=True)
 
@@ -41,7 +43,7 @@ def _report_settled(deal_ids: list[str]) -> None:
         typer.echo(settle_deal(deal_id))
 
 
-@payment_app.command("record")
+@payments_app.command("record")
 def payment_record(
     invoice: Annotated[str, typer.Option(help="Invoice number, e.g. INV-ACME-2026-014-01.")],
     amount: Annotated[str, typer.Option(help="Amount received, in the invoice's currency.")],
@@ -259,8 +261,9 @@ def deal_confirm_plan(
 
 
 def register(app: typer.Typer, deal_app: typer.Typer) -> None:
-    app.add_typer(payment_app, name="payment")
     app.add_typer(payments_app, name="payments")
+    app.add_typer(payment_app, name="payment", hidden=True)
+    payment_app.command("record", hidden=True)(payment_record)
     app.add_typer(invoice_app, name="invoice")
     app.add_typer(hold_app, name="hold")
     deal_app.command("accept")(deal_accept)
