@@ -1019,10 +1019,10 @@ seed {args.seed}; seeding is not in the figures):
   invoices, place its holds), whatever the batch holds; sending takes one short
   transaction per email (lock the outbox row, mark it sent: a SELECT and an UPDATE, and
   BEGIN on SQLite), so that a check killed halfway repeats at most the one email in
-  flight (tests/test_dunning.py). Statements grow with batches and emails, not with the
-  invoices read: the steady-state check reads every collectible invoice in one SELECT
-  per batch. On PostgreSQL each email's transaction is a commit the server syncs to
-  disk: most of the first check's wall time beyond its CPU time.
+  flight (tests/tasks/test_dunning.py). Statements grow with batches and emails, not
+  with the invoices read: the steady-state check reads every collectible invoice in one
+  SELECT per batch. On PostgreSQL each email's transaction is a commit the server syncs
+  to disk: most of the first check's wall time beyond its CPU time.
 - Escalations are the levels claimed, one per invoice (a level missed while no check ran
   is caught up with the highest level due only); the emails are the customers' letters
   (friendly, reminder) plus one digest per person named by a level, per batch of

@@ -36,11 +36,12 @@ os.environ.update(
         "DEALFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['web']}",
         "DEALFLOW_SMTP_HOST": "127.0.0.1",
         "DEALFLOW_SMTP_PORT": str(PORTS["smtp"]),
-        # Deal intake over HTTP: one API key and one webhook secret (tests/test_intake_api.py).
+        # Deal intake over HTTP: one API key and one webhook secret
+        # (tests/web/test_intake_api.py).
         "DEALFLOW_INTAKE_API_KEYS": '{"test-crm": "key-for-tests-0123456789"}',
         "DEALFLOW_INTAKE_WEBHOOK_SECRETS": '{"test-webhook": "secret-for-tests-0123456789"}',
         # Flow runs beat every 30 s in the test stack: a run quiet for 75 s has lost its
-        # process (tests/test_worker_kills.py).
+        # process (tests/e2e/test_worker_kills.py).
         "DEALFLOW_STALLED_RUN_SECONDS": "75",
         # The kill test kills a worker every few seconds, and mostly while it starts the
         # runs just brought back: one run may lose its process a dozen times. The limit
@@ -58,8 +59,9 @@ if STACK_ON_POSTGRES:
 POSTGRES_URL = os.environ.get(
     "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-# Secrets the stack is given so that tests/test_secrets.py can look for them where they
-# must never appear. A server that trusts local logins ignores the database password.
+# Secrets the stack is given so that tests/e2e/test_secrets.py can look for them where
+# they must never appear. A server that trusts local logins ignores the database
+# password.
 TEST_SECRETS = {
     "signing secret": f"signing-{secrets.token_hex(12)}",
     "SMTP password": f"smtp-{secrets.token_hex(12)}",

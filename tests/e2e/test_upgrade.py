@@ -31,6 +31,7 @@ import pytest
 
 from models.settings import PROJECT_ROOT
 from tests.conftest import Inbox, _free_port
+from tests.dealflow.stack.test_stack_cli import children_of
 from tests.support import (
     decide,
     link_in,
@@ -40,7 +41,6 @@ from tests.support import (
     wait_for_state,
     wait_until_no_process,
 )
-from tests.test_stack_cli import children_of
 
 pytestmark = pytest.mark.stack
 

@@ -1,4 +1,4 @@
-"""Answers to a waiting run: the proof an answer carries (the keys: tests/test_keys.py)."""
+"""Answers to a waiting run: the proof an answer carries (the keys: tests/models/test_keys.py)."""
 
 from __future__ import annotations
 
