@@ -109,9 +109,10 @@ ON_HOLD = 0.02  # of customers: on collections hold before the run (out of the l
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.harness import BenchError, free_port, raise_interrupt, run_main, say
 from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, table, write_results
 from bench.scratch_databases import create_databases, drop_databases
+from bench.script import BenchError, raise_interrupt, run_main, say
+from harness.ports import free_port
 
 # --------------------------------------------------------------------------- seeding
 

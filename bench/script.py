@@ -12,7 +12,6 @@ environment before either is first imported.
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,9 +42,3 @@ def run_main(main: Callable[[Sequence[str]], None]) -> None:
         sys.exit(f"bench: {exc}")
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

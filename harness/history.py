@@ -1,8 +1,9 @@
 """A made-up but plausible history of many deals, written straight into Dealflow's tables
 in bulk: timelines, approvals, invoices and payments, as the flows would have left them.
 
-Used by the reports' benchmark (100,000 deals) and by a test (a few thousand) that
-recounts the measures from the generated rows by brute force.
+Used by the reports' benchmark (bench/pipeline_report.py, 100,000 deals) and by a test
+(tests/dealflow/reports/test_report_measures_large.py, a few thousand) that recounts
+the measures from the generated rows by brute force.
 """
 
 from __future__ import annotations

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import tempfile
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from harness.ports import free_port
 
 DATA_DIR = Path(tempfile.mkdtemp(prefix="dealflow-test-"))
 # The stack reads a copy of the default matrix, so that a test can add a delegation.
 MATRIX = DATA_DIR / "matrix.yaml"
 MATRIX.write_text((Path(__file__).resolve().parent.parent / "config" / "matrix.yaml").read_text())
-PORTS = {"prefect": _free_port(), "web": _free_port(), "smtp": _free_port()}
+PORTS = {"prefect": free_port(), "web": free_port(), "smtp": free_port()}
 os.environ.update(
     {
         "PREFECT_API_URL": f"http://127.0.0.1:{PORTS['prefect']}/api",

@@ -35,6 +35,7 @@ REPO_FOLDERS = PACKAGES | {
     "config",
     "docs",
     "examples",
+    "harness",
     "migrations",
     "templates",
     "tests",

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from harness.mail import to
 from tests.browser import SCREENSHOTS
 from tests.conftest import Inbox
-from tests.support import deal_waiting_at_manager, to
+from tests.support import deal_waiting_at_manager
 
 pytestmark = pytest.mark.stack
 

@@ -15,24 +15,13 @@ from sqlalchemy import func, select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import approvals, get_deal, timeline
+from harness.mail import decide, link_in, text_of, to
+from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice, SentMessage
 from tests.conftest import Inbox
-from tests.support import (
-    approve_via_email,
-    deal_file,
-    dealflow,
-    decide,
-    link_in,
-    prefect_http,
-    run_state,
-    submit,
-    text_of,
-    to,
-    wait_for_state,
-    wait_until_no_process,
-)
+from tests.support import approve_via_email, deal_file, dealflow, prefect_http, submit
 
 pytestmark = pytest.mark.stack
 

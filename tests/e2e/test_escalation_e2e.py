@@ -12,14 +12,10 @@ import pytest
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_approval, timeline
 from flows.sla_sweep import sla_sweep
+from harness.mail import to
+from harness.runs import wait_for_state
 from tests.conftest import MATRIX, Inbox
-from tests.support import (
-    approve_via_email,
-    deal_waiting_at_manager,
-    prefect_http,
-    to,
-    wait_for_state,
-)
+from tests.support import approve_via_email, deal_waiting_at_manager, prefect_http
 
 pytestmark = pytest.mark.stack
 

@@ -14,21 +14,12 @@ from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_deal, timeline
+from harness.mail import ACCEPTANCE_LINK, link_in, text_of, to
+from harness.runs import wait_for_state
 from models.settings import get_settings
 from models.tables import Invoice
 from tests.conftest import Inbox
-from tests.support import (
-    ACCEPTANCE_LINK,
-    approve_via_email,
-    deal_file,
-    dealflow,
-    link_in,
-    prefect_http,
-    submit,
-    text_of,
-    to,
-    wait_for_state,
-)
+from tests.support import approve_via_email, deal_file, dealflow, prefect_http, submit
 
 pytestmark = pytest.mark.stack
 BILLING = "billing@globex.example"

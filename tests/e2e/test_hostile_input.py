@@ -19,20 +19,11 @@ from schemathesis.core.result import Ok
 from dealflow.infra.db import session_scope
 from dealflow.infra.links import ApprovalClaim, LinkError, sign, verify
 from dealflow.infra.records import approvals, get_deal
+from harness.mail import decide, link_in, text_of, to
+from harness.runs import run_state, wait_for_state
 from models.settings import get_settings
 from tests.conftest import Inbox
-from tests.support import (
-    approve_via_email,
-    deal_file,
-    deal_waiting_at_manager,
-    decide,
-    link_in,
-    run_state,
-    submit,
-    text_of,
-    to,
-    wait_for_state,
-)
+from tests.support import approve_via_email, deal_file, deal_waiting_at_manager, submit
 
 MANAGER, DIRECTOR = "mara.keller@example.com", "dana.whitfield@example.com"
 KEY = b"k" * 32

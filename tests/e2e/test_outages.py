@@ -19,19 +19,11 @@ import sqlalchemy as sa
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_approval, timeline
+from harness.mail import decide, link_in, to
+from harness.runs import run_state, wait_for_state
 from tests.conftest import POSTGRES_SERVER, STACK_DATABASES, Inbox, SmtpServer
 from tests.faults import describe_deals, repeated_keys, submit_over_http, wait_until
-from tests.support import (
-    deal_waiting_at_manager,
-    dealflow,
-    decide,
-    fresh_deal,
-    link_in,
-    production_path_only,
-    run_state,
-    to,
-    wait_for_state,
-)
+from tests.support import deal_waiting_at_manager, dealflow, fresh_deal, production_path_only
 
 pytestmark = production_path_only()
 MANAGER, DIRECTOR = "mara.keller@example.com", "dana.whitfield@example.com"

@@ -9,17 +9,11 @@ from typing import Any
 import httpx
 import yaml
 
+from harness.mail import decide, to
+from harness.runs import wait_for_state, wait_until_no_process
 from models.settings import PROJECT_ROOT
 from tests.conftest import Inbox
-from tests.support import (
-    deal_waiting_at_manager,
-    decide,
-    prefect_http,
-    production_path_only,
-    to,
-    wait_for_state,
-    wait_until_no_process,
-)
+from tests.support import deal_waiting_at_manager, prefect_http, production_path_only
 
 pytestmark = production_path_only()
 

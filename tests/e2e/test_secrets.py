@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.mail import decide, to
 from tests.conftest import DATA_DIR, TEST_SECRETS, Inbox
-from tests.support import deal_waiting_at_manager, decide, prefect_http, to
+from tests.support import deal_waiting_at_manager, prefect_http
 
 pytestmark = pytest.mark.stack
 

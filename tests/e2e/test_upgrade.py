@@ -29,18 +29,13 @@ from uuid import UUID
 import httpx
 import pytest
 
+from harness.mail import decide, link_in, to
+from harness.ports import free_port
+from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.settings import PROJECT_ROOT
-from tests.conftest import Inbox, _free_port
+from tests.conftest import Inbox
 from tests.dealflow.stack.test_stack_cli import children_of
-from tests.support import (
-    decide,
-    link_in,
-    prefect_http,
-    run_state,
-    to,
-    wait_for_state,
-    wait_until_no_process,
-)
+from tests.support import prefect_http
 
 pytestmark = pytest.mark.stack
 
@@ -131,7 +126,7 @@ class Processes:
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
-    web_port = _free_port()
+    web_port = free_port()
     env = {
         **os.environ,
         "DEALFLOW_DATA_DIR": str(tmp_path / "data"),

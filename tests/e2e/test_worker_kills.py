@@ -33,6 +33,8 @@ from sqlalchemy import func, select
 
 from dealflow.finance.payments import DuplicatePayment, PaymentDetails, record_payment
 from dealflow.infra.db import session_scope
+from harness.mail import ACCEPTANCE_LINK, LINK
+from harness.runs import run_state
 from models.settings import PROJECT_ROOT
 from models.tables import Approval, Deal, DunningLetter, Invoice, StageTransition
 from tests.conftest import Inbox
@@ -48,14 +50,7 @@ from tests.faults import (
     submit_over_http,
     wait_until,
 )
-from tests.support import (
-    ACCEPTANCE_LINK,
-    LINK,
-    fresh_deal,
-    production_path_only,
-    run_state,
-    runs_of_deal,
-)
+from tests.support import fresh_deal, production_path_only, runs_of_deal
 
 pytestmark = production_path_only()
 

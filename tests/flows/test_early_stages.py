@@ -11,8 +11,10 @@ import pytest
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_deal, timeline
+from harness.mail import to
+from harness.runs import wait_for_state
 from tests.conftest import Inbox
-from tests.support import deal_file, dealflow, submit, to, wait_for_state
+from tests.support import deal_file, dealflow, submit
 
 pytestmark = pytest.mark.stack
 

@@ -15,18 +15,12 @@ from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_approval, get_deal
+from harness.mail import decide, text_of, to
+from harness.runs import run_state, wait_for_state
 from models.answers import RESUME_FORM_NOTE
 from models.tables import StageTransition
 from tests.conftest import Inbox
-from tests.support import (
-    deal_waiting_at_manager,
-    decide,
-    prefect_http,
-    run_state,
-    text_of,
-    to,
-    wait_for_state,
-)
+from tests.support import deal_waiting_at_manager, prefect_http
 
 MANAGER = "mara.keller@example.com"
 DIRECTOR = "dana.whitfield@example.com"

@@ -12,6 +12,8 @@ import yaml
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_approval, timeline
+from harness.mail import decide, to
+from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT, get_settings
 from tasks.recovery import (
     DEALFLOW_FLOWS,
@@ -21,7 +23,7 @@ from tasks.recovery import (
 )
 from tests.conftest import Inbox
 from tests.faults import wait_until
-from tests.support import deal_waiting_at_manager, dealflow, decide, to, wait_for_state
+from tests.support import deal_waiting_at_manager, dealflow
 
 
 def test_every_deployed_flow_is_one_whose_lost_runs_are_started_again() -> None:

@@ -13,9 +13,10 @@ import pytest
 from dealflow.infra.db import session_scope
 from dealflow.infra.links import ApprovalClaim, sign, verify
 from dealflow.infra.records import approvals
+from harness.mail import decide
 from models.settings import get_settings
 from tests.conftest import Inbox
-from tests.support import deal_file, deal_waiting_at_manager, dealflow, decide
+from tests.support import deal_file, deal_waiting_at_manager, dealflow
 
 pytestmark = pytest.mark.stack
 

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from sqlalchemy import func, select
 
 from dealflow.infra.db import session_scope, upgrade
 from dealflow.infra.records import timeline
+from harness.ports import free_port
 from models.settings import PROJECT_ROOT
 from models.tables import Deal
 from tests.support import fresh_deal, runs_of_deal
@@ -242,19 +242,13 @@ def test_no_credential_reaches_the_web_service_log(stack: Any) -> None:
     no_secret_in((stack.logs / "web.log").read_text(errors="replace"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def web_service(tmp_path: Path) -> Iterator[Any]:
     """Start a web service of our own with some settings changed; its base URL."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(**env: str) -> str:
-        port = _free_port()
+        port = free_port()
         log = (tmp_path / f"web-{port}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "web.app:app", "--port", str(port)],
@@ -297,7 +291,7 @@ def test_an_unreachable_prefect_gets_503_and_nothing_is_stored(
 ) -> None:
     database = f"sqlite:///{tmp_path / 'dealflow.db'}"
     upgrade(database)
-    nowhere = f"http://127.0.0.1:{_free_port()}/api"
+    nowhere = f"http://127.0.0.1:{free_port()}/api"
     base = web_service(
         PREFECT_API_URL=nowhere, DEALFLOW_PREFECT_API_URL=nowhere, DEALFLOW_DATABASE_URL=database
     )

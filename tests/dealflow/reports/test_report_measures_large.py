@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
-from bench.history import generate, store
 from dealflow.infra.db import get_engine, session_scope
 from dealflow.reports.measures import AGING_BUCKETS, bucket_of, quantile
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import figures
+from harness.history import generate, store
 from models.matrix import load_matrix
 from models.settings import get_settings
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.ports import free_port
 from models.settings import PROJECT_ROOT
-from tests.conftest import _free_port
 
 
 def stack_up(data_dir: Path, *ports: str) -> subprocess.Popen[str]:
@@ -28,10 +28,10 @@ def stack_up(data_dir: Path, *ports: str) -> subprocess.Popen[str]:
 
 def free_ports() -> list[str]:
     return [
-        *("--prefect-port", str(_free_port())),
-        *("--web-port", str(_free_port())),
-        *("--smtp-port", str(_free_port())),
-        *("--inbox-port", str(_free_port())),
+        *("--prefect-port", str(free_port())),
+        *("--web-port", str(free_port())),
+        *("--smtp-port", str(free_port())),
+        *("--inbox-port", str(free_port())),
     ]
 
 
