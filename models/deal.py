@@ -100,6 +100,20 @@ class Installment(Strict):
     milestone: Milestone = Milestone.SIGNING
 
 
+def split_by_percent(amount: Decimal, percents: list[Decimal]) -> list[Decimal]:
+    """``amount`` in parts of ``percents`` (adding up to 100), exact to the cent: each part
+    gets its whole cents, and the cents left over go one each to the parts with the
+    largest fractions (the earlier part first on a tie), so the parts add up to
+    ``amount`` and none is off by more than a cent."""
+    cents = int(amount / CENT)
+    exact = [cents * percent / 100 for percent in percents]
+    whole = [int(share) for share in exact]
+    by_fraction = sorted(range(len(exact)), key=lambda i: (whole[i] - exact[i], i))
+    for i in by_fraction[: cents - sum(whole)]:
+        whole[i] += 1
+    return [Decimal(share) * CENT for share in whole]
+
+
 class PaymentTerms(Strict):
     net_days: Annotated[int, Field(ge=0, le=365)] = 30
     schedule: list[Installment] = Field(
@@ -158,6 +172,25 @@ class DealIntake(Strict):
         if pycountry.currencies.get(alpha_3=currency) is None:
             raise ValueError(f"{currency} is not an ISO 4217 currency code (e.g. EUR, USD, CNY)")
         return currency
+
+    def installment_amounts(self) -> list[Decimal]:
+        """Each installment's invoice amount: positive, adding up to ``amount`` exactly."""
+        return split_by_percent(self.amount, [part.percent for part in self.payment_terms.schedule])
+
+    @model_validator(mode="after")
+    def _splits_into_positive_installments(self, info: ValidationInfo) -> DealIntake:
+        if (info.context or {}).get(STORED):
+            return self
+        amounts = self.installment_amounts()
+        if min(amounts) <= 0:
+            smallest = amounts.index(min(amounts))
+            label = self.payment_terms.schedule[smallest].label
+            raise ValueError(
+                f"payment_terms.schedule: {self.amount} {self.currency} cannot be split into "
+                f"{len(amounts)} installments of at least one cent each ({label!r} "
+                f"would be {amounts[smallest]}); use fewer installments"
+            )
+        return self
 
     @field_validator("amount")
     @classmethod

@@ -151,9 +151,18 @@ def mail_sent_late(outbox_key: str) -> str:
     return f"mail/{outbox_key}/sent-late"
 
 
-def finance_note(kind: str, at_iso: str) -> str:
-    """A lever finance pulled on an invoice (dispute, hold, write-off): each pull its own."""
-    return f"{kind}/{at_iso}"
+def run_recovered(state_id: object) -> str:
+    """The sweep started a lost run again (once per lost state of the run)."""
+    return f"run/recovered/{state_id}"
+
+
+def run_given_up(run_id: object) -> str:
+    return f"run/given-up/{run_id}"
+
+
+def finance_lever(lever: str, invoice_number: str, at_iso: str) -> str:
+    """Finance pulled a lever on an invoice (dispute, write-off, reopen): each pull its own."""
+    return f"{lever}/{invoice_number}/{at_iso}"
 
 
 # --- outbox keys (unique in the database) --------------------------------------------

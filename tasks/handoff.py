@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy import select
 
 from dealflow.infra.clock import utcnow
 from models import keys
-from models.deal import CENT, DealIntake, Milestone
+from models.deal import DealIntake, Milestone
 from models.tables import Invoice
 from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
@@ -19,14 +19,18 @@ INVOICED_AT_HANDOFF = frozenset({Milestone.SIGNING, Milestone.KICKOFF})
 INVOICED_AT_ACCEPTANCE = frozenset({Milestone.ACCEPTANCE})
 
 
-def installment_amounts(intake: DealIntake) -> list[Decimal]:
-    """Each installment's share of the amount; the last one takes the rounding rest."""
-    shares = [
-        (intake.amount * part.percent / 100).quantize(CENT, ROUND_HALF_UP)
-        for part in intake.payment_terms.schedule
-    ]
-    shares[-1] = intake.amount - sum(shares[:-1], Decimal(0))
-    return shares
+def installment_amounts(intake: DealIntake, issued: dict[int, Decimal]) -> list[Decimal]:
+    """Each installment's invoice amount. Installments already invoiced (``issued``, by
+    sequence) keep their amounts, perhaps split by an earlier release's rounding; the
+    last one still to issue takes what is left, so the invoices add up to the deal."""
+    amounts = intake.installment_amounts()
+    for sequence, amount in issued.items():
+        amounts[sequence - 1] = amount
+    pending = [i for i in range(len(amounts)) if i + 1 not in issued]
+    if issued and pending:
+        last = pending[-1]
+        amounts[last] = intake.amount - sum(amounts[:last] + amounts[last + 1 :], Decimal(0))
+    return amounts
 
 
 def invoice_number(deal_id: str, sequence: int) -> str:
@@ -80,7 +84,9 @@ def issue_invoices(
             inv.sequence: inv
             for inv in session.scalars(select(Invoice).where(Invoice.deal_id == deal_id))
         }
-        amounts = installment_amounts(intake)
+        amounts = installment_amounts(
+            intake, {number: invoice.amount for number, invoice in existing.items()}
+        )
         for sequence, (part, amount) in enumerate(
             zip(intake.payment_terms.schedule, amounts, strict=True), start=1
         ):

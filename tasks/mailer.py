@@ -90,8 +90,10 @@ class SmtpSession:
     def _connect(self) -> yagmail.SMTP:
         settings = self.settings
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        login = settings.smtp_user or settings.mail_from
         client = yagmail.SMTP(
-            user=settings.smtp_user or settings.mail_from,
+            # As {login: alias}: yagmail appends "@gmail.com" to a plain user name.
+            user={login: login},
             password=password,
             host=settings.smtp_host,
             port=settings.smtp_port,

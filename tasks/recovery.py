@@ -43,6 +43,7 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Crashed, Scheduled
 
 from dealflow.infra.records import note_on_timeline
+from models import keys
 from models.settings import get_settings
 from tasks.effect import effect_task
 
@@ -244,7 +245,7 @@ def recover_lost_runs(
             if deal_id:
                 note_on_timeline(
                     deal_id,
-                    f"run/recovered/{state_id}",
+                    keys.run_recovered(state_id),
                     f"Workflow run started again from its last step: {why}",
                 )
             done.append(f"scheduled {what} ({run.id}) again: {why}")
@@ -260,6 +261,6 @@ def _give_up(client: SyncPrefectClient, lost: LostRun, recoveries: int, now: dt.
     if lost.deal_id:
         note_on_timeline(
             lost.deal_id,
-            f"run/given-up/{lost.run.id}",
+            keys.run_given_up(lost.run.id),
             f"Workflow run no longer started again by itself: {why}.",
         )

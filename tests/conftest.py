@@ -19,6 +19,7 @@ DATA_DIR = Path(tempfile.mkdtemp(prefix="dealflow-test-"))
 MATRIX = DATA_DIR / "matrix.yaml"
 MATRIX.write_text((Path(__file__).resolve().parent.parent / "config" / "matrix.yaml").read_text())
 PORTS = {"prefect": free_port(), "web": free_port(), "smtp": free_port()}
+SMTP_USER = "dealflow-mailer"
 os.environ.update(
     {
         "PREFECT_API_URL": f"http://127.0.0.1:{PORTS['prefect']}/api",
@@ -30,6 +31,8 @@ os.environ.update(
         "DEALFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['web']}",
         "DEALFLOW_SMTP_HOST": "127.0.0.1",
         "DEALFLOW_SMTP_PORT": str(PORTS["smtp"]),
+        # The test SMTP server takes mail only after a login, so the password is used.
+        "DEALFLOW_SMTP_USER": SMTP_USER,
         # Deal intake over HTTP: one API key and one webhook secret
         # (tests/web/test_intake_api.py).
         "DEALFLOW_INTAKE_API_KEYS": '{"test-crm": "key-for-tests-0123456789"}',
@@ -93,6 +96,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
 
 from models.settings import get_settings  # noqa: E402
 from tests.browser import browser  # noqa: E402, F401  (the real browser fixture, for every module)
@@ -103,7 +107,23 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.logins: list[tuple[str, bool]] = []  # (user, accepted), in order
         self._changed = threading.Condition()
+
+    def check_login(
+        self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """Accept Dealflow's SMTP user with the stack's password, nobody else."""
+        if not isinstance(auth_data, LoginPassword):
+            self.logins.append(("?", False))
+            return AuthResult(success=False, handled=False)
+        user, password = (
+            value.decode() if isinstance(value, bytes) else str(value)
+            for value in (auth_data.login, auth_data.password)
+        )
+        accepted = (user, password) == (SMTP_USER, TEST_SECRETS["SMTP password"])
+        self.logins.append((user, accepted))
+        return AuthResult(success=accepted, handled=False)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
@@ -152,7 +172,15 @@ class SmtpServer:
 
     def start(self) -> None:
         # A stopped controller's event loop is closed: each start is a new server.
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        # Mail only after a login (plain text is fine on the loopback of a test).
+        self._controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self.handler.check_login,
+            auth_required=True,
+            auth_require_tls=False,
+        )
         self._controller.start()
 
     def stop(self) -> None:

@@ -28,13 +28,13 @@ def _invoice(session: Session, number: str) -> Invoice:
     return invoice
 
 
-def _note(session: Session, invoice: Invoice, key: str, event: str, actor: str) -> None:
+def _note(session: Session, invoice: Invoice, lever: str, event: str, actor: str) -> None:
     deal = get_deal(session, invoice.deal_id)
     now = utcnow()
     add_transition(
         session,
         deal,
-        key=keys.finance_note(key, now.isoformat()),
+        key=keys.finance_lever(lever, invoice.number, now.isoformat()),
         stage=deal.stage,
         event=event,
         actor=actor,
@@ -52,7 +52,7 @@ def dispute_invoice(number: str, reason: str, by: str) -> str:
                 f"{number} is {invoice.status.replace('_', ' ')}: nothing to dispute"
             )
         invoice.status, invoice.dispute_reason = InvoiceStatus.DISPUTED, reason.strip()
-        _note(session, invoice, f"dispute/{number}", f"{number} disputed: {reason.strip()}", by)
+        _note(session, invoice, "dispute", f"{number} disputed: {reason.strip()}", by)
     return f"{number} is disputed and out of the dunning ladder until the dispute is resolved."
 
 
@@ -66,7 +66,7 @@ def resolve_dispute(number: str, by: str) -> str:
             InvoiceStatus.PARTIALLY_PAID if invoice.paid_amount > 0 else InvoiceStatus.OPEN
         )
         invoice.dispute_reason = None
-        _note(session, invoice, f"dispute/{number}", f"{number}: dispute resolved", by)
+        _note(session, invoice, "dispute", f"{number}: dispute resolved", by)
     return f"{number} is back in the dunning ladder."
 
 
@@ -84,7 +84,7 @@ def write_off(number: str, reason: str, by: str) -> tuple[str, str]:
         _note(
             session,
             invoice,
-            f"write-off/{number}",
+            "write-off",
             f"{number}: {balance:,.2f} {invoice.currency} written off: {reason.strip()}",
             by,
         )
@@ -100,7 +100,7 @@ def reopen(number: str, by: str) -> str:
         invoice.status = (
             InvoiceStatus.PARTIALLY_PAID if invoice.paid_amount > 0 else InvoiceStatus.OPEN
         )
-        _note(session, invoice, f"reopen/{number}", f"{number}: reopened", by)
+        _note(session, invoice, "reopen", f"{number}: reopened", by)
     return f"{number} is open again."
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from harness.mail import decide, to
-from tests.conftest import DATA_DIR, TEST_SECRETS, Inbox
+from tests.conftest import DATA_DIR, SMTP_USER, TEST_SECRETS, Inbox
 from tests.support import deal_waiting_at_manager, prefect_http
 
 pytestmark = pytest.mark.stack
@@ -36,6 +36,8 @@ def test_secrets_stay_out_of_logs_prefect_and_pages(
     stack: Any, inbox: Inbox, tmp_path: Path
 ) -> None:
     deal_id, _, link = deal_waiting_at_manager(inbox, tmp_path)
+    assert (SMTP_USER, True) in inbox.logins, "the stack logged in to send its mail"
+    assert not [login for login in inbox.logins if not login[1]], "no login was refused"
     assert decide(link, "approve", "fine").status_code == 200
     inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
 

@@ -399,7 +399,7 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
         undecided = session.scalar(
             select(func.count())
             .select_from(Approval)
-            .where(Approval.deal_id.in_(run_ids), Approval.decision != "approved")
+            .where(Approval.deal_id.in_(run_ids), Approval.decision.is_distinct_from("approved"))
         )
         recovered = session.scalar(
             select(func.count())

@@ -74,8 +74,10 @@ def test_timeline_keys() -> None:
     assert keys.dunning_level("INV-1", "first-reminder") == "dunning/INV-1/first-reminder"
     assert keys.mail_held("deal/D-1/kickoff") == "mail/deal/D-1/kickoff/held"
     assert keys.mail_sent_late("deal/D-1/kickoff") == "mail/deal/D-1/kickoff/sent-late"
-    assert keys.finance_note("dispute", "2026-12-04T10:00:00+00:00") == (
-        "dispute/2026-12-04T10:00:00+00:00"
+    assert keys.run_recovered("5f0c") == "run/recovered/5f0c"
+    assert keys.run_given_up("9a1b") == "run/given-up/9a1b"
+    assert keys.finance_lever("dispute", "INV-1", "2026-12-04T10:00:00+00:00") == (
+        "dispute/INV-1/2026-12-04T10:00:00+00:00"
     )
 
 
