@@ -55,15 +55,18 @@ RESUME_TIMEOUT = 120.0  # for one resumed run to reach its next gate
 DEFAULT_POLL = 1  # StackConfig.runner_poll_seconds
 PREFECT_DEFAULT_POLL = 10  # PREFECT_RUNNER_POLL_FREQUENCY when unset
 
-# tests/ is no installed package, nor is bench/: both are imported from the checkout,
-# so the imports of bench/ follow this.
+# bench/ and harness/ are no installed packages: they are imported from the checkout,
+# so their imports follow this.
 # ruff: noqa: E402
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.harness import BenchError, free_port, raise_interrupt, run_main, say
 from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, stats_of, table, write_results
+from bench.script import BenchError, raise_interrupt, run_main, say
 from bench.timed_inbox import Received, TimedInbox
+from harness.mail import decide, link_in, to
+from harness.ports import free_port
+from harness.runs import wait_for_state, wait_until_no_process
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -250,7 +253,6 @@ def park(poll: int, count: int, inbox: TimedInbox) -> Parked:
     from prefect.client.orchestration import get_client
 
     from dealflow.intake.submit import parse_deal, submit
-    from tests.support import to, wait_for_state, wait_until_no_process
 
     example = "examples/acme.json"
     template = json.loads((PROJECT_ROOT / example).read_text())
@@ -282,8 +284,6 @@ def measure(poll: int, deals: int, warmup: int, inbox: TimedInbox, parked: Parke
     once no process of the one before is left."""
     from prefect.client.orchestration import get_client
 
-    from tests.support import wait_until_no_process
-
     samples: list[Sample] = []
     with get_client(sync_client=True) as client:
         for index, ((deal_id, run_id), bare_id) in enumerate(parked):
@@ -305,8 +305,6 @@ def resume_ours(
     client: SyncPrefectClient, inbox: TimedInbox, poll: int, deal_id: str, run_id: str
 ) -> Sample:
     """The manager approves by the emailed link; until the director's request arrives."""
-    from tests.support import decide, link_in, to
-
     link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT).message)
     start, start_wall = time.monotonic(), time.time()
     response = decide(link, "approve", "bench")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.client_pool import URGENT, Clients
-from bench.harness import PROJECT_ROOT
 from bench.process_trees import MemoryPeaks
+from bench.script import PROJECT_ROOT
 from bench.under_load import PhaseResult, UnderLoad, spans
 
 if TYPE_CHECKING:

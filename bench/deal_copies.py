@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bench.harness import PROJECT_ROOT
+from bench.script import PROJECT_ROOT
 
 DEFAULT_EXAMPLE = "examples/initech.json"
 SMALL_SEATS = 20  # 20 x 420.00 = 8,400.00: below the matrix's small-standard limit of 10,000

@@ -22,6 +22,7 @@ from bench.deal_copies import email_kind
 from bench.process_trees import MemoryPeaks
 from bench.timed_inbox import Received
 from bench.under_load import PhaseResult, UnderLoad, spans
+from harness.mail import link_in
 
 SUBJECT_DEAL = re.compile(r"\(([A-Za-z0-9][A-Za-z0-9-]{1,62}[A-Za-z0-9])\)")
 
@@ -93,8 +94,6 @@ class DealsUnderLoad(UnderLoad):
             self.moved()
 
     def _link(self, message: EmailMessage) -> str | None:
-        from tests.support import link_in
-
         try:
             return link_in(message)
         except AssertionError:

@@ -61,7 +61,6 @@ from bench.deal_copies import (
     load_example,
     route_of,
 )
-from bench.harness import BenchError, raise_interrupt, run_main, say
 from bench.process_trees import (
     SAMPLE_SECONDS,
     Roles,
@@ -78,7 +77,9 @@ from bench.production_stack import (
     stack_roles,
 )
 from bench.results import MIB, RunClock, RunRecord, mib, table, write_results
+from bench.script import BenchError, raise_interrupt, run_main, say
 from bench.timed_inbox import TimedInbox
+from harness.mail import LINK, link_in, to
 
 if TYPE_CHECKING:
     import httpx
@@ -118,7 +119,6 @@ def submit_sample(
 
     from dealflow.infra.prefect_api import pause_state
     from models.keys import gate_wait
-    from tests.support import link_in, to
 
     sampled: list[SampledDeal] = []
     with httpx.Client(timeout=60) as http:
@@ -171,7 +171,6 @@ def probe_approval(http: httpx.Client, inbox: TimedInbox, deal: SampledDeal) -> 
 def next_email_of(deal: SampledDeal) -> Callable[[EmailMessage], bool]:
     """The deal's email after its first approval: the next gate's request (another
     link), the delivery kickoff or the acceptance request."""
-    from tests.support import LINK
 
     def predicate(message: EmailMessage) -> bool:
         subject = str(message["Subject"])

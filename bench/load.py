@@ -70,7 +70,6 @@ from bench.deal_copies import (
     route_of,
 )
 from bench.deals_under_load import DealsUnderLoad
-from bench.harness import BenchError, raise_interrupt, run_main, say
 from bench.load_report import SECTION_TITLE, RunInfo, render_section
 from bench.process_trees import MemorySampler, memory_peaks, wait_workers_idle
 from bench.production_stack import (
@@ -81,6 +80,7 @@ from bench.production_stack import (
     stack_roles,
 )
 from bench.results import RunClock, write_results
+from bench.script import BenchError, raise_interrupt, run_main, say
 from bench.timed_inbox import ListeningInbox
 from bench.under_load import PhaseResult
 

@@ -21,9 +21,12 @@ set-based work shows as statements that grow with batches, not with invoices.
 Baseline, in the same run: the floor for the same work, a child that reads every
 collectible invoice with its deal in one plain SELECT (streamed) and sends as many
 pre-built small emails as the first check sent over one SMTP connection. With
-``--naive-sample``, also a one-query-per-invoice loop (each invoice read, claimed and
-its emails delivered on its own, one SMTP connection per email as ``deliver`` does) on a
-database of that many invoices, extrapolated linearly to ``--invoices`` and labelled so.
+``--naive-sample``, also the same ``apply_dunning_ladder`` one invoice at a time
+(``tasks.dunning_batch.BATCH_SIZE`` set to 1 in its child: each invoice read, locked and
+claimed in a transaction of its own, each person's digest per invoice) on a database of
+that many invoices, extrapolated linearly to ``--invoices`` and labelled so. Every
+child that measures ours calls Dealflow's own functions; only the baseline is written
+here.
 
 After each check the bench verifies: letters written == escalations reported, no
 outbox row left unsent, every email key received by the sink exactly once over the
@@ -109,9 +112,10 @@ ON_HOLD = 0.02  # of customers: on collections hold before the run (out of the l
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.harness import BenchError, free_port, raise_interrupt, run_main, say
 from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, table, write_results
 from bench.scratch_databases import create_databases, drop_databases
+from bench.script import BenchError, raise_interrupt, run_main, say
+from harness.ports import free_port
 
 # --------------------------------------------------------------------------- seeding
 
@@ -511,102 +515,31 @@ def child_baseline(emails: int) -> dict[str, Any]:
 
 
 def child_naive(now: dt.datetime) -> dict[str, Any]:
-    """One invoice at a time: read it, claim its level, deliver each email on its own."""
-    from sqlalchemy import select
+    """The product's own ladder one invoice at a time: ``apply_dunning_ladder`` with
+    ``tasks.dunning_batch.BATCH_SIZE`` set to 1 (each batch's query reads it when it runs), so
+    that each invoice is read, locked and claimed in a transaction of its own and each
+    person's digest goes out per invoice. What the batches of the real check save."""
+    import tasks.dunning_batch
+    from tasks.dunning import apply_dunning_ladder
 
-    from dealflow.finance.days_overdue import DaysOverdue
-    from dealflow.infra.db import session_scope
-    from models.matrix import load_matrix
-    from models.settings import get_settings
-    from models.tables import CollectionHold, Deal, DunningLetter, Invoice, InvoiceStatus
-    from tasks.dunning_mail import Escalation, customer_letter, digest, people_told
-    from tasks.mailer import deliver
-
-    settings = get_settings()
-    matrix = load_matrix(settings.matrix_path)
-    ladder = matrix.dunning
+    tasks.dunning_batch.BATCH_SIZE = 1
     statements: Counter[str] = Counter()
     _count_statements(statements)
     rss_start = _memory_kib("VmRSS")
     cpu_start, began = time.process_time(), time.perf_counter()
-    days_overdue = DaysOverdue(matrix, ladder, now)
-    by_level: Counter[str] = Counter()
-    sent = 0
-    with session_scope() as session:
-        ids = list(session.scalars(select(Invoice.id).order_by(Invoice.id)))
-    for invoice_id in ids:
-        mails = []
-        with session_scope() as session:
-            invoice = session.get(Invoice, invoice_id, with_for_update=True)
-            assert invoice is not None
-            if invoice.status not in InvoiceStatus.COLLECTIBLE or invoice.balance <= 0:
-                continue
-            hold = session.get(CollectionHold, invoice.customer_name)
-            if hold is not None and hold.cleared_at is None:
-                continue
-            deal = session.get(Deal, invoice.deal_id)
-            assert deal is not None
-            days = days_overdue(deal.team, invoice.due_date)
-            if days is None:
-                continue  # a team the matrix does not know: the check skips it too
-            due = ladder.level_due(days)
-            if due is None or due[0] <= ladder.rank(invoice.dunning_level):
-                continue
-            if due[1].days < 0 and days_overdue.today(deal.team) > invoice.due_date:
-                continue  # no reminder before the due date once it has passed
-            rank, level = due
-            session.add(
-                DunningLetter(
-                    invoice_id=invoice.id,
-                    level=level.name,
-                    rank=rank,
-                    days_overdue=days,
-                    balance=invoice.balance,
-                    notified=level.notify,
-                    created_at=now,
-                )
-            )
-            invoice.dunning_rank, invoice.dunning_level, invoice.dunning_at = rank, level.name, now
-            escalation = Escalation(
-                invoice=invoice.number,
-                deal_id=invoice.deal_id,
-                customer=invoice.customer_name,
-                level=level.name,
-                level_title=level.label,
-                days_overdue=days,
-                balance=invoice.balance,
-                currency=invoice.currency,
-                due_date=invoice.due_date,
-                hold=level.hold,
-            )
-            if level.tells_customer:
-                mails.append(customer_letter(invoice, level, escalation, deal.title))
-            rep = (deal.sales_rep_email, deal.sales_rep_name)
-            for email, name in people_told(matrix, level, deal.team, rep):
-                mails.append(digest(email, name, [escalation], invoice.id))
-            if level.hold and hold is None:
-                session.add(
-                    CollectionHold(
-                        customer_name=invoice.customer_name,
-                        reason=escalation.describe(),
-                        placed_by="payment-check",
-                        placed_at=now,
-                    )
-                )
-            by_level[level.name] += 1
-        for mail in mails:
-            sent += deliver(mail, settings)
+    summary = apply_dunning_ladder.fn(now)
     return {
         "wall": time.perf_counter() - began,
         "cpu": time.process_time() - cpu_start,
         "parts": {},
         "rss_start_kib": rss_start,
         "peak_kib": _memory_kib("VmHWM"),
-        "by_level": dict(by_level),
-        "escalated": sum(by_level.values()),
-        "emails_sent": sent,
-        "smtp_connections": sent,
-        "invoices_read": len(ids),
+        "by_level": dict(summary.by_level),
+        "escalated": summary.escalated,
+        "holds": len(summary.holds),
+        "emails_sent": summary.emails_sent,
+        "emails_queued": summary.emails_queued,
+        "smtp_connections": summary.smtp_connections,
         "statements": dict(statements),
     }
 
@@ -805,7 +738,7 @@ def run_database(kind: str, args: argparse.Namespace, sink: Sink, port: int) -> 
                 naive = Measurement(
                     kind,
                     "naive",
-                    f"naive loop, one invoice at a time ({args.naive_sample:,} invoices)",
+                    f"our ladder, one invoice per batch ({args.naive_sample:,} invoices)",
                     result,
                     received,
                     connections,
@@ -1020,20 +953,21 @@ seed {args.seed}; seeding is not in the figures):
   invoices, place its holds), whatever the batch holds; sending takes one short
   transaction per email (lock the outbox row, mark it sent: a SELECT and an UPDATE, and
   BEGIN on SQLite), so that a check killed halfway repeats at most the one email in
-  flight (tests/test_dunning.py). Statements grow with batches and emails, not with the
-  invoices read: the steady-state check reads every collectible invoice in one SELECT
-  per batch. On PostgreSQL each email's transaction is a commit the server syncs to
-  disk: most of the first check's wall time beyond its CPU time.
+  flight (tests/tasks/test_dunning.py). Statements grow with batches and emails, not
+  with the invoices read: the steady-state check reads every collectible invoice in one
+  SELECT per batch. On PostgreSQL each email's transaction is a commit the server syncs
+  to disk: most of the first check's wall time beyond its CPU time.
 - Escalations are the levels claimed, one per invoice (a level missed while no check ran
   is caught up with the highest level due only); the emails are the customers' letters
   (friendly, reminder) plus one digest per person named by a level, per batch of
   invoices. Verified after each check: letters written == escalations reported, no outbox
   row unsent, every outbox key received by the sink once over the whole run, messages
   received == emails reported.
-- The naive loop (when run) reads, locks and claims one invoice per transaction and
-  delivers each email on its own (`tasks.mailer.deliver`: one SMTP connection per email,
-  one escalation email per person per invoice, no digests), on a database of its own with
-  the same distribution; its time is extrapolated linearly, not measured at full size.
+- "One invoice per batch" (when run) is the same `apply_dunning_ladder` with
+  `tasks.dunning_batch.BATCH_SIZE` set to 1 in its child: each invoice is read, locked and
+  claimed in a transaction of its own, and each person named by a level gets a digest
+  per invoice; on a database of its own with the same distribution. It shows what the
+  batches of 1,000 save; its time is extrapolated linearly, not measured at full size.
 """
 
 
@@ -1064,7 +998,7 @@ def main(argv: Sequence[str]) -> None:
         "--naive-sample",
         type=int,
         default=5_000,
-        help="Invoices for the one-at-a-time loop, extrapolated (0: leave it out).",
+        help="Invoices for our ladder one invoice per batch, extrapolated (0: leave it out).",
     )
     parser.add_argument("--seed", type=int, default=2026, help="Random seed of the data.")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """The pipeline-report over a large history on PostgreSQL: wall time and peak memory.
 
-Writes a generated history (bench/history.py: deals with their timelines, approvals,
+Writes a generated history (harness/history.py: deals with their timelines, approvals,
 invoices and payments) into a fresh PostgreSQL database, then measures, each in a fresh
 child process so that peak memory is its own:
 
@@ -163,8 +163,8 @@ def main() -> None:
         print(json.dumps(child(args.child)))
         return
 
-    from bench.history import generate, store
     from dealflow.infra.db import get_engine, upgrade
+    from harness.history import generate, store
 
     name = f"dealflow_bench_{os.getpid()}"
     url = _database(args.server, name)
@@ -210,7 +210,7 @@ def main() -> None:
     lines = [
         SECTION_TITLE,
         "",
-        "The pipeline-report over a generated history on PostgreSQL (bench/history.py, deals",
+        "The pipeline-report over a generated history on PostgreSQL (harness/history.py, deals",
         f"over the year before {TODAY}), each measurement in a fresh process. Peak memory is the",
         'process\'s maximum resident set (imports included); "+ over start" is what the work',
         "added to the process as it stood connected, before the work began. The baseline reads",

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.harness import BenchError, free_port, say
 from bench.process_trees import Roles
 from bench.scratch_databases import create_databases, drop_databases
+from bench.script import BenchError, say
 from bench.timed_inbox import TimedInbox
+from harness.ports import free_port
 
 if TYPE_CHECKING:
     from dealflow.stack.config import StackConfig

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.harness import PROJECT_ROOT, say
+from bench.script import PROJECT_ROOT, say
 
 RESULTS_PATH = PROJECT_ROOT / "bench" / "RESULTS.md"
 MIB = 1024 * 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bench.harness import BenchError
+from bench.script import BenchError
 
 DROP = 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
 CREATE = 'CREATE DATABASE "{name}"'

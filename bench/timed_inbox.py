@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from bench.harness import BenchError
+from bench.script import BenchError
 
 
 @dataclass(frozen=True)

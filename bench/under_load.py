@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bench.client_pool import LATER, ClientPool, Job
-from bench.harness import BenchError, say
 from bench.process_trees import MemoryPeaks
+from bench.script import BenchError, say
 
 PROGRESS_SECONDS = 15  # how often the wait says how far it got
 

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import tempfile
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from harness.ports import free_port
 
 DATA_DIR = Path(tempfile.mkdtemp(prefix="dealflow-test-"))
 # The stack reads a copy of the default matrix, so that a test can add a delegation.
 MATRIX = DATA_DIR / "matrix.yaml"
 MATRIX.write_text((Path(__file__).resolve().parent.parent / "config" / "matrix.yaml").read_text())
-PORTS = {"prefect": _free_port(), "web": _free_port(), "smtp": _free_port()}
+PORTS = {"prefect": free_port(), "web": free_port(), "smtp": free_port()}
 SMTP_USER = "dealflow-mailer"
 os.environ.update(
     {
@@ -39,11 +33,12 @@ os.environ.update(
         "DEALFLOW_SMTP_PORT": str(PORTS["smtp"]),
         # The test SMTP server takes mail only after a login, so the password is used.
         "DEALFLOW_SMTP_USER": SMTP_USER,
-        # Deal intake over HTTP: one API key and one webhook secret (tests/test_intake_api.py).
+        # Deal intake over HTTP: one API key and one webhook secret
+        # (tests/web/test_intake_api.py).
         "DEALFLOW_INTAKE_API_KEYS": '{"test-crm": "key-for-tests-0123456789"}',
         "DEALFLOW_INTAKE_WEBHOOK_SECRETS": '{"test-webhook": "secret-for-tests-0123456789"}',
         # Flow runs beat every 30 s in the test stack: a run quiet for 75 s has lost its
-        # process (tests/test_worker_kills.py).
+        # process (tests/e2e/test_worker_kills.py).
         "DEALFLOW_STALLED_RUN_SECONDS": "75",
         # The kill test kills a worker every few seconds, and mostly while it starts the
         # runs just brought back: one run may lose its process a dozen times. The limit
@@ -61,8 +56,9 @@ if STACK_ON_POSTGRES:
 POSTGRES_URL = os.environ.get(
     "DEALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-# Secrets the stack is given so that tests/test_secrets.py can look for them where they
-# must never appear. A server that trusts local logins ignores the database password.
+# Secrets the stack is given so that tests/e2e/test_secrets.py can look for them where
+# they must never appear. A server that trusts local logins ignores the database
+# password.
 TEST_SECRETS = {
     "signing secret": f"signing-{secrets.token_hex(12)}",
     "SMTP password": f"smtp-{secrets.token_hex(12)}",

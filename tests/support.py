@@ -1,4 +1,7 @@
-"""What the end-to-end tests do the way a user does: the CLI, emails, links, the page."""
+"""What the tests do the way a user does: the CLI, deals submitted and taken to a gate.
+
+Reading emails, following their links and waiting for run states are in ``harness``,
+which the benchmarks share."""
 
 from __future__ import annotations
 
@@ -7,15 +10,15 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from harness.mail import decide, link_in, to
+from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT
 
 
@@ -43,10 +46,6 @@ def production_path_only() -> list[Any]:
             reason="the production path runs with DEALFLOW_TEST_STACK=postgres",
         ),
     ]
-
-
-LINK = re.compile(r"https?://[^\s\"'<>]+/approvals/[A-Za-z0-9_.=-]+")
-ACCEPTANCE_LINK = re.compile(r"https?://[^\s\"'<>]+/acceptance/[A-Za-z0-9_.=-]+")
 
 
 def fresh_deal(example: str = "acme.json", **changes: Any) -> dict[str, Any]:
@@ -80,80 +79,6 @@ def submit(path: Path) -> str:
     match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", out)
     assert match, out
     return match.group(1)
-
-
-def to(address: str, subject_part: str, deal_id: str) -> Any:
-    def predicate(message: EmailMessage) -> bool:
-        return (
-            address in str(message["To"])
-            and subject_part in str(message["Subject"])
-            and deal_id in str(message["Subject"]) + str(message.get_body(("plain",)))
-        )
-
-    return predicate
-
-
-def text_of(message: EmailMessage, subtype: str = "plain") -> str:
-    part = message.get_body(preferencelist=(subtype,))
-    assert part is not None, f"no {subtype} part in {message['Subject']}"
-    return str(part.get_content())
-
-
-def link_in(message: EmailMessage, pattern: re.Pattern[str] = LINK) -> str:
-    text_links = pattern.findall(text_of(message, "plain"))
-    html_links = [link.replace("&amp;", "&") for link in pattern.findall(text_of(message, "html"))]
-    assert text_links and text_links[0] in html_links, "the text and HTML parts carry the same link"
-    return str(text_links[0])
-
-
-def decide(link: str, decision: str, comment: str = "") -> httpx.Response:
-    return httpx.post(link, data={"decision": decision, "comment": comment}, timeout=60)
-
-
-def run_state(run_id: str) -> tuple[str, str | None, str]:
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(UUID(run_id))
-    assert run.state is not None
-    return run.state.type.value, run.state.state_details.pause_key, str(run.state.name)
-
-
-def wait_for_state(run_id: str, state: str, timeout: float = 90, key: str | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    seen: tuple[str, str | None, str] = ("", None, "")
-    while time.monotonic() < deadline:
-        seen = run_state(run_id)
-        if seen[0] == state and (key is None or seen[1] == key):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"run {run_id} is {seen}, expected {state} {key or ''}")
-
-
-def processes_running(run_id: str) -> list[int]:
-    """Process ids on this machine whose environment names the flow run."""
-    needle = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
-def wait_until_no_process(run_id: str, timeout: float = 30) -> None:
-    """A suspended run's process exits shortly after the state changes; then none holds it."""
-    deadline = time.monotonic() + timeout
-    while processes_running(run_id):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} still holds processes {processes_running(run_id)}")
-        time.sleep(0.2)
 
 
 def approve_via_email(inbox: Any, approver: str, subject: str, deal_id: str, comment: str) -> str:

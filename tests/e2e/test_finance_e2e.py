@@ -1,0 +1,176 @@
+"""The money end to end, through the real stack: a deal is approved and invoiced, its
+delivery accepted by link, its invoices go overdue on a moved clock and escalate level by
+level to the right people, then it is paid and its flow run ends Completed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import get_deal, timeline
+from harness.mail import ACCEPTANCE_LINK, link_in, text_of, to
+from harness.runs import wait_for_state
+from models.settings import get_settings
+from models.tables import Invoice
+from tests.conftest import Inbox
+from tests.support import approve_via_email, deal_file, dealflow, prefect_http, submit
+
+pytestmark = pytest.mark.stack
+BILLING = "billing@globex.example"
+REP = "priya.natarajan@example.com"
+
+
+def invoices_of(deal_id: str) -> list[Invoice]:
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Invoice).where(Invoice.deal_id == deal_id).order_by(Invoice.sequence)
+        ).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def check_at(moment: dt.date) -> str:
+    at = dt.datetime.combine(moment, dt.time(9), dt.UTC).isoformat()
+    return dealflow("payments", "check", "--now", at).stdout
+
+
+def customer_letters(inbox: Inbox, deal_id: str, subject: str) -> list[Any]:
+    return inbox.matching(
+        lambda m: (
+            BILLING in str(m["To"])
+            and subject in str(m["Subject"])
+            and f"INV-{deal_id}-" in str(m["Subject"])
+        )
+    )
+
+
+def escalations_to(inbox: Inbox, person: str, number: str) -> list[Any]:
+    return inbox.matching(
+        lambda m: (
+            person in str(m["X-Envelope-To"])
+            and "dunning" in str(m["X-Dealflow-Key"])
+            and number in text_of(m)
+        )
+    )
+
+
+def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    path, deal_id = deal_file(tmp_path, "globex.yaml")  # 240,000 USD: 30/40/30, net 45
+    run_id = submit(path)
+    for approver in ("tom.alvarez@example.com", "dana.whitfield@example.com"):
+        approve_via_email(inbox, approver, "Approval needed", deal_id, "ok")
+    approve_via_email(inbox, "lena.fischer@example.com", "Approval needed", deal_id, "ok")
+
+    request = inbox.wait_for(to("grace.lin@example.com", "Record acceptance", deal_id))
+    link = link_in(request, ACCEPTANCE_LINK)
+    assert "On acceptance" in text_of(request)
+    wait_for_state(run_id, "PAUSED", key="acceptance")
+    assert len(invoices_of(deal_id)) == 2, "signing and kickoff invoices only, so far"
+    as_approval = httpx.post(
+        link.replace("/acceptance/", "/approvals/"), data={"decision": "approve"}
+    )
+    assert as_approval.status_code == 403 and "not an approval link" in as_approval.text
+    page = httpx.get(link)  # a mail scanner opening the link changes nothing
+    assert page.status_code == 200 and "Record acceptance" in page.text
+    wait_for_state(run_id, "PAUSED", key="acceptance")
+
+    accepted = httpx.post(link, data={"note": "Signed acceptance protocol"}, timeout=30)
+    assert accepted.status_code == 200 and "Acceptance recorded" in accepted.text
+    again = httpx.post(link, data={}, timeout=30)
+    assert again.status_code == 409 and "already recorded by grace.lin@example.com" in again.text
+    inbox.wait_for(to(BILLING, "Invoice", f"{deal_id}-03"))
+    wait_for_state(run_id, "PAUSED", key="payment")
+    invoices = invoices_of(deal_id)
+    assert [str(i.amount) for i in invoices] == ["72000.00", "96000.00", "72000.00"]
+    due = max(i.due_date for i in invoices)
+    numbers = [i.number for i in invoices]
+
+    check_at(due - dt.timedelta(days=3))  # friendly reminders before the due date
+    assert len(customer_letters(inbox, deal_id, "Reminder: invoice")) == 3
+    check_at(due + dt.timedelta(days=7))  # the customer's 1-day level is skipped: no burst
+    assert not customer_letters(inbox, deal_id, "Payment reminder")
+    assert all(len(escalations_to(inbox, REP, n)) == 1 for n in numbers)
+    assert all(len(escalations_to(inbox, "finance@example.com", n)) == 1 for n in numbers)
+    said = check_at(due + dt.timedelta(days=7))
+    assert said.startswith("0 escalation(s)"), said
+    check_at(due + dt.timedelta(days=15))
+    assert all(len(escalations_to(inbox, "tom.alvarez@example.com", n)) == 1 for n in numbers)
+    assert not escalations_to(inbox, "dana.whitfield@example.com", numbers[0])
+
+    paid_on = dt.date.today().isoformat()
+    dealflow("payments", "record", "--invoice", numbers[0], "--amount", "72000", "--date", paid_on)
+    statement = tmp_path / "statement.csv"
+    statement.write_text(
+        "date,amount,currency,reference\n"
+        f"{paid_on},96000.00,USD,{numbers[1]}\n"
+        f"{paid_on},72000.00,USD,Globex payment {numbers[2]}\n"
+    )
+    imported = dealflow("payments", "import", str(statement)).stdout
+    assert f"{deal_id}: paid in full, closing" in imported, imported
+    wait_for_state(run_id, "COMPLETED")
+    closed = inbox.wait_for(to(REP, "Paid in full", deal_id))
+    assert "finance@example.com" in str(closed["Cc"])
+    check_at(due + dt.timedelta(days=31))
+    assert not escalations_to(inbox, "dana.whitfield@example.com", numbers[0]), "paid: no more"
+
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        events = [(t.key, t.event) for t in timeline(session, deal_id)]
+    assert deal.stage == "closed" and deal.outcome == "paid"
+    assert sum(key.startswith("payment/") for key, _ in events) == 3
+    assert any(key == "accepted" and "Signed acceptance protocol" in e for key, e in events)
+    aging = prefect_http().get("artifacts/aging-report/latest")
+    assert aging.status_code == 200 and aging.json()["type"] == "table"
+
+
+def test_the_finance_page_needs_a_login_and_records_payments(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    from tests.finance_support import invoiced_deal
+
+    _deal, [number] = invoiced_deal(dt.date(2027, 3, 10))
+    base = f"{stack.config.web_url}/finance"
+    assert httpx.get(base).status_code == 401
+    assert httpx.get(base, auth=("finance", "wrong")).status_code == 401
+    login = ("finance", get_settings().finance_logins()["finance"])
+    page = httpx.get(base, auth=login)
+    assert page.status_code == 200 and number in page.text
+    token = page.text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+
+    forged = httpx.post(
+        f"{base}/payments",
+        auth=login,
+        data={"form_token": "x", "invoice": number, "amount": "100.00"},
+    )
+    assert forged.status_code == 403
+    paid = httpx.post(
+        f"{base}/payments",
+        auth=login,
+        data={"form_token": token, "invoice": number, "amount": "100.00", "reference": "W1"},
+    )
+    assert paid.status_code == 200 and "100.00 EUR applied" in paid.text
+    wrong = httpx.post(
+        f"{base}/payments",
+        auth=login,
+        data={"form_token": token, "invoice": "INV-NONE-01", "amount": "1.00"},
+    )
+    assert wrong.status_code == 400 and "there is no invoice INV-NONE-01" in wrong.text
+
+    csv = f"date,amount,reference\n2026-11-20,200.00,{number}\n2026-11-20,5.00,no number\n"
+    files = {"statement": ("bank.csv", csv.encode(), "text/csv")}
+    imported = httpx.post(f"{base}/statements", auth=login, data={"form_token": token}, files=files)
+    assert imported.status_code == 200 and "1 payment(s) applied" in imported.text
+    assert "not matched: no invoice number" in imported.text
+    again = httpx.post(f"{base}/statements", auth=login, data={"form_token": token}, files=files)
+    assert "1 line(s) already imported" in again.text
+
+    started = httpx.post(f"{base}/check", auth=login, data={"form_token": token}, timeout=30)
+    assert started.status_code == 200 and "Payment check started" in started.text
