@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
@@ -21,6 +22,8 @@ from models.answers import RESUME_FORM_NOTE
 from models.tables import StageTransition
 from tests.conftest import Inbox
 from tests.support import deal_waiting_at_manager, prefect_http
+
+pytestmark = pytest.mark.stack  # on the production path too
 
 MANAGER = "mara.keller@example.com"
 DIRECTOR = "dana.whitfield@example.com"

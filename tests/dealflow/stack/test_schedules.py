@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from dealflow.stack.deploy import scheduled_deployments
 from tests.support import prefect_http
+
+pytestmark = pytest.mark.stack  # on the production path too
 
 SHORT_INTERVAL = 10.0  # seconds; what an operator would never set, to see it fire soon
 
