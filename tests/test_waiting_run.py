@@ -1,0 +1,175 @@
+"""Answering a waiting run (dealflow/answers/waiting_run.py): its waiting, on runs of
+Prefect's server that a test puts where it wants, and its outcomes through the real paths
+(the approval page over HTTP, ``dealflow deal accept``, ``dealflow deal report``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Completed, Crashed, Paused, Running, State
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealflow.answers.waiting_run import (
+    Answered,
+    Earlier,
+    Outcome,
+    Patience,
+    Why,
+    answer_waiting_run,
+)
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import add_transition, get_deal
+from dealflow.intake.submit import load_deal_file, store_deal
+from models.settings import PROJECT_ROOT
+from models.tables import Deal, StageTransition
+
+pytestmark = pytest.mark.stack
+
+
+# The waiting itself, on runs of Prefect's server that stand where a test puts them, and a
+# clock the test moves: no wall time is spent waiting.
+
+ANSWER_KEY = "test/answer"
+
+
+@flow(name="waiting-run-placeholder")
+def placeholder() -> None:
+    """Never executed: a run of it only holds the state a test gives it."""
+
+
+class MovedClock:
+    """The clock and sleep the waiting uses: each sleep moves the clock on at once, and
+    may let something happen meanwhile."""
+
+    def __init__(self, meanwhile: Callable[[int], None] | None = None) -> None:
+        self.now, self.sleeps, self.meanwhile = 0.0, 0, meanwhile
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps += 1
+        if self.meanwhile is not None:
+            self.meanwhile(self.sleeps)
+
+    def patience(self, seconds: float = 10) -> Patience:
+        return Patience(seconds, poll=0.5, clock=lambda: self.now, sleep=self.sleep)
+
+
+def stored_deal(run_id: str | None) -> str:
+    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
+    intake = intake.model_copy(update={"deal_id": f"W{uuid.uuid4().hex[:8].upper()}-ACME"})
+    store_deal(intake)
+    with session_scope() as session:
+        get_deal(session, intake.deal_id).flow_run_id = run_id
+    return intake.deal_id
+
+
+def run_in(state: State[Any]) -> str:
+    """A flow run of Prefect's server, left in ``state``."""
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(placeholder)
+        client.set_flow_run_state(run.id, state, force=True)
+    return str(run.id)
+
+
+def note_answer(deal_id: str, actor: str) -> None:
+    with session_scope() as session:
+        deal = get_deal(session, deal_id, for_update=True)
+        add_transition(session, deal, key=ANSWER_KEY, stage=deal.stage, event="x", actor=actor)
+
+
+def earlier(session: Session, deal: Deal) -> Earlier | None:
+    entry = session.scalar(
+        select(StageTransition).where(
+            StageTransition.deal_id == deal.id, StageTransition.key == ANSWER_KEY
+        )
+    )
+    return Earlier(entry.actor, entry.at, "answered") if entry is not None else None
+
+
+def never_recorded(_session: Session, _deal: Deal) -> BaseModel:
+    raise AssertionError("the run never waited for this answer")
+
+
+def answer(deal_id: str, clock: MovedClock, run_id: str | None = None) -> Outcome:
+    return answer_waiting_run(
+        deal_id,
+        "gate-manager",
+        record=never_recorded,
+        earlier=earlier,
+        run_id=run_id,
+        patience=clock.patience(),
+    )
+
+
+def test_a_run_on_its_way_is_waited_for_until_the_patience_runs_out(stack: Any) -> None:
+    deal_id = stored_deal(run_in(Running()))
+    clock = MovedClock()
+    started = time.monotonic()
+    outcome = answer(deal_id, clock)
+    assert (outcome.kind, outcome.why, outcome.state) == (
+        Answered.TRY_AGAIN,
+        Why.ON_ITS_WAY,
+        "running",
+    )
+    assert clock.sleeps == 20 and clock.now == 10, "it looked every half second for 10 s"
+    assert time.monotonic() - started < 10, "on the test's clock, not the wall's"
+
+
+def test_an_answer_recorded_while_the_run_is_on_its_way_is_said_with_who_and_when(
+    stack: Any,
+) -> None:
+    """The second of two answers meets the run resumed by the first: it is told who
+    answered and when, not that the run is not waiting or to try again."""
+    run_id = run_in(Running())
+    deal_id = stored_deal(run_id)
+    clock = MovedClock(
+        lambda sleeps: note_answer(deal_id, "first@example.com") if sleeps == 2 else None
+    )
+    outcome = answer(deal_id, clock)
+    assert outcome.kind is Answered.ALREADY_ANSWERED and clock.sleeps == 2
+    assert outcome.earlier is not None and outcome.earlier.by == "first@example.com"
+    with session_scope() as session:
+        recorded = earlier(session, get_deal(session, deal_id))
+    assert recorded is not None and outcome.earlier.at == recorded.at
+    # The same once the run waits for something else, or has ended.
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(run_id), Paused(pause_key="gate-director"), force=True)
+    assert answer(deal_id, MovedClock()).kind is Answered.ALREADY_ANSWERED
+
+
+@pytest.mark.parametrize(
+    ("state", "kind", "why", "words"),
+    [
+        (Crashed(), Answered.TRY_AGAIN, Why.CRASHED, "crashed"),
+        (Completed(), Answered.NOT_WAITING, Why.ELSEWHERE, "completed"),
+        (Cancelled(), Answered.NOT_WAITING, Why.ELSEWHERE, "cancelled"),
+        (Paused(pause_key="gate-director"), Answered.NOT_WAITING, Why.ELSEWHERE, "paused"),
+    ],
+    ids=["crashed", "completed", "cancelled", "at-another-gate"],
+)
+def test_a_run_that_will_not_wait_for_the_answer_is_said_so_at_once(
+    stack: Any, state: State[Any], kind: Answered, why: Why, words: str
+) -> None:
+    deal_id = stored_deal(run_in(state))
+    clock = MovedClock()
+    outcome = answer(deal_id, clock)
+    assert (outcome.kind, outcome.why, outcome.state) == (kind, why, words)
+    assert outcome.stage == "submitted" and clock.sleeps == 0
+
+
+def test_an_answer_with_no_run_to_take_it_is_not_found(stack: Any) -> None:
+    assert answer(stored_deal(None), MovedClock()).why is Why.NO_RUN
+    unknown = stored_deal(str(uuid.uuid4()))
+    assert answer(unknown, MovedClock()).why is Why.RUN_GONE
+    other = stored_deal(run_in(Running()))
+    outcome = answer(other, MovedClock(), run_id=str(uuid.uuid4()))
+    assert (outcome.kind, outcome.why) == (Answered.NOT_FOUND, Why.OTHER_RUN)
