@@ -4,12 +4,17 @@ Prefect's server that a test puts where it wants, and its outcomes through the r
 
 from __future__ import annotations
 
+import random
+import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -27,10 +32,20 @@ from dealflow.answers.waiting_run import (
     answer_waiting_run,
 )
 from dealflow.infra.db import session_scope
-from dealflow.infra.records import add_transition, get_deal
+from dealflow.infra.records import add_transition, get_approval, get_deal
 from dealflow.intake.submit import load_deal_file, store_deal
 from models.settings import PROJECT_ROOT
 from models.tables import Deal, StageTransition
+from tests.conftest import Inbox
+from tests.support import (
+    deal_file,
+    decide,
+    link_in,
+    prefect_http,
+    submit,
+    to,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -173,3 +188,92 @@ def test_an_answer_with_no_run_to_take_it_is_not_found(stack: Any) -> None:
     other = stored_deal(run_in(Running()))
     outcome = answer(other, MovedClock(), run_id=str(uuid.uuid4()))
     assert (outcome.kind, outcome.why) == (Answered.NOT_FOUND, Why.OTHER_RUN)
+
+
+# The outcomes through the pages and the commands.
+
+GATES = [
+    ("manager", "mara.keller@example.com", "Mara Keller"),
+    ("director", "dana.whitfield@example.com", "Dana Whitfield"),
+    ("legal", "lena.fischer@example.com", "Lena Fischer"),
+]
+ALREADY = re.compile(r"Already (approved|rejected) by (.+?) at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC\.")
+
+
+def race(link: str, run_id: str, decisions: list[str]) -> list[httpx.Response]:
+    """POST every decision of ``decisions`` from the same link at about the same moment
+    (released together, each after a random pause of up to a quarter second), and one
+    more the moment Prefect shows the run resumed: while the winner's resume is under way
+    and its record not yet committed, the loser's hardest moment."""
+    start = threading.Barrier(len(decisions) + 1)
+    answers: list[httpx.Response | BaseException] = [RuntimeError("no answer")] * (
+        len(decisions) + 1
+    )
+
+    def click(i: int) -> None:
+        start.wait()
+        try:
+            if i == len(decisions):
+                with prefect_http() as api:
+                    deadline = time.monotonic() + 60
+                    while api.get(f"flow_runs/{run_id}").json()["state"]["type"] == "PAUSED":
+                        assert time.monotonic() < deadline, "no click resumed the run"
+                answers[i] = decide(link, "approve", "the moment it resumed")
+                return
+            time.sleep(random.uniform(0, 0.25))
+            answers[i] = decide(link, decisions[i], f"click {i}")
+        except BaseException as exc:  # shown by the assertion below
+            answers[i] = exc
+
+    threads = [threading.Thread(target=click, args=(i,)) for i in range(len(answers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    responses = [a for a in answers if isinstance(a, httpx.Response)]
+    assert len(responses) == len(answers), answers
+    return responses
+
+
+def test_clicks_racing_on_one_gate_decide_it_once_and_every_loser_hears_who_and_when(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """Issue #12, item 12: two approvals of the same gate at the same moment. One click
+    decides; every other one is told who decided and when, never that the deal is not
+    waiting or should be tried again."""
+    deals = [deal_file(tmp_path) for _ in range(3)]
+    runs = {deal_id: submit(path) for path, deal_id in deals}
+    races = 0
+    for gate, approver, name in GATES:
+        for deal_id, run_id in runs.items():
+            link = link_in(inbox.wait_for(to(approver, "Approval needed", deal_id)))
+            wait_for_state(run_id, "PAUSED", key=f"gate-{gate}")
+            # The last gate also races a rejection against the approvals.
+            decisions = ["approve"] * 4 if gate != "legal" else ["approve", "reject"] * 2
+            responses = race(link, run_id, decisions)
+            races += 1
+            said = [(r.status_code, r.text.split("<main", 1)[-1][:400]) for r in responses]
+            won = [r for r in responses if r.status_code == 200]
+            assert len(won) == 1, said
+            assert re.search(r"You (approved|rejected) this deal", won[0].text), said
+            with session_scope() as session:
+                row = get_approval(session, deal_id, gate)
+                assert row is not None and row.decided_at is not None
+                decided, at = row.decision, row.decided_at.strftime("%Y-%m-%d %H:%M")
+            for lost in responses:
+                if lost is won[0]:
+                    continue
+                assert lost.status_code == 409, said
+                found = ALREADY.search(lost.text)
+                assert found is not None, said
+                assert found.groups() == (decided, name, at), said
+        for deal_id, run_id in runs.items():
+            if gate == "legal":
+                with session_scope() as session:
+                    row = get_approval(session, deal_id, "legal")
+                    rejected = row is not None and row.decision == "rejected"
+                if rejected:
+                    wait_for_state(run_id, "COMPLETED")
+                else:
+                    wait_for_state(run_id, "PAUSED", key="acceptance")
+    assert races == len(GATES) * len(runs)
