@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dealflow.answers.acceptance import accepted_entry
 from dealflow.answers.waiting_run import (
     Answered,
     Earlier,
@@ -32,13 +33,16 @@ from dealflow.answers.waiting_run import (
     answer_waiting_run,
 )
 from dealflow.infra.db import session_scope
-from dealflow.infra.records import add_transition, get_approval, get_deal
+from dealflow.infra.records import add_transition, get_approval, get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
 from models.settings import PROJECT_ROOT
 from models.tables import Deal, StageTransition
 from tests.conftest import Inbox
 from tests.support import (
+    approve_via_email,
     deal_file,
+    deal_waiting_at_manager,
+    dealflow,
     decide,
     link_in,
     prefect_http,
@@ -277,3 +281,55 @@ def test_clicks_racing_on_one_gate_decide_it_once_and_every_loser_hears_who_and_
                 else:
                     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert races == len(GATES) * len(runs)
+
+
+def test_acceptance_from_the_cli_is_recorded_once_and_the_second_hears_who_and_when(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    path, deal_id = deal_file(tmp_path, "initech.json")  # manager and legal only
+    run_id = submit(path)
+    early = dealflow("deal", "accept", deal_id, check=False)
+    assert early.returncode == 1
+    assert re.search(
+        rf"Nothing was recorded: deal {deal_id} is not waiting for acceptance \(it is at "
+        r"(submitted|approval:manager)\)",
+        early.stderr,
+    ), early.stderr
+    for approver in ("tom.alvarez@example.com", "lena.fischer@example.com"):
+        approve_via_email(inbox, approver, "Approval needed", deal_id, "fine")
+    request = inbox.wait_for(
+        lambda m: "Record acceptance" in str(m["Subject"]) and deal_id in str(m["Subject"])
+    )
+    manager = str(request["To"])  # the delivery manager of the deal's team
+
+    accepted = dealflow("deal", "accept", deal_id, "--note", "Signed protocol")
+    assert f"Recorded acceptance of {deal_id} on " in accepted.stdout
+    again = dealflow("deal", "accept", deal_id, check=False)
+    assert again.returncode == 1
+    entry = accepted_entry(deal_id)
+    assert entry is not None and entry.actor == manager
+    assert (
+        f"Nothing was recorded: acceptance of {deal_id} was already recorded by "
+        f"{manager} at {entry.at:%Y-%m-%d %H:%M} UTC"
+    ) in again.stderr
+    wait_for_state(run_id, "PAUSED", key="payment")
+    with session_scope() as session:
+        keys = [t.key for t in timeline(session, deal_id)]
+    assert keys.count("accepted") == 1
+
+
+def test_an_answer_to_a_run_prefect_no_longer_knows_says_so(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
+    response = prefect_http().delete(f"flow_runs/{run_id}")
+    assert response.status_code in {200, 204}, response.text
+    clicked = decide(link, "approve", "too late")
+    assert clicked.status_code == 409, clicked.text
+    assert "workflow run no longer exists. Nothing was recorded" in clicked.text
+    accepted = dealflow("deal", "accept", deal_id, check=False)
+    assert accepted.returncode == 1
+    assert f"the flow run of deal {deal_id} no longer exists; ask operations" in accepted.stderr
+    with session_scope() as session:
+        row = get_approval(session, deal_id, "manager")
+        assert row is not None and row.decision is None

@@ -19,11 +19,17 @@ import httpx
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from sqlalchemy import select
 
-from dealflow.answers.acceptance import AcceptanceError, accept_delivery, accepted_entry
+from dealflow.answers.acceptance import (
+    AcceptanceError,
+    accept_delivery,
+    accepted_entry,
+    already_accepted,
+)
 from dealflow.answers.settlement import settle_deal
+from dealflow.answers.waiting_run import Outcome, Why
 from dealflow.finance.bank_statement import StatementError, import_lines, parse_statement
 from dealflow.finance.payments import PaymentDetails, PaymentError, parse_amount, record_payment
 from dealflow.finance.receivables import (
@@ -39,6 +45,7 @@ from dealflow.infra.db import session_scope
 from dealflow.infra.links import LinkError, verify
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render
+from models.finance import DeliveryAcceptance
 from models.keys import ACCEPTANCE_WAIT
 from models.settings import get_settings
 from models.tables import Invoice
@@ -278,24 +285,58 @@ def post_acceptance(
     except ValueError:
         return _message("Not a date", f"Give the date as YYYY-MM-DD (got {accepted_on!r}).", 400)
     try:
-        accepted = accept_delivery(
+        answered = accept_delivery(
             deal_id, by=manager, accepted_on=day, note=note.strip(), run_id=run_id
         )
     except DealNotFound:
         return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
     except AcceptanceError as exc:
         return _message("Acceptance not recorded", str(exc), 409)
-    except NotPausedError:
-        return _message("Acceptance not recorded", "The deal stopped waiting just now.", 409)
-    except (httpx.HTTPError, PrefectHTTPStatusError, ObjectNotFound, RuntimeError):
+    accepted = answered.answer
+    if isinstance(accepted, DeliveryAcceptance):
         return _message(
-            "Please try again",
-            "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
-            "try again in a minute.",
-            503,
+            "Acceptance recorded",
+            f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded; the "
+            "invoices due on acceptance go out now.",
         )
-    return _message(
-        "Acceptance recorded",
-        f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded; the "
-        "invoices due on acceptance go out now.",
-    )
+    return _not_accepted(deal_id, answered)
+
+
+def _not_accepted(deal_id: str, answered: Outcome) -> HTMLResponse:
+    """The acceptance page for each outcome but RESUMED; Prefect's words go to the log."""
+    if answered.earlier is not None:
+        return _message("Acceptance not recorded", already_accepted(deal_id, answered.earlier), 409)
+    try_again = "Please try again"
+    match answered.why:
+        case Why.ON_ITS_WAY:
+            return _message(
+                try_again,
+                f"Deal {deal_id} is not waiting for acceptance yet (it is at "
+                f"{answered.stage}). Nothing was recorded; try again in a minute.",
+                503,
+            )
+        case Why.CRASHED | Why.RESTARTING:
+            return _message(
+                try_again,
+                "This deal's workflow is being restarted. Nothing was recorded; try again in "
+                "a few minutes.",
+                503,
+            )
+        case Why.UNREACHABLE:
+            return _message(
+                try_again,
+                "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
+                "try again in a minute.",
+                503,
+            )
+        case Why.REFUSED:
+            words = "The workflow server did not accept it. Nothing was recorded; operations can tell you why."
+        case Why.NO_RUN | Why.OTHER_RUN:
+            words = f"This link does not belong to the current run of {deal_id}."
+        case Why.RUN_GONE:
+            words = (
+                "This deal's workflow run no longer exists. Nothing was recorded; ask operations."
+            )
+        case _:
+            words = f"Deal {deal_id} is not waiting for acceptance (it is at {answered.stage})."
+    return _message("Acceptance not recorded", words, 409)

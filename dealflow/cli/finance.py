@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from dealflow.cli.options import fail, moment_option
+from dealflow.cli.options import fail, moment_option, not_answered
 
 payments_app = typer.Typer(
     help="Money received: record a payment, import a bank statement, run the payment "
@@ -225,23 +225,21 @@ def deal_accept(
     ] = None,
 ) -> None:
     """Record the customer's acceptance of the delivery; releases the invoices due on it."""
-    import httpx
-    from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
-
     from dealflow.answers.acceptance import AcceptanceError, accept_delivery
     from dealflow.infra.records import DealNotFound
+    from models.finance import DeliveryAcceptance
 
     try:
-        accepted = accept_delivery(deal_id, by=by, accepted_on=_date(date, "--date"), note=note)
+        answered = accept_delivery(deal_id, by=by, accepted_on=_date(date, "--date"), note=note)
     except (AcceptanceError, DealNotFound) as exc:
         raise fail(f"Nothing was recorded: {exc}") from exc
-    except NotPausedError as exc:
-        raise fail(f"Nothing was recorded: deal {deal_id} stopped waiting just now") from exc
-    except (httpx.HTTPError, PrefectHTTPStatusError, RuntimeError) as exc:
-        raise fail(f"Nothing was recorded: the Prefect server did not take it ({exc})") from exc
-    typer.echo(
-        f"Recorded acceptance of {deal_id} on {accepted.accepted_on} by {accepted.accepted_by_name}."
-    )
+    accepted = answered.answer
+    if isinstance(accepted, DeliveryAcceptance):
+        typer.echo(
+            f"Recorded acceptance of {deal_id} on {accepted.accepted_on} by {accepted.accepted_by_name}."
+        )
+        return
+    raise not_answered(deal_id, answered, "acceptance")
 
 
 def deal_confirm_plan(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from dealflow.answers.waiting_run import Outcome
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -23,3 +27,35 @@ def moment_option(now: str | None) -> dt.datetime | None:
     if moment.tzinfo is None:
         raise fail(f"--now: give a time zone, e.g. {now}+00:00")
     return moment
+
+
+def not_answered(deal_id: str, answered: Outcome, waiting_for: str, answer: str = "") -> typer.Exit:
+    """A command's failure for an answer that did not reach the deal's run (anything but
+    RESUMED): what happened, and whether trying again can help. ``answer`` names what was
+    recorded before (by default ``waiting_for``)."""
+    from dealflow.answers.waiting_run import Why
+
+    earlier, stage = answered.earlier, answered.stage
+    if earlier is not None:
+        at = f" at {earlier.at:%Y-%m-%d %H:%M} UTC" if earlier.at else ""
+        why = f"{answer or waiting_for} of {deal_id} was already recorded by {earlier.by}{at}"
+    else:
+        match answered.why:
+            case Why.ON_ITS_WAY:
+                why = (
+                    f"deal {deal_id} is not waiting for {waiting_for} yet (it is at {stage}); "
+                    "try again in a minute"
+                )
+            case Why.CRASHED | Why.RESTARTING:
+                why = (
+                    f"the flow run of deal {deal_id} is being restarted; try again in a few minutes"
+                )
+            case Why.UNREACHABLE | Why.REFUSED:
+                why = f"the Prefect server did not take it ({answered.detail})"
+            case Why.NO_RUN | Why.OTHER_RUN:
+                why = f"deal {deal_id} has no flow run yet: submit it again"
+            case Why.RUN_GONE:
+                why = f"the flow run of deal {deal_id} no longer exists; ask operations"
+            case _:
+                why = f"deal {deal_id} is not waiting for {waiting_for} (it is at {stage})"
+    return fail(f"Nothing was recorded: {why}")
