@@ -4,8 +4,11 @@ Prefect's server that a test puts where it wants, and its outcomes through the r
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -333,3 +336,50 @@ def test_an_answer_to_a_run_prefect_no_longer_knows_says_so(
     with session_scope() as session:
         row = get_approval(session, deal_id, "manager")
         assert row is not None and row.decision is None
+
+
+def cli(*args: str, wait: float = 60) -> subprocess.Popen[str]:
+    """``dealflow`` started as a user starts it, patient with a run on its way."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dealflow", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DEALFLOW_RESUME_WAIT_SECONDS": str(wait)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_reports_of_one_stage_at_once_one_moves_the_deal_the_other_hears_who(
+    stack: Any, tmp_path: Path
+) -> None:
+    """Both are given before the run reaches its first stage: both wait for it; one is
+    recorded, the other is told who reported the stage and when (it does not answer the
+    next stage in its place)."""
+    path, deal_id = deal_file(tmp_path, stage="lead_screening")
+    run_id = submit(path)
+    reports = [cli("deal", "report", deal_id, "--score", score) for score in ("85", "40")]
+    done = [(p.wait(120), *p.communicate()) for p in reports]
+    recorded = [d for d in done if d[0] == 0]
+    assert len(recorded) == 1, done
+    assert f"Recorded lead screening of {deal_id}, grade" in recorded[0][1], done
+    [refused] = [d for d in done if d[0] != 0]
+    assert refused[0] == 1, done
+    with session_scope() as session:
+        entry = session.scalar(
+            select(StageTransition).where(
+                StageTransition.deal_id == deal_id,
+                StageTransition.key == "stage/lead_screening/reported",
+            )
+        )
+    assert entry is not None
+    assert (
+        f"Nothing was recorded: lead screening of {deal_id} was already recorded by "
+        f"sam.rivera@example.com at {entry.at:%Y-%m-%d %H:%M} UTC"
+    ) in refused[2], done
+    wait_for_state(run_id, "PAUSED", key="stage-needs-discovery")
+    with session_scope() as session:
+        assert get_deal(session, deal_id).grade in {"A", "C"}
+        keys = [t.key for t in timeline(session, deal_id)]
+    assert keys.count("stage/lead_screening/reported") == 1
+    assert "stage/needs_discovery/reported" not in keys

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealflow.answers.waiting_run import Earlier, Outcome, Patience, answer_waiting_run
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.prefect_api import pause_state, resume_with_answer
-from dealflow.infra.records import get_deal
+from dealflow.infra.records import get_deal, intake_of
 from models import keys
 from models.deal import EARLY_STAGES
-from models.keys import base_key, stage_wait
 from models.matrix import load_matrix
 from models.settings import get_settings
 from models.stage_report import StageReport
+from models.tables import Deal, StageTransition
 
 
 class ReportError(ValueError):
@@ -26,6 +29,28 @@ REQUIRED = {
 }
 
 
+def _reported(session: Session, deal_id: str, stage: str) -> StageTransition | None:
+    return session.scalar(
+        select(StageTransition).where(
+            StageTransition.deal_id == deal_id, StageTransition.key == keys.stage_reported(stage)
+        )
+    )
+
+
+def _stage_to_report(session: Session, deal: Deal) -> str | None:
+    """The stage the deal is at before the contract: the first of those it was submitted
+    before whose report is not in (the flow waits at them in order); None past them."""
+    if deal.outcome in {"lost", "rejected"}:
+        return None
+    submitted_at = intake_of(deal).stage
+    if submitted_at not in EARLY_STAGES:
+        return None
+    for stage in EARLY_STAGES[EARLY_STAGES.index(submitted_at) :]:
+        if _reported(session, deal.id, stage.value) is None:
+            return stage.value
+    return None
+
+
 def report_stage(
     deal_id: str,
     *,
@@ -34,25 +59,19 @@ def report_stage(
     note: str = "",
     lost: bool = False,
     reported_by: str | None = None,
-) -> StageReport:
-    """Resume the deal's run, waiting at a stage, with the rep's report of it."""
+    patience: Patience | None = None,
+) -> Outcome:
+    """Resume the deal's run, waiting at a stage, with the rep's report of it; on RESUMED
+    the outcome's answer is the StageReport. The flow records it on the timeline: the
+    answer is its own record until then. ReportError if the report cannot be right."""
     with session_scope() as session:
         deal = get_deal(session, deal_id)
-        run_id, stage_now, rep, team = (
-            deal.flow_run_id,
-            deal.stage,
-            deal.sales_rep_email,
-            deal.team,
-        )
-    if run_id is None:
-        raise ReportError(f"deal {deal_id} has no flow run yet: submit it again")
-    state, key = pause_state(run_id)
-    if state != "PAUSED" or not key or not keys.is_stage_wait(key):
+        stage = _stage_to_report(session, deal)
+        stage_now, rep, team = deal.stage, deal.sales_rep_email, deal.team
+    if stage is None:
         raise ReportError(
             f"deal {deal_id} is not waiting for a stage report (it is at {stage_now})"
         )
-    step = base_key(key)
-    stage = next((s.value for s in EARLY_STAGES if stage_wait(s.value) == step), step)
     field, option = REQUIRED.get(stage, ("", ""))
     given = {"score": score, "visit_date": visit_date}
     if field and not lost and given[field] is None:
@@ -70,5 +89,15 @@ def report_stage(
         visit_date=visit_date,
         lost=lost,
     )
-    resume_with_answer(run_id, step, report)
-    return report
+
+    def earlier(session: Session, deal: Deal) -> Earlier | None:
+        entry = _reported(session, deal.id, stage)
+        return Earlier(entry.actor, entry.at, stage) if entry is not None else None
+
+    return answer_waiting_run(
+        deal_id,
+        keys.stage_wait(stage),
+        record=lambda _session, _deal: report,
+        earlier=earlier,
+        patience=patience,
+    )

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dealflow.cli.options import fail
+from dealflow.cli.options import fail, not_answered
 from dealflow.infra.echo import echo
 from models.settings import get_settings
 
@@ -67,32 +67,30 @@ def deal_report_stage(
     """Report the stage a deal waits at (lead screening, needs discovery, quote) as done."""
     import datetime as dt
 
-    import httpx
-    from prefect.exceptions import NotPausedError
-
     from dealflow.answers.stage_done import ReportError, report_stage
     from dealflow.infra.records import DealNotFound
-    from models.stage_report import grade_for
+    from models.stage_report import StageReport, grade_for
 
     try:
         day = dt.date.fromisoformat(visit_date) if visit_date else None
     except ValueError as exc:
         raise fail(f"--visit-date: not a date (YYYY-MM-DD): {echo(visit_date)}") from exc
     try:
-        report = report_stage(
+        answered = report_stage(
             deal_id, score=score, visit_date=day, note=note, lost=lost, reported_by=by
         )
     except (ReportError, DealNotFound) as exc:
         raise fail(f"Nothing was recorded: {exc}") from exc
-    except NotPausedError as exc:
-        raise fail(f"Nothing was recorded: deal {deal_id} stopped waiting just now") from exc
-    except (httpx.HTTPError, RuntimeError) as exc:
-        raise fail(f"Nothing was recorded: the Prefect server did not take it ({exc})") from exc
-    grade = f", grade {grade_for(report.score)}" if report.score is not None else ""
-    outcome = "closed as lost" if lost else "moves on"
-    typer.echo(
-        f"Recorded {report.stage.replace('_', ' ')} of {deal_id}{grade}; the deal {outcome}."
-    )
+    report = answered.answer
+    if isinstance(report, StageReport):
+        grade = f", grade {grade_for(report.score)}" if report.score is not None else ""
+        outcome = "closed as lost" if lost else "moves on"
+        typer.echo(
+            f"Recorded {report.stage.replace('_', ' ')} of {deal_id}{grade}; the deal {outcome}."
+        )
+        return
+    stage = answered.earlier.what.replace("_", " ") if answered.earlier else ""
+    raise not_answered(deal_id, answered, "a stage report", stage)
 
 
 def register(deal_app: typer.Typer) -> None:
