@@ -2,61 +2,81 @@
 
 from __future__ import annotations
 
-import time
-
-import httpx
-from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectHTTPStatusError
 from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
+from dealflow.answers.waiting_run import (
+    Answered,
+    Earlier,
+    Patience,
+    Why,
+    answer_waiting_run,
+)
 from dealflow.finance.payments import deal_settled
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.prefect_api import pause_state, resume_with_answer
-from dealflow.infra.records import get_deal
+from models import keys
 from models.finance import PaymentsSettled
-from models.keys import PAYMENT_WAIT, waits_for
-from models.settings import get_settings
-from models.tables import Deal, Invoice, InvoiceStatus
+from models.keys import PAYMENT_WAIT
+from models.tables import Deal, Invoice, InvoiceStatus, StageTransition
 
 
-def settle_deal(deal_id: str, last_payment: str = "") -> str:
+class _NotSettled(Exception):
+    pass
+
+
+def settle_deal(deal_id: str, last_payment: str = "", patience: Patience | None = None) -> str:
     """Resume the deal's run if it waits for payment and nothing is left to pay; what
     happened, in words. Never raises for Prefect being away: the next payment check
-    tries again."""
+    tries again.
+
+    The answer is its own record: the payments are stored before, and the run closes the
+    deal (timeline key ``closed``) once resumed; a deal closed already was answered.
+    """
     with session_scope() as session:
         if not deal_settled(session, deal_id):
             return f"{deal_id}: not settled yet"
-        run_id = get_deal(session, deal_id).flow_run_id
-    if run_id is None:
-        return f"{deal_id}: paid, but it has no flow run"
+
+    def earlier(session: Session, deal: Deal) -> Earlier | None:
+        closed = session.scalar(
+            select(StageTransition).where(
+                StageTransition.deal_id == deal.id, StageTransition.key == keys.CLOSED
+            )
+        )
+        return Earlier(closed.actor, closed.at, keys.CLOSED) if closed is not None else None
+
+    def record(session: Session, deal: Deal) -> PaymentsSettled:
+        if not deal_settled(session, deal.id):  # a payment was taken back meanwhile
+            raise _NotSettled
+        return PaymentsSettled(settled_at=utcnow(), last_payment=last_payment)
+
     try:
-        state, key = _wait_for_payment_step(run_id)
-        if state != "PAUSED" or not waits_for(key, PAYMENT_WAIT):
-            return f"{deal_id}: paid; its run is {state.lower()}, not waiting for payment"
-        settled = PaymentsSettled(settled_at=utcnow(), last_payment=last_payment)
-        resume_with_answer(run_id, PAYMENT_WAIT, settled)
-    except NotPausedError:
-        return f"{deal_id}: paid; its run stopped waiting just now"
-    except (httpx.HTTPError, PrefectHTTPStatusError, ObjectNotFound, RuntimeError) as exc:
-        return (
-            f"{deal_id}: paid; the workflow server did not take it ({exc}); the next check retries"
+        answered = answer_waiting_run(
+            deal_id, PAYMENT_WAIT, record=record, earlier=earlier, patience=patience
         )
-    return f"{deal_id}: paid in full, closing"
-
-
-def _wait_for_payment_step(run_id: str) -> tuple[str, str | None]:
-    """The run's state once it waits for payment, ends, or the patience runs out. A
-    payment recorded while the run is on its way to that step (it checks for payment
-    just before it suspends) would otherwise leave it waiting until the next check."""
-    deadline = time.monotonic() + get_settings().resume_wait_seconds
-    while True:
-        state, key = pause_state(run_id)
-        on_its_way = state in {"RUNNING", "PENDING", "SCHEDULED"} or (
-            state == "PAUSED" and key is None
-        )
-        if not on_its_way or time.monotonic() > deadline:
-            return state, key
-        time.sleep(0.2)
+    except _NotSettled:
+        return f"{deal_id}: not settled yet"
+    if answered.kind is Answered.RESUMED:
+        return f"{deal_id}: paid in full, closing"
+    if answered.earlier is not None:
+        at = f" at {answered.earlier.at:%Y-%m-%d %H:%M} UTC" if answered.earlier.at else ""
+        return f"{deal_id}: paid; closed already{at}"
+    match answered.why:
+        case Why.NO_RUN | Why.OTHER_RUN:
+            return f"{deal_id}: paid, but it has no flow run"
+        case Why.RUN_GONE:
+            return f"{deal_id}: paid, but its flow run no longer exists"
+        case Why.UNREACHABLE | Why.REFUSED | Why.RESTARTING:
+            return (
+                f"{deal_id}: paid; the workflow server did not take it "
+                f"({answered.detail or answered.why.value}); the next check retries"
+            )
+        case Why.ON_ITS_WAY | Why.CRASHED:
+            return (
+                f"{deal_id}: paid; its run is {answered.state}, not waiting for payment yet; "
+                "the next check retries"
+            )
+    return f"{deal_id}: paid; its run is {answered.state}, not waiting for payment"
 
 
 def settled_deals() -> list[str]:
