@@ -13,7 +13,7 @@ from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, gate_wait, stage_wait
 from models.stage_report import StageReport
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
-from tasks.closing import await_payment, close_deal, record_acceptance, request_acceptance
+from tasks.closing import await_payment, close_deal, request_acceptance
 from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery
 from tasks.stages import open_stage, plan_early_stages, record_stage_report
 
@@ -71,8 +71,8 @@ def deal_handoff(deal_id: str) -> str:
     issue_invoices(deal_id)
     request_acceptance(deal_id, run_id)
     publish_deal_board(deal_id)
-    acceptance = answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_WAIT)
-    record_acceptance(deal_id, acceptance)
+    # The link or the CLI recorded the acceptance before it resumed the run.
+    answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_WAIT)
     issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
     if not await_payment(deal_id):
         publish_deal_board(deal_id)

@@ -185,16 +185,12 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
 
 @effect_task("record-decision")
 def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> None:
-    """Put the approver's decision on the deal's timeline (the web service stored it)."""
+    """Put the approver's decision on the deal's timeline. The web service recorded the
+    decision itself before it resumed the run (dealflow/answers/waiting_run.py); an answer
+    it did not record is never believed (tasks/answers.py)."""
     verdict = "approved" if decision.approved else "rejected"
     with deal_effect(deal_id) as effect:
         deal = effect.deal
-        row = get_approval(effect.session, deal_id, gate.name)
-        assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
-        if row.decision is None:  # resumed from the Prefect UI rather than our page
-            row.decision, row.decided_by = verdict, decision.decided_by
-            row.decided_by_name, row.comment = decision.decided_by_name, decision.comment
-            row.decided_at = decision.decided_at
         who = decision.decided_by_name or decision.decided_by
         added = effect.record(
             keys.gate_decided(gate.name),

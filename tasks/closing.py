@@ -7,7 +7,7 @@ from sqlalchemy import select
 from dealflow.answers.settlement import settle_deal
 from dealflow.infra.links import ApprovalClaim, sign
 from models import keys
-from models.finance import DeliveryAcceptance, PaymentsSettled
+from models.finance import PaymentsSettled
 from models.keys import ACCEPTANCE_WAIT
 from models.settings import get_settings
 from models.tables import Invoice, InvoiceStatus
@@ -56,18 +56,6 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
                     "released": later,
                 },
             )
-        )
-
-
-@effect_task("record-acceptance")
-def record_acceptance(deal_id: str, acceptance: DeliveryAcceptance) -> None:
-    with deal_effect(deal_id) as effect:
-        effect.record(
-            keys.ACCEPTED,
-            f"Delivery accepted by the customer on {acceptance.accepted_on.isoformat()}"
-            + (f": {acceptance.note}" if acceptance.note else ""),
-            stage="accepted",
-            actor=acceptance.accepted_by,
         )
 
 

@@ -4,6 +4,7 @@ Prefect's server that a test puts where it wants, and its outcomes through the r
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import re
@@ -23,7 +24,8 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Cancelled, Completed, Crashed, Paused, Running, State
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dealflow.answers.acceptance import accepted_entry
@@ -35,10 +37,11 @@ from dealflow.answers.waiting_run import (
     Why,
     answer_waiting_run,
 )
-from dealflow.infra.db import session_scope
+from dealflow.infra.db import get_engine, session_scope
+from dealflow.infra.links import verify
 from dealflow.infra.records import add_transition, get_approval, get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
-from models.settings import PROJECT_ROOT
+from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
 from tests.conftest import Inbox
 from tests.support import (
@@ -53,6 +56,8 @@ from tests.support import (
     to,
     wait_for_state,
 )
+from web.decisions import Verdict
+from web.decisions import decide as web_decide
 
 pytestmark = pytest.mark.stack
 
@@ -383,3 +388,42 @@ def test_two_reports_of_one_stage_at_once_one_moves_the_deal_the_other_hears_who
         keys = [t.key for t in timeline(session, deal_id)]
     assert keys.count("stage/lead_screening/reported") == 1
     assert "stage/needs_discovery/reported" not in keys
+
+
+def test_a_decision_whose_commit_fails_after_the_resume_is_recorded_all_the_same(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """Prefect took the decision, then the database refused the commit: the run goes on
+    with it, so it is recorded afresh rather than lost (the flow writes it no more)."""
+    deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
+    claim = verify(link.rsplit("/", 1)[1], get_settings().signing_key(), dt.datetime.now(dt.UTC))
+    engine = get_engine()
+    fault = {"armed": False, "failed": 0}
+
+    def armed_by_the_decision(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE APPROVALS") and not fault["failed"]:
+            fault["armed"] = True
+
+    def commit_fails_once(_conn: Any) -> None:
+        if fault["armed"]:
+            fault["armed"], fault["failed"] = False, 1
+            raise OperationalError("COMMIT", {}, Exception("the disk went away"))
+
+    event.listen(engine, "after_cursor_execute", armed_by_the_decision)
+    event.listen(engine, "commit", commit_fails_once)
+    try:
+        outcome = web_decide(claim, True, "through a failed commit", get_settings())
+    finally:
+        event.remove(engine, "after_cursor_execute", armed_by_the_decision)
+        event.remove(engine, "commit", commit_fails_once)
+    assert fault["failed"] == 1, "the commit after the resume failed"
+    assert outcome.verdict is Verdict.DECIDED, outcome
+    with session_scope() as session:
+        row = get_approval(session, deal_id, "manager")
+        assert row is not None and row.decision == "approved"
+        assert row.decided_by == "mara.keller@example.com"
+    inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+    wait_for_state(run_id, "PAUSED", key="gate-director")
+    with session_scope() as session:
+        keys = [t.key for t in timeline(session, deal_id)]
+    assert keys.count("gate/manager/decided") == 1
