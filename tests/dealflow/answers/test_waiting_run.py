@@ -41,6 +41,8 @@ from dealflow.infra.db import get_engine, session_scope
 from dealflow.infra.links import verify
 from dealflow.infra.records import add_transition, get_approval, get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
+from harness.mail import decide, link_in, to
+from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
 from tests.conftest import Inbox
@@ -49,12 +51,8 @@ from tests.support import (
     deal_file,
     deal_waiting_at_manager,
     dealflow,
-    decide,
-    link_in,
     prefect_http,
     submit,
-    to,
-    wait_for_state,
 )
 from web.decisions import Verdict
 from web.decisions import decide as web_decide
