@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
+from starlette.types import Scope
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
@@ -53,7 +54,9 @@ signature_scheme = APIKeyHeader(
     scheme_name="webhookSignature",
     description=(
         f"`sha256=<hex>`: HMAC-SHA256, with a secret from DEALFLOW_INTAKE_WEBHOOK_SECRETS, of "
-        f"the {TIMESTAMP_HEADER} value, a dot, and the raw request body. Send "
+        f"the {TIMESTAMP_HEADER} value, the method, the path with its query (as on the "
+        "request line) and the raw request body, joined by line feeds "
+        "(`<timestamp>\\n<METHOD>\\n<path?query>\\n<body>`). Send "
         f"{TIMESTAMP_HEADER} (Unix seconds) too; it must be within "
         "DEALFLOW_INTAKE_SIGNATURE_TOLERANCE_SECONDS (default 300) of the server's clock."
     ),
@@ -85,7 +88,14 @@ async def intake_client(
 ) -> str:
     """The client the request comes from, or 401/503 saying why not."""
     settings = get_settings()
-    credentials = IntakeCredentials(api_key, signature, timestamp, await request.body())
+    credentials = IntakeCredentials(
+        api_key,
+        signature,
+        timestamp,
+        method=request.method,
+        target=request_target(request.scope),
+        body=await request.body(),
+    )
     try:
         return identify_client(
             credentials,
@@ -103,6 +113,13 @@ async def intake_client(
 
 
 Client = Annotated[str, Depends(intake_client)]
+
+
+def request_target(scope: Scope) -> str:
+    """The path and query as the request line carried them, which a signature covers."""
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
 def _status_url(settings: Settings, deal_id: str) -> str:
@@ -201,7 +218,7 @@ def receive_deal(deal: DealIntake, response: Response, client: Client) -> DealRe
     responses={**AUTH_RESPONSES, 404: {"model": Problem, "description": "No such deal."}},
 )
 def deal_status(deal_id: str, client: Client) -> dict[str, Any]:
-    """What `dealflow deal status --json` shows. A signed request signs an empty body."""
+    """What `dealflow deal status --json` shows. A signed GET signs its method, path and an empty body."""
     try:
         return deal_report(deal_id)
     except DealNotFound:
