@@ -23,12 +23,15 @@ from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
 from web.deal_page import router as deal_page_router
 from web.decisions import Outcome, Verdict, check_claim, decide
+from web.guard import RequestGuard
 from web.intake_api import router as intake_router
 
 logger = logging.getLogger("dealflow.web")
 app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
 app.include_router(intake_router)
 app.include_router(deal_page_router)
+# Inside the headers below: its own answers (401, 413) carry them too.
+app.add_middleware(RequestGuard)
 
 PAGE_HEADERS = {
     # The token in the URL is a credential: no Referer, no caching, no framing.
