@@ -101,6 +101,27 @@ class Settings(BaseSettings):
         default=300, ge=1, description="How far a signed webhook's timestamp may be from now."
     )
 
+    # Limits of the web service, counted in each process (web/rate_limit.py).
+    login_failures_per_user: int = Field(
+        default=5,
+        ge=1,
+        description="Failed finance logins per user name within the window; then 429.",
+    )
+    login_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed finance logins per client address within the window; then 429.",
+    )
+    login_failure_window_seconds: int = Field(
+        default=900, ge=1, description="The window failed logins are counted in."
+    )
+    link_requests_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="Requests per client address per minute to the link pages (approval, "
+        "acceptance, deal page); then 429.",
+    )
+
     @field_validator("intake_api_keys", "intake_webhook_secrets")
     @classmethod
     def _strong_named_secrets(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:

@@ -8,6 +8,9 @@ web/app.py):
   byte of its body is read, however large it claims to be. A signed webhook is the one
   exception: its signature covers the body, so the body is read to check it, but only
   up to the route's limit.
+- **How often**: a user name or a client address with too many failed finance logins,
+  and a client address opening link pages (approval, acceptance, deal page) too often,
+  get 429 with Retry-After (web/rate_limit.py; counted per process).
 - **How large the body may be**, per route (``BODY_LIMITS``): a Content-Length over the
   limit is answered 413 at once; a body sent without one (chunked) is counted while it
   streams in and refused with 413 as soon as it passes the limit.
@@ -32,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dealflow.infra.clock import utcnow
+from dealflow.infra.rendering import render
 from dealflow.intake.auth import (
     API_KEY_HEADER,
     SIGNATURE_HEADER,
@@ -43,6 +47,7 @@ from dealflow.intake.auth import (
     identify_client,
 )
 from models.settings import get_settings
+from web.rate_limit import Limits, retry_after
 
 logger = logging.getLogger("dealflow.web.guard")
 
@@ -62,13 +67,15 @@ MAX_FORM_BYTES = 64 * KIB
 FINANCE_USER = "finance_user"
 INTAKE_CLIENT = "intake_client"
 FINANCE_REALM = 'Basic realm="finance"'
+# Pages opened with a signed token in their address.
+LINK_PAGES = ("/approvals/", "/acceptance/", "/deals/")
 
 
 @dataclass(frozen=True)
 class Route:
     """What the gate checks of one kind of request."""
 
-    area: str  # "finance", "intake" or "public"
+    area: str  # "finance", "intake", "links" (token pages) or "public"
     max_body: int
     what: str  # names the body in a 413, e.g. "a deal"
 
@@ -82,6 +89,8 @@ def route_of(method: str, path: str) -> Route:
         if method == "POST" and path == "/api/deals":
             return Route("intake", MAX_DEAL_BYTES, "a deal")
         return Route("intake", MAX_FORM_BYTES, "this request")
+    if path.startswith(LINK_PAGES):
+        return Route("links", MAX_FORM_BYTES, "a form")
     return Route("public", MAX_FORM_BYTES, "a form")
 
 
@@ -105,11 +114,18 @@ def client_address(scope: Scope) -> str:
 
 
 class _Answer(Exception):
-    """The gate answers the request itself, with ``status`` and a JSON ``detail``."""
+    """The gate answers the request itself, with ``status`` and a JSON ``detail`` (or
+    ``page``, HTML for a person's browser)."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        page: str | None = None,
+    ) -> None:
         super().__init__(detail)
-        self.status, self.detail, self.headers = status, detail, headers or {}
+        self.status, self.detail, self.headers, self.page = status, detail, headers or {}, page
 
 
 class _Gone(Exception):
@@ -196,8 +212,9 @@ def finance_login_ok(user: str, password: str) -> bool:
 class RequestGuard:
     """The ASGI middleware that lets a request's body in only once its sender is known."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits | None = None) -> None:
         self.app = app
+        self.limits = limits or Limits.from_settings(get_settings())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,23 +225,60 @@ class RequestGuard:
         try:
             if route.area == "finance":
                 self._finance_login(scope, headers)
+            elif route.area == "links":
+                self._link_request(scope)
             elif route.area == "intake":
                 receive = await self._intake_client(scope, headers, receive, route)
             declared = _declared_length(headers)
             if declared is not None and declared > route.max_body:
                 raise _Answer(413, too_large(route))
         except _Answer as answer:
-            await _send_json(send, answer)
+            await _send_answer(send, answer)
             return
         except _Gone:
             return
         await self.app(scope, capped(receive, route), send)
 
     def _finance_login(self, scope: Scope, headers: Headers) -> None:
+        login_required = _Answer(
+            401, "Finance login required.", {"WWW-Authenticate": FINANCE_REALM}
+        )
         given = basic_credentials(headers)
-        if given is None or not finance_login_ok(*given):
-            raise _Answer(401, "Finance login required.", {"WWW-Authenticate": FINANCE_REALM})
-        scope.setdefault("state", {})[FINANCE_USER] = given[0]
+        if given is None:
+            raise login_required  # a browser's first request: no password tried yet
+        user, password = given
+        address = client_address(scope)
+        wait = self.limits.login_wait(user, address)
+        if wait:
+            # Refused without looking at the password: guessing on cannot tell a thing.
+            logger.warning(
+                "finance login of %r from %s held back: too many failures", user, address
+            )
+            raise _Answer(
+                429,
+                f"Too many failed logins: try again in {retry_after(wait)} seconds.",
+                {"Retry-After": retry_after(wait), "WWW-Authenticate": FINANCE_REALM},
+            )
+        if not finance_login_ok(user, password):
+            self.limits.login_failed(user, address)
+            logger.warning("failed finance login of %r from %s", user, address)
+            raise login_required
+        self.limits.logged_in(user)
+        scope.setdefault("state", {})[FINANCE_USER] = user
+
+    def _link_request(self, scope: Scope) -> None:
+        wait = self.limits.link_request(client_address(scope))
+        if wait:
+            message = (
+                "This address opened Dealflow's links too often in the last minute. Wait "
+                f"{retry_after(wait)} seconds and open the link again; nothing was changed."
+            )
+            raise _Answer(
+                429,
+                message,
+                {"Retry-After": retry_after(wait)},
+                page=render("pages/message.html", title="Too many requests", message=message),
+            )
 
     async def _intake_client(
         self, scope: Scope, headers: Headers, receive: Receive, route: Route
@@ -271,10 +325,13 @@ class RequestGuard:
         return receive
 
 
-async def _send_json(send: Send, answer: _Answer) -> None:
-    body = json.dumps({"detail": answer.detail}).encode()
+async def _send_answer(send: Send, answer: _Answer) -> None:
+    if answer.page is not None:
+        body, kind = answer.page.encode(), b"text/html; charset=utf-8"
+    else:
+        body, kind = json.dumps({"detail": answer.detail}).encode(), b"application/json"
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", kind),
         (b"content-length", str(len(body)).encode()),
         # The rest of the body is not read: the connection cannot carry another request.
         (b"connection", b"close"),

@@ -9,11 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +20,6 @@ from sqlalchemy import func, select
 from dealflow.infra.db import session_scope, upgrade
 from dealflow.infra.records import timeline
 from harness.ports import free_port
-from models.settings import PROJECT_ROOT
 from models.tables import Deal
 from tests.support import fresh_deal, runs_of_deal
 
@@ -283,39 +278,6 @@ def test_the_openapi_schema_documents_intake(stack: Any) -> None:
 
 def test_no_credential_reaches_the_web_service_log(stack: Any) -> None:
     no_secret_in((stack.logs / "web.log").read_text(errors="replace"))
-
-
-@pytest.fixture
-def web_service(tmp_path: Path) -> Iterator[Any]:
-    """Start a web service of our own with some settings changed; its base URL."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> str:
-        port = free_port()
-        log = (tmp_path / f"web-{port}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "web.app:app", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / f"web-{port}.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    return base
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError(f"the web service did not start on port {port}")
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_intake_is_refused_until_keys_are_configured(web_service: Any) -> None:
