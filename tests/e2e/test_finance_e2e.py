@@ -134,7 +134,7 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
 def test_the_finance_page_needs_a_login_and_records_payments(
     stack: Any, inbox: Inbox, tmp_path: Path
 ) -> None:
-    from tests.finance_support import invoiced_deal
+    from tests.finance_support import form_token_of, invoiced_deal
 
     _deal, [number] = invoiced_deal(dt.date(2027, 3, 10))
     base = f"{stack.config.web_url}/finance"
@@ -143,7 +143,7 @@ def test_the_finance_page_needs_a_login_and_records_payments(
     login = ("finance", get_settings().finance_logins()["finance"])
     page = httpx.get(base, auth=login)
     assert page.status_code == 200 and number in page.text
-    token = page.text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+    token = form_token_of(page.text, "/finance/payments")
 
     forged = httpx.post(
         f"{base}/payments",
@@ -166,11 +166,50 @@ def test_the_finance_page_needs_a_login_and_records_payments(
 
     csv = f"date,amount,reference\n2026-11-20,200.00,{number}\n2026-11-20,5.00,no number\n"
     files = {"statement": ("bank.csv", csv.encode(), "text/csv")}
+    token = form_token_of(page.text, "/finance/statements")
     imported = httpx.post(f"{base}/statements", auth=login, data={"form_token": token}, files=files)
     assert imported.status_code == 200 and "1 payment(s) applied" in imported.text
     assert "not matched: no invoice number" in imported.text
     again = httpx.post(f"{base}/statements", auth=login, data={"form_token": token}, files=files)
     assert "1 line(s) already imported" in again.text
 
+    token = form_token_of(page.text, "/finance/check")
     started = httpx.post(f"{base}/check", auth=login, data={"form_token": token}, timeout=30)
     assert started.status_code == 200 and "Payment check started" in started.text
+
+
+def test_each_finance_form_has_a_token_of_its_own_that_expires(stack: Any) -> None:
+    from tests.finance_support import form_token_of, invoiced_deal
+    from web.finance import FORM_TOKEN_SECONDS, form_token
+
+    _deal, [number] = invoiced_deal(dt.date(2027, 3, 10))
+    base = f"{stack.config.web_url}/finance"
+    login = ("finance", get_settings().finance_logins()["finance"])
+    first, second = httpx.get(base, auth=login).text, httpx.get(base, auth=login).text
+    payments = form_token_of(first, "/finance/payments")
+    assert payments != form_token_of(second, "/finance/payments"), "new at every page view"
+    dispute = f"/finance/invoices/{number}/dispute"
+    assert (
+        len({payments, form_token_of(first, "/finance/check"), form_token_of(first, dispute)}) == 3
+    )
+
+    def pay(token: str) -> httpx.Response:
+        fields = {"form_token": token, "invoice": "INV-NONE-01", "amount": "1.00"}
+        return httpx.post(f"{base}/payments", auth=login, data=fields)
+
+    def refused(response: httpx.Response) -> bool:
+        return response.status_code == 403 and "This form has expired" in response.text
+
+    # Another form's token, another user's, or one issued too long ago: nothing is done.
+    assert refused(pay(form_token_of(first, "/finance/check")))
+    assert refused(pay(form_token_of(first, dispute)))
+    assert refused(pay(form_token("fiona", "/finance/payments")))
+    now = dt.datetime.now(dt.UTC)
+    old = now - dt.timedelta(seconds=FORM_TOKEN_SECONDS + 60)
+    assert refused(pay(form_token("finance", "/finance/payments", now=old)))
+    assert refused(pay(payments[:-2] + "AA"))
+    # The page's own token of that form works, also from the page before.
+    nearly_old = now - dt.timedelta(seconds=FORM_TOKEN_SECONDS - 120)
+    for token in (payments, form_token("finance", "/finance/payments", now=nearly_old)):
+        response = pay(token)
+        assert response.status_code == 400 and "there is no invoice INV-NONE-01" in response.text
