@@ -7,6 +7,7 @@ catcher on port 1025, a local Prefect server on port 4200.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import secrets
@@ -52,9 +53,22 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC key for approval links; generated into the data folder if unset.",
     )
+    previous_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The signing secret before the last rotation: links it signed are still "
+        "accepted while it is set (nothing new is signed with it).",
+    )
+    legacy_links_until: dt.date | None = Field(
+        default=None,
+        description="From this day on, links in the format of releases before key ids are "
+        "refused; unset, each works until it expires.",
+    )
     link_ttl_hours: int = Field(default=14 * 24, ge=1)
     acceptance_link_ttl_days: int = Field(
-        default=365, ge=1, description="How long a delivery manager's acceptance link works."
+        default=120,
+        ge=1,
+        description="How long a delivery manager's acceptance link works; "
+        "`dealflow deal renew-acceptance-link` mails a fresh one.",
     )
     finance_users: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -134,7 +148,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"the secret of {name!r} is too short: use 16 characters or more")
         return value
 
-    @field_validator("signing_secret")
+    @field_validator("signing_secret", "previous_signing_secret")
     @classmethod
     def _strong_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_SIGNING_SECRET_BYTES:
@@ -175,6 +189,12 @@ class Settings(BaseSettings):
         if self.signing_secret is not None:
             return self.signing_secret.get_secret_value().encode()
         return self._generated_secret("signing-secret").encode()
+
+    def previous_signing_key(self) -> bytes | None:
+        """The secret before the last rotation, while links it signed are accepted."""
+        if self.previous_signing_secret is None:
+            return None
+        return self.previous_signing_secret.get_secret_value().encode()
 
     def finance_logins(self) -> dict[str, str]:
         """Who may use the finance page: the configured users, or ``finance`` with a

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, verify
+from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, approvals, get_approval, get_deal, intake_of
 from dealflow.infra.rendering import render
 from models.matrix import MatrixError, load_matrix
@@ -75,6 +75,7 @@ LINK_PAGES = {
         "This link has expired",
         "Ask the deal's sales rep or sales operations to send a new request.",
     ),
+    LinkProblem.WRONG_PURPOSE: (403, "This link is not valid", "It is not an approval link."),
 }
 
 
@@ -84,14 +85,12 @@ def page(title: str, message: str, status: int = 200, **extra: object) -> HTMLRe
 
 def _claim(token: str) -> ApprovalClaim | HTMLResponse:
     try:
-        claim = verify(token, get_settings().signing_key(), utcnow())
+        claim = verify(token, link_keys(), utcnow(), Purpose.APPROVAL)
     except LinkError as exc:
         status, title, message = LINK_PAGES[exc.problem]
-        if exc.claim is not None:
+        if exc.claim is not None and exc.claim.expires <= utcnow():
             message = f"It expired on {exc.claim.expires:%Y-%m-%d %H:%M} UTC. {message}"
         return page(title, message, status)
-    if claim.purpose != "approval":
-        return page("This link is not valid", "It is not an approval link.", 403)
     return claim
 
 

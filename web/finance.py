@@ -39,7 +39,7 @@ from dealflow.finance.receivables import (
 )
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import LinkError, verify
+from dealflow.infra.links import LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render
 from models.keys import ACCEPTANCE_WAIT
@@ -249,15 +249,23 @@ def finance_clear_hold(
 
 def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
     try:
-        claim = verify(token, get_settings().signing_key(), utcnow())
+        claim = verify(token, link_keys(), utcnow(), Purpose.ACCEPTANCE)
     except LinkError as exc:
+        if exc.problem is LinkProblem.WRONG_PURPOSE:
+            return _message("This link is not valid", "It is not an acceptance link.", 403)
+        renew = ""
+        if exc.problem is LinkProblem.EXPIRED and exc.claim is not None:
+            renew = (
+                " Operations can mail a fresh link with `dealflow deal renew-acceptance-link "
+                f"{exc.claim.deal_id}`."
+            )
         return _message(
             "This link cannot be used",
             f"It is {exc.problem.value}. Open the link from your email again, or record the "
-            "acceptance with `dealflow deal accept`.",
-            403 if exc.problem.value != "expired" else 410,
+            f"acceptance with `dealflow deal accept`.{renew}",
+            410 if exc.problem is LinkProblem.EXPIRED else 403,
         )
-    if claim.purpose != "acceptance" or claim.gate != ACCEPTANCE_WAIT:
+    if claim.gate != ACCEPTANCE_WAIT:
         return _message("This link is not valid", "It is not an acceptance link.", 403)
     return claim.deal_id, claim.approver, claim.run_id
 

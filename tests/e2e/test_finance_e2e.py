@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
+from dealflow.infra.links import Purpose, link_keys, verify
 from dealflow.infra.records import get_deal, timeline
 from harness.mail import ACCEPTANCE_LINK, link_in, text_of, to
 from harness.runs import wait_for_state
@@ -74,6 +75,16 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert "On acceptance" in text_of(request)
     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert len(invoices_of(deal_id)) == 2, "signing and kickoff invoices only, so far"
+    now = dt.datetime.now(dt.UTC)
+    claim = verify(link.rsplit("/", 1)[1], link_keys(), now, Purpose.ACCEPTANCE)
+    assert abs(claim.expires - (now + dt.timedelta(days=120))) < dt.timedelta(hours=1)
+    assert "works until" in text_of(request) and "renew-acceptance-link" in text_of(request)
+    # A delivery that takes longer gets a fresh link; the first one works on meanwhile.
+    said = dealflow("deal", "renew-acceptance-link", deal_id, "--by", "ops-anna").stdout
+    assert said.startswith(f"Sent a fresh acceptance link for {deal_id} to Grace Lin"), said
+    renewal = inbox.wait_for(to("grace.lin@example.com", "New link: record acceptance", deal_id))
+    fresh = link_in(renewal, ACCEPTANCE_LINK)
+    assert fresh != link and httpx.get(fresh).status_code == 200
     as_approval = httpx.post(
         link.replace("/acceptance/", "/approvals/"), data={"decision": "approve"}
     )
@@ -82,10 +93,14 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert page.status_code == 200 and "Record acceptance" in page.text
     wait_for_state(run_id, "PAUSED", key="acceptance")
 
-    accepted = httpx.post(link, data={"note": "Signed acceptance protocol"}, timeout=30)
+    accepted = httpx.post(fresh, data={"note": "Signed acceptance protocol"}, timeout=30)
     assert accepted.status_code == 200 and "Acceptance recorded" in accepted.text
     again = httpx.post(link, data={}, timeout=30)
     assert again.status_code == 409 and "already recorded by grace.lin@example.com" in again.text
+    late = dealflow("deal", "renew-acceptance-link", deal_id, check=False)
+    assert (
+        late.returncode == 1 and f"the acceptance of {deal_id} is already recorded" in late.stderr
+    )
     inbox.wait_for(to(BILLING, "Invoice", f"{deal_id}-03"))
     wait_for_state(run_id, "PAUSED", key="payment")
     invoices = invoices_of(deal_id)
