@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         default=300, ge=1, description="How far a signed webhook's timestamp may be from now."
     )
 
+    api_docs: bool = Field(
+        default=False,
+        description="Serve the API's schema (/openapi.json) and its documentation pages "
+        "(/api/docs, /redoc); off in production.",
+    )
+
     # Limits of the web service, counted in each process (web/rate_limit.py).
     login_failures_per_user: int = Field(
         default=5,

@@ -254,6 +254,19 @@ def module_web_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cal
     services.stop()
 
 
+@pytest.fixture(scope="session")
+def docs_web_service(stack: Any) -> Iterator[str]:
+    """A web service on the stack's settings that also serves the API's schema and its
+    documentation pages (DEALFLOW_API_DOCS, off by default); its base URL. Its log is
+    in the stack's data folder, where tests/test_secrets.py looks for leaks."""
+    from tests.support import WebServices
+
+    (DATA_DIR / "docs-web").mkdir(exist_ok=True)
+    services = WebServices(DATA_DIR / "docs-web")
+    yield services.start(DEALFLOW_API_DOCS="true")
+    services.stop()
+
+
 def _fresh_databases(server: str, names: Iterable[str]) -> None:
     import sqlalchemy as sa
 

@@ -7,10 +7,9 @@ from the page's buttons records a decision.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import FastAPI, Form, Request, Response
+from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import OperationalError
 
@@ -24,32 +23,26 @@ from models.settings import get_settings
 from web.deal_page import router as deal_page_router
 from web.decisions import Outcome, Verdict, check_claim, decide
 from web.guard import RequestGuard
+from web.headers import SecurityHeaders
 from web.intake_api import router as intake_router
 
 logger = logging.getLogger("dealflow.web")
-app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
+# The API's schema and its documentation pages only where DEALFLOW_API_DOCS allows:
+# they tell an outsider every route and field.
+_docs = get_settings().api_docs
+app = FastAPI(
+    title="Dealflow",
+    summary="Deal approvals by signed link.",
+    openapi_url="/openapi.json" if _docs else None,
+    docs_url="/api/docs" if _docs else None,
+    redoc_url="/redoc" if _docs else None,
+)
 app.include_router(intake_router)
 app.include_router(deal_page_router)
-# Inside the headers below: its own answers (401, 413) carry them too.
+# The gate (credentials before bodies, limits), inside the headers: its own answers
+# (401, 413, 429) carry them too.
 app.add_middleware(RequestGuard)
-
-PAGE_HEADERS = {
-    # The token in the URL is a credential: no Referer, no caching, no framing.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-@app.middleware("http")
-async def page_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    response.headers.update(PAGE_HEADERS)
-    return response
+app.add_middleware(SecurityHeaders)
 
 
 STATUS = {

@@ -255,13 +255,13 @@ def test_an_unknown_deal_has_no_status(stack: Any) -> None:
     assert response.status_code == 404 and "NOPE-404" in response.json()["detail"]
 
 
-def test_the_openapi_schema_documents_intake(stack: Any) -> None:
-    spec = httpx.get(url(stack, "/openapi.json")).json()
+def test_the_openapi_schema_documents_intake(docs_web_service: str) -> None:
+    spec = httpx.get(f"{docs_web_service}/openapi.json").json()
     operation = spec["paths"]["/api/deals"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DealIntake"
     }
-    assert {"200", "201", "401", "409", "422", "503"} <= set(operation["responses"])
+    assert {"200", "201", "401", "409", "413", "422", "503"} <= set(operation["responses"])
     assert operation["security"] == [{"apiKey": []}, {"webhookSignature": []}]
     schemes = spec["components"]["securitySchemes"]
     assert schemes["apiKey"] == {
