@@ -193,7 +193,8 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        # ASCII, as the finance pages' HTTPBasic scheme reads it.
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError):
         return None
     user, colon, password = decoded.partition(":")
@@ -251,17 +252,18 @@ class RequestGuard:
         wait = self.limits.login_wait(user, address)
         if wait:
             # Refused without looking at the password: guessing on cannot tell a thing.
-            logger.warning(
-                "finance login of %r from %s held back: too many failures", user, address
-            )
+            logger.warning("finance login from %s held back: too many failures", address)
             raise _Answer(
                 429,
                 f"Too many failed logins: try again in {retry_after(wait)} seconds.",
-                {"Retry-After": retry_after(wait), "WWW-Authenticate": FINANCE_REALM},
+                {"Retry-After": retry_after(wait)},
             )
         if not finance_login_ok(user, password):
             self.limits.login_failed(user, address)
-            logger.warning("failed finance login of %r from %s", user, address)
+            # The name only if it is a user's: people type passwords into the name field.
+            known = user in get_settings().finance_logins()
+            shown = repr(user) if known else "a name that is no user's"
+            logger.warning("failed finance login for %s from %s", shown, address)
             raise login_required
         self.limits.logged_in(user)
         scope.setdefault("state", {})[FINANCE_USER] = user
