@@ -94,7 +94,7 @@ def _check_form(user: str, action: str, token: str, now: dt.datetime | None = No
     ``action``, less than FORM_TOKEN_SECONDS ago."""
     issued, _, rest = token.partition(".")
     nonce, _, mac = rest.partition(".")
-    if not (issued.isdigit() and nonce and mac):
+    if not (issued.isascii() and issued.isdigit() and nonce and mac):
         raise StaleForm
     expected = _form_mac(user, action, issued, nonce)
     if not hmac.compare_digest(mac.encode(), expected.encode()):

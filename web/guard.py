@@ -136,7 +136,8 @@ def _declared_length(headers: Headers) -> int | None:
     value = headers.get("content-length")
     if value is None:
         return None
-    if not value.strip().isdigit():
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()):
         raise _Answer(400, "Content-Length must be a number of bytes.")
     return int(value)
 

@@ -166,7 +166,7 @@ def _check_signature_headers(
             "Signed webhooks are not configured on this server: use an API key.",
         )
     stamp = (credentials.timestamp or "").strip()
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):
         raise IntakeAuthError(
             AuthProblem.MISSING if credentials.timestamp is None else AuthProblem.INVALID,
             f"A signed request needs {TIMESTAMP_HEADER}: the time it was sent, in Unix seconds.",

@@ -223,6 +223,7 @@ def test_each_finance_form_has_a_token_of_its_own_that_expires(stack: Any) -> No
     old = now - dt.timedelta(seconds=FORM_TOKEN_SECONDS + 60)
     assert refused(pay(form_token("finance", "/finance/payments", now=old)))
     assert refused(pay(payments[:-2] + "AA"))
+    assert refused(pay("\u00b2." + payments.split(".", 1)[1]))  # a digit, not ASCII
     # The page's own token of that form works, also from the page before.
     nearly_old = now - dt.timedelta(seconds=FORM_TOKEN_SECONDS - 120)
     for token in (payments, form_token("finance", "/finance/payments", now=nearly_old)):

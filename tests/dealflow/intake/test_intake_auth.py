@@ -118,6 +118,7 @@ def test_the_timestamp_must_be_within_the_tolerance(offset: int, accepted: bool)
         ("md5=abc", "now", "must read 'sha256=<hex HMAC-SHA256>'"),
         ("sha256=abc", None, "needs X-Dealflow-Timestamp"),
         ("sha256=abc", "yesterday", "needs X-Dealflow-Timestamp"),
+        ("sha256=abc", "\u00b2", "needs X-Dealflow-Timestamp"),  # a digit, not ASCII
     ],
 )
 def test_a_bad_signature_says_what_is_wrong(
