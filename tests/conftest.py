@@ -45,7 +45,7 @@ os.environ.update(
         # (5 by default) is for runs that break their process themselves.
         "DEALFLOW_MAX_RUN_RECOVERIES": "20",
         # Every test opens links from this one address, the fuzzing ones hundreds a
-        # minute: the limit is tested on a web service of its own (tests/test_rate_limits.py).
+        # minute: the limit is tested on a web service of its own (tests/web/test_rate_limits.py).
         "DEALFLOW_LINK_REQUESTS_PER_MINUTE": "100000",
     }
 )
@@ -258,7 +258,7 @@ def module_web_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cal
 def docs_web_service(stack: Any) -> Iterator[str]:
     """A web service on the stack's settings that also serves the API's schema and its
     documentation pages (DEALFLOW_API_DOCS, off by default); its base URL. Its log is
-    in the stack's data folder, where tests/test_secrets.py looks for leaks."""
+    in the stack's data folder, where tests/e2e/test_secrets.py looks for leaks."""
     from tests.support import WebServices
 
     (DATA_DIR / "docs-web").mkdir(exist_ok=True)
