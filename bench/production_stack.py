@@ -70,7 +70,11 @@ def stack_config(plan: BenchPlan, postgres: str = POSTGRES_SERVER) -> StackConfi
         pool_limit=plan.pool_limit,
         database_url=f"{postgres}/{plan.databases['dealflow']}",
         prefect_database_url=f"{postgres.replace('+psycopg', '+asyncpg')}/{plan.databases['prefect']}",
-        extra_env={"DEALFLOW_INTAKE_API_KEYS": json.dumps({"bench": plan.api_key})},
+        extra_env={
+            "DEALFLOW_INTAKE_API_KEYS": json.dumps({"bench": plan.api_key}),
+            # Every approval of a benchmark is clicked from this one address.
+            "DEALFLOW_LINK_REQUESTS_PER_MINUTE": "1000000",
+        },
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -42,6 +43,29 @@ CENT = Decimal("0.01")
 # stored do not apply to it.
 STORED = "stored"
 
+# The most a deal may hold: far above any real deal, low enough that one request cannot
+# make Dealflow validate, store and mail megabytes.
+MAX_CONTACTS = 50
+MAX_LINE_ITEMS = 500
+MAX_INSTALLMENTS = 24
+MAX_ROLE = 100
+MAX_PHONE = 50
+
+
+def _at_most(limit: int, unit: str) -> Any:
+    """A cap on a list's items or a text's characters, checked before the items are
+    validated one by one; deals stored before the cap existed are read as they are."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if (info.context or {}).get(STORED) or not isinstance(value, list | str):
+            return value
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} {unit} allowed, got {len(value)}")
+        return value
+
+    key = "maxItems" if unit != "characters" else "maxLength"
+    return (BeforeValidator(check), Field(json_schema_extra={key: limit}))
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
@@ -53,8 +77,8 @@ class Person(Strict):
 
 
 class Contact(Person):
-    role: str = ""
-    phone: str = ""
+    role: Annotated[str, *_at_most(MAX_ROLE, "characters")] = ""
+    phone: Annotated[str, *_at_most(MAX_PHONE, "characters")] = ""
 
 
 class Customer(Strict):
@@ -63,7 +87,9 @@ class Customer(Strict):
         description="ISO 3166 country code, e.g. DE."
     )
     billing_contact: Contact
-    contacts: list[Contact] = Field(default_factory=list)
+    contacts: Annotated[list[Contact], *_at_most(MAX_CONTACTS, "contacts")] = Field(
+        default_factory=list
+    )
 
 
 class LineItem(Strict):
@@ -116,7 +142,7 @@ def split_by_percent(amount: Decimal, percents: list[Decimal]) -> list[Decimal]:
 
 class PaymentTerms(Strict):
     net_days: Annotated[int, Field(ge=0, le=365)] = 30
-    schedule: list[Installment] = Field(
+    schedule: Annotated[list[Installment], *_at_most(MAX_INSTALLMENTS, "installments")] = Field(
         default_factory=lambda: [Installment(label="Full amount", percent=Decimal(100))],
         min_length=1,
         description="Invoices to issue; percentages add up to 100.",
@@ -140,7 +166,9 @@ class DealIntake(Strict):
     )
     customer: Customer
     sales_rep: Person
-    line_items: list[LineItem] = Field(min_length=1)
+    line_items: Annotated[list[LineItem], *_at_most(MAX_LINE_ITEMS, "line items")] = Field(
+        min_length=1
+    )
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
         description="ISO 4217 code, e.g. EUR."
     )

@@ -84,6 +84,11 @@ CLOSED = "closed"
 PLAN_CONFIRMED = "delivery/plan-confirmed"
 
 
+def acceptance_link_renewed(at_iso: str) -> str:
+    """A fresh acceptance link mailed on request: each renewal its own."""
+    return f"acceptance/link-renewed/{at_iso}"
+
+
 def gate_requested(gate: str) -> str:
     return f"gate/{gate}/requested"
 

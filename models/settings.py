@@ -7,6 +7,7 @@ catcher on port 1025, a local Prefect server on port 4200.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import secrets
@@ -52,9 +53,22 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC key for approval links; generated into the data folder if unset.",
     )
+    previous_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The signing secret before the last rotation: links it signed are still "
+        "accepted while it is set (nothing new is signed with it).",
+    )
+    legacy_links_until: dt.date | None = Field(
+        default=None,
+        description="From this day on, links in the format of releases before key ids are "
+        "refused; unset, each works until it expires.",
+    )
     link_ttl_hours: int = Field(default=14 * 24, ge=1)
     acceptance_link_ttl_days: int = Field(
-        default=365, ge=1, description="How long a delivery manager's acceptance link works."
+        default=120,
+        ge=1,
+        description="How long a delivery manager's acceptance link works; "
+        "`dealflow deal renew-acceptance-link` mails a fresh one.",
     )
     finance_users: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -101,6 +115,33 @@ class Settings(BaseSettings):
         default=300, ge=1, description="How far a signed webhook's timestamp may be from now."
     )
 
+    api_docs: bool = Field(
+        default=False,
+        description="Serve the API's schema (/openapi.json) and its documentation pages "
+        "(/api/docs, /redoc); off in production.",
+    )
+
+    # Limits of the web service, counted in each process (web/rate_limit.py).
+    login_failures_per_user: int = Field(
+        default=5,
+        ge=1,
+        description="Failed finance logins per user name within the window; then 429.",
+    )
+    login_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed finance logins per client address within the window; then 429.",
+    )
+    login_failure_window_seconds: int = Field(
+        default=900, ge=1, description="The window failed logins are counted in."
+    )
+    link_requests_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="Requests per client address per minute to the link pages (approval, "
+        "acceptance, deal page); then 429.",
+    )
+
     @field_validator("intake_api_keys", "intake_webhook_secrets")
     @classmethod
     def _strong_named_secrets(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -113,7 +154,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"the secret of {name!r} is too short: use 16 characters or more")
         return value
 
-    @field_validator("signing_secret")
+    @field_validator("signing_secret", "previous_signing_secret")
     @classmethod
     def _strong_signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_SIGNING_SECRET_BYTES:
@@ -154,6 +195,12 @@ class Settings(BaseSettings):
         if self.signing_secret is not None:
             return self.signing_secret.get_secret_value().encode()
         return self._generated_secret("signing-secret").encode()
+
+    def previous_signing_key(self) -> bytes | None:
+        """The secret before the last rotation, while links it signed are accepted."""
+        if self.previous_signing_secret is None:
+            return None
+        return self.previous_signing_secret.get_secret_value().encode()
 
     def finance_logins(self) -> dict[str, str]:
         """Who may use the finance page: the configured users, or ``finance`` with a

@@ -61,7 +61,11 @@ def _claims(answer: BaseModel) -> str:
 @effect_task("check-answer")
 def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
     """The answer to believe, or None (noted on the timeline) if it proves nothing."""
-    if is_proven(run_id, key, answer, get_settings().signing_key()):
+    settings = get_settings()
+    # With the previous secret too, while it is set: an answer proven just before the
+    # secret was rotated may reach its run just after.
+    signing_keys = [settings.signing_key(), settings.previous_signing_key()]
+    if any(is_proven(run_id, key, answer, k) for k in signing_keys if k):
         return answer
     with session_scope() as session:
         deal = get_deal(session, deal_id, for_update=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 
 from dealflow.answers.settlement import settle_deal
+from dealflow.infra.clock import utcnow
 from dealflow.infra.links import ApprovalClaim, sign
 from models import keys
 from models.finance import PaymentsSettled
@@ -37,9 +40,14 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
             effect.wait_on(manager.email, manager.name, deal.updated_at)
         schedule = effect.intake.payment_terms.schedule
         later = [p.label for p in schedule if p.milestone == "acceptance"]
-        expires = deal.updated_at.timestamp() + settings.acceptance_link_ttl_days * 86400
+        expires = deal.updated_at + dt.timedelta(days=settings.acceptance_link_ttl_days)
         claim = ApprovalClaim(
-            deal_id, ACCEPTANCE_WAIT, manager.email, flow_run_id, int(expires), purpose="acceptance"
+            deal_id,
+            ACCEPTANCE_WAIT,
+            manager.email,
+            flow_run_id,
+            int(expires.timestamp()),
+            purpose="acceptance",
         )
         effect.send(
             OutgoingEmail(
@@ -54,9 +62,68 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
                     "manager": manager,
                     "link": acceptance_link(claim),
                     "released": later,
+                    "expires": expires,
                 },
             )
         )
+
+
+class AcceptanceLinkError(ValueError):
+    """No fresh acceptance link can be sent; the message says why."""
+
+
+def renew_acceptance_link(deal_id: str, by: str, now: dt.datetime | None = None) -> str:
+    """Mail the delivery manager a fresh acceptance link, good for
+    DEALFLOW_ACCEPTANCE_LINK_TTL_DAYS from ``now``; what was done, in words. Links sent
+    before keep working until they expire."""
+    now = now or utcnow()
+    with deal_effect(deal_id, lock=True) as effect:
+        matrix, deal, settings = effect.matrix, effect.deal, effect.settings
+        if effect.done(keys.ACCEPTED):
+            raise AcceptanceLinkError(f"the acceptance of {deal_id} is already recorded")
+        if not effect.done(keys.ACCEPTANCE_REQUESTED) or deal.flow_run_id is None:
+            raise AcceptanceLinkError(
+                f"deal {deal_id} does not wait for acceptance (it is at {deal.stage})"
+            )
+        manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
+        expires = now + dt.timedelta(days=settings.acceptance_link_ttl_days)
+        claim = ApprovalClaim(
+            deal_id,
+            ACCEPTANCE_WAIT,
+            manager.email,
+            deal.flow_run_id,
+            int(expires.timestamp()),
+            purpose="acceptance",
+        )
+        renewal = keys.acceptance_link_renewed(now.isoformat(timespec="seconds"))
+        effect.record(
+            renewal,
+            f"A fresh acceptance link was sent to {manager.name} <{manager.email}>, "
+            f"good until {expires:%Y-%m-%d}",
+            actor=by,
+        )
+        schedule = effect.intake.payment_terms.schedule
+        effect.send(
+            OutgoingEmail(
+                key=keys.deal_mail(deal_id, renewal),
+                kind="acceptance-request",
+                deal_id=deal_id,
+                to=[manager.email],
+                subject=f"New link: record acceptance when delivered: {deal.title} ({deal_id})",
+                template="acceptance_request",
+                context={
+                    "deal": effect.intake,
+                    "manager": manager,
+                    "link": acceptance_link(claim),
+                    "released": [p.label for p in schedule if p.milestone == "acceptance"],
+                    "expires": expires,
+                },
+            )
+        )
+    return (
+        f"Sent a fresh acceptance link for {deal_id} to {manager.name} <{manager.email}>; "
+        f"it works until {expires:%Y-%m-%d %H:%M} UTC."
+    )
 
 
 @effect_task("await-payment")

@@ -44,6 +44,9 @@ os.environ.update(
         # runs just brought back: one run may lose its process a dozen times. The limit
         # (5 by default) is for runs that break their process themselves.
         "DEALFLOW_MAX_RUN_RECOVERIES": "20",
+        # Every test opens links from this one address, the fuzzing ones hundreds a
+        # minute: the limit is tested on a web service of its own (tests/web/test_rate_limits.py).
+        "DEALFLOW_LINK_REQUESTS_PER_MINUTE": "100000",
     }
 )
 # DEALFLOW_TEST_STACK=postgres runs the stack on the production path: Prefect's server and
@@ -229,6 +232,39 @@ def stack(inbox: Inbox) -> Iterator[Any]:
         config.prefect_auth = os.environ["PREFECT_API_AUTH_STRING"]
     with Stack(config) as running:
         yield running
+
+
+@pytest.fixture
+def web_service(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a web service of the test's own with some settings changed; its base URL."""
+    from tests.support import WebServices
+
+    services = WebServices(tmp_path)
+    yield services.start
+    services.stop()
+
+
+@pytest.fixture(scope="module")
+def module_web_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+    """As ``web_service``, for all tests of a module."""
+    from tests.support import WebServices
+
+    services = WebServices(tmp_path_factory.mktemp("web"))
+    yield services.start
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def docs_web_service(stack: Any) -> Iterator[str]:
+    """A web service on the stack's settings that also serves the API's schema and its
+    documentation pages (DEALFLOW_API_DOCS, off by default); its base URL. Its log is
+    in the stack's data folder, where tests/e2e/test_secrets.py looks for leaks."""
+    from tests.support import WebServices
+
+    (DATA_DIR / "docs-web").mkdir(exist_ok=True)
+    services = WebServices(DATA_DIR / "docs-web")
+    yield services.start(DEALFLOW_API_DOCS="true")
+    services.stop()
 
 
 def _fresh_databases(server: str, names: Iterable[str]) -> None:

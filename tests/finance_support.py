@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 import uuid
 
 from sqlalchemy import select
@@ -49,3 +51,14 @@ def invoice(number: str) -> Invoice:
         assert row is not None
         session.expunge(row)
         return row
+
+
+def form_token_of(page: str, action: str) -> str:
+    """The anti-forgery token of the form on ``page`` that posts to ``action``."""
+    pattern = (
+        rf'<form method="post" action="{re.escape(html.escape(action))}"[^>]*>\s*'
+        r'<input type="hidden" name="form_token" value="([^"]+)"'
+    )
+    match = re.search(pattern, page)
+    assert match, f"no form posting to {action} on the page"
+    return html.unescape(match.group(1))

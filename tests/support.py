@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import yaml
 
 from harness.mail import decide, link_in, to
+from harness.ports import free_port
 from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT
 
@@ -113,3 +115,39 @@ def runs_of_deal(deal_id: str) -> list[str]:
             limit=10,
         )
     return [str(run.id) for run in runs]
+
+
+class WebServices:
+    """Web services of a test's own: the test stack's settings with some changed."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **env: str) -> str:
+        """Start one with ``env`` added to the environment; its base URL, once it answers."""
+        port = free_port()
+        log_path = self.logs / f"web-{port}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "web.app:app", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError(f"the web service did not start on port {port}")
+
+    def stop(self) -> None:
+        for process in self.started:
+            process.terminate()
+            process.wait(timeout=15)

@@ -7,46 +7,42 @@ from the page's buttons records a decision.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import FastAPI, Form, Request, Response
+from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import OperationalError
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, verify
+from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, approvals, get_approval, get_deal, intake_of
 from dealflow.infra.rendering import render
 from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
 from web.deal_page import router as deal_page_router
 from web.decisions import Outcome, Verdict, check_claim, decide
+from web.guard import RequestGuard
+from web.headers import SecurityHeaders
 from web.intake_api import router as intake_router
 
 logger = logging.getLogger("dealflow.web")
-app = FastAPI(title="Dealflow", summary="Deal approvals by signed link.", docs_url="/api/docs")
+# The API's schema and its documentation pages only where DEALFLOW_API_DOCS allows:
+# they tell an outsider every route and field.
+_docs = get_settings().api_docs
+app = FastAPI(
+    title="Dealflow",
+    summary="Deal approvals by signed link.",
+    openapi_url="/openapi.json" if _docs else None,
+    docs_url="/api/docs" if _docs else None,
+    redoc_url="/redoc" if _docs else None,
+)
 app.include_router(intake_router)
 app.include_router(deal_page_router)
-
-PAGE_HEADERS = {
-    # The token in the URL is a credential: no Referer, no caching, no framing.
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-@app.middleware("http")
-async def page_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    response.headers.update(PAGE_HEADERS)
-    return response
+# The gate (credentials before bodies, limits), inside the headers: its own answers
+# (401, 413, 429) carry them too.
+app.add_middleware(RequestGuard)
+app.add_middleware(SecurityHeaders)
 
 
 STATUS = {
@@ -72,6 +68,7 @@ LINK_PAGES = {
         "This link has expired",
         "Ask the deal's sales rep or sales operations to send a new request.",
     ),
+    LinkProblem.WRONG_PURPOSE: (403, "This link is not valid", "It is not an approval link."),
 }
 
 
@@ -81,14 +78,12 @@ def page(title: str, message: str, status: int = 200, **extra: object) -> HTMLRe
 
 def _claim(token: str) -> ApprovalClaim | HTMLResponse:
     try:
-        claim = verify(token, get_settings().signing_key(), utcnow())
+        claim = verify(token, link_keys(), utcnow(), Purpose.APPROVAL)
     except LinkError as exc:
         status, title, message = LINK_PAGES[exc.problem]
-        if exc.claim is not None:
+        if exc.claim is not None and exc.claim.expires <= utcnow():
             message = f"It expired on {exc.claim.expires:%Y-%m-%d %H:%M} UTC. {message}"
         return page(title, message, status)
-    if claim.purpose != "approval":
-        return page("This link is not valid", "It is not an approval link.", 403)
     return claim
 
 

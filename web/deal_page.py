@@ -17,6 +17,7 @@ router = APIRouter()
 REFUSED = {
     LinkProblem.MALFORMED: (400, "This link is incomplete", "Copy the whole link again."),
     LinkProblem.FORGED: (403, "This link is not valid", "Open the deal from the Prefect UI again."),
+    LinkProblem.WRONG_PURPOSE: (403, "This link is not valid", "It is not a deal page link."),
     LinkProblem.EXPIRED: (
         410,
         "This link has expired",

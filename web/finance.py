@@ -1,12 +1,15 @@
 """Finance's pages: open invoices, recording payments, bank statements, the payment
 check (behind HTTP Basic authentication); and the delivery manager's acceptance link.
 
-Forms carry a token tied to the logged-in user, so that another site cannot make a
-finance user's browser post to these pages with their remembered credentials.
+Each form carries a token of its own, made for the logged-in user and the form's action,
+new at every page view and good for two hours, so that another site cannot make a
+finance user's browser post to these pages with their remembered credentials, and a
+token seen once (a screenshot, a proxy log of a form body) is soon worth nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -16,7 +19,7 @@ import secrets
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
@@ -42,45 +45,69 @@ from dealflow.finance.receivables import (
 )
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import LinkError, verify
+from dealflow.infra.links import LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render
 from models.finance import DeliveryAcceptance
 from models.keys import ACCEPTANCE_WAIT
 from models.settings import get_settings
 from models.tables import Invoice
+from web.guard import FINANCE_REALM, FINANCE_USER, MAX_STATEMENT_BYTES
 
 logger = logging.getLogger("dealflow.web.finance")
 router = APIRouter()
 basic = HTTPBasic(realm="Dealflow finance")
-MAX_STATEMENT_BYTES = 5 * 1024 * 1024
 
 
-def finance_user(credentials: Annotated[HTTPBasicCredentials, Depends(basic)]) -> str:
-    logins = get_settings().finance_logins()
-    expected = logins.get(credentials.username, "")
-    # Compared even for an unknown user, so that timing does not tell which users exist.
-    password_ok = hmac.compare_digest(
-        credentials.password.encode(), (expected or secrets.token_hex(16)).encode()
-    )
-    if not (expected and password_ok):
+def finance_user(
+    request: Request, credentials: Annotated[HTTPBasicCredentials, Depends(basic)]
+) -> str:
+    """The logged-in finance user. web/guard.py checked the password before the body was
+    read (401 there); the scheme is declared here for the schema."""
+    user = request.scope.get("state", {}).get(FINANCE_USER)
+    if user is None or user != credentials.username:
         raise HTTPException(
-            401, "Finance login required.", headers={"WWW-Authenticate": 'Basic realm="finance"'}
+            401, "Finance login required.", headers={"WWW-Authenticate": FINANCE_REALM}
         )
-    return credentials.username
+    return str(user)
 
 
-def form_token(user: str) -> str:
-    key = get_settings().signing_key()
-    return hmac.new(key, f"finance-form:{user}".encode(), hashlib.sha256).hexdigest()
+# A finance page's forms work this long after the page was shown; then the page must be
+# opened again (a form kept open in a forgotten tab is not a standing permission).
+FORM_TOKEN_SECONDS = 2 * 3600
+_FORM_KEY_PURPOSE = b"dealflow finance form"
+
+
+def _form_mac(user: str, action: str, issued: str, nonce: str) -> str:
+    key = hmac.new(get_settings().signing_key(), _FORM_KEY_PURPOSE, hashlib.sha256).digest()
+    message = f"{user}\n{action}\n{issued}\n{nonce}".encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
+def form_token(user: str, action: str, now: dt.datetime | None = None) -> str:
+    """The anti-forgery token of one form (``action``, the path it posts to), for
+    ``user``, issued ``now``: ``<issued>.<nonce>.<HMAC>``, new at every page view."""
+    issued = str(int((now or utcnow()).timestamp()))
+    nonce = secrets.token_urlsafe(12)
+    return f"{issued}.{nonce}.{_form_mac(user, action, issued, nonce)}"
 
 
 class StaleForm(Exception):
-    """A finance form post without the page's token: nothing is done."""
+    """A finance form post without a live token of its page: nothing is done."""
 
 
-def _check_form(user: str, token: str) -> None:
-    if not hmac.compare_digest(token, form_token(user)):
+def _check_form(user: str, action: str, token: str, now: dt.datetime | None = None) -> None:
+    """StaleForm unless ``token`` was issued to ``user`` for the form posting to
+    ``action``, less than FORM_TOKEN_SECONDS ago."""
+    issued, _, rest = token.partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not (issued.isascii() and issued.isdigit() and nonce and mac):
+        raise StaleForm
+    expected = _form_mac(user, action, issued, nonce)
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        raise StaleForm
+    age = (now or utcnow()).timestamp() - int(issued)
+    if not -60 <= age < FORM_TOKEN_SECONDS:  # a minute of clock skew between processes
         raise StaleForm
 
 
@@ -93,7 +120,7 @@ def _finance_page(user: str, notice: str = "", error: str = "", status: int = 20
     html = render(
         "pages/finance.html",
         user=user,
-        token=form_token(user),
+        token=lambda action: form_token(user, action),
         invoices=invoices,
         total=total,
         holds=active_holds(),
@@ -122,7 +149,7 @@ def finance_record_payment(
     received_on: Annotated[str, Form(max_length=10)] = "",
     reference: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
-    _check_form(user, token)
+    _check_form(user, "/finance/payments", token)
     try:
         value = parse_amount(amount)
         day = dt.date.fromisoformat(received_on) if received_on else utcnow().date()
@@ -153,7 +180,7 @@ def finance_import_statement(
 ) -> HTMLResponse:
     # A plain function: FastAPI runs it in a worker thread, so a long import does not
     # hold up the pages other people are opening.
-    _check_form(user, token)
+    _check_form(user, "/finance/statements", token)
     data = statement.file.read(MAX_STATEMENT_BYTES + 1)
     name = statement.filename or "statement.csv"
     if len(data) > MAX_STATEMENT_BYTES:
@@ -176,7 +203,7 @@ def finance_import_statement(
 @router.post("/finance/check", response_class=HTMLResponse)
 def finance_run_check(user: User, token: Token) -> HTMLResponse:
     """Start the payment-check deployment now; the run appears in the Prefect UI."""
-    _check_form(user, token)
+    _check_form(user, "/finance/check", token)
     from prefect.deployments import run_deployment
 
     try:
@@ -200,7 +227,7 @@ def finance_run_check(user: User, token: Token) -> HTMLResponse:
 def finance_dispute(
     user: User, token: Token, number: str, reason: Annotated[str, Form(max_length=2000)] = ""
 ) -> HTMLResponse:
-    _check_form(user, token)
+    _check_form(user, f"/finance/invoices/{number}/dispute", token)
     try:
         return _finance_page(user, notice=dispute_invoice(number, reason, user))
     except ReceivableError as exc:
@@ -209,7 +236,7 @@ def finance_dispute(
 
 @router.post("/finance/invoices/{number}/resolve", response_class=HTMLResponse)
 def finance_resolve(user: User, token: Token, number: str) -> HTMLResponse:
-    _check_form(user, token)
+    _check_form(user, f"/finance/invoices/{number}/resolve", token)
     try:
         return _finance_page(user, notice=resolve_dispute(number, user))
     except ReceivableError as exc:
@@ -220,7 +247,7 @@ def finance_resolve(user: User, token: Token, number: str) -> HTMLResponse:
 def finance_clear_hold(
     user: User, token: Token, customer: Annotated[str, Form(max_length=200)]
 ) -> HTMLResponse:
-    _check_form(user, token)
+    _check_form(user, "/finance/holds/clear", token)
     try:
         return _finance_page(user, notice=clear_hold(customer, user))
     except ReceivableError as exc:
@@ -229,15 +256,23 @@ def finance_clear_hold(
 
 def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
     try:
-        claim = verify(token, get_settings().signing_key(), utcnow())
+        claim = verify(token, link_keys(), utcnow(), Purpose.ACCEPTANCE)
     except LinkError as exc:
+        if exc.problem is LinkProblem.WRONG_PURPOSE:
+            return _message("This link is not valid", "It is not an acceptance link.", 403)
+        renew = ""
+        if exc.problem is LinkProblem.EXPIRED and exc.claim is not None:
+            renew = (
+                " Operations can mail a fresh link with `dealflow deal renew-acceptance-link "
+                f"{exc.claim.deal_id}`."
+            )
         return _message(
             "This link cannot be used",
             f"It is {exc.problem.value}. Open the link from your email again, or record the "
-            "acceptance with `dealflow deal accept`.",
-            403 if exc.problem.value != "expired" else 410,
+            f"acceptance with `dealflow deal accept`.{renew}",
+            410 if exc.problem is LinkProblem.EXPIRED else 403,
         )
-    if claim.purpose != "acceptance" or claim.gate != ACCEPTANCE_WAIT:
+    if claim.gate != ACCEPTANCE_WAIT:
         return _message("This link is not valid", "It is not an acceptance link.", 403)
     return claim.deal_id, claim.approver, claim.run_id
 

@@ -2,7 +2,8 @@
 
 The same deal model and the same submit path as ``dealflow deal submit``; a CRM that
 retries gets the same deal back. Callers authenticate with a named API key or sign the
-body with a shared secret (see dealflow/intake/auth.py for the signature scheme).
+request with a shared secret (see dealflow/intake/auth.py for the signature scheme);
+web/guard.py checks either before the body is read, and caps the body.
 """
 
 from __future__ import annotations
@@ -14,17 +15,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
-from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.intake.auth import (
-    API_KEY_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    AuthProblem,
-    IntakeAuthError,
-    IntakeCredentials,
-    identify_client,
-)
+from dealflow.intake.auth import API_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from dealflow.intake.status import DealNotFound, deal_report
 from dealflow.intake.submit import (
     DealConflict,
@@ -38,6 +30,7 @@ from models.deal_receipt import DealReceipt, Problem
 from models.matrix import MatrixError, load_matrix
 from models.settings import Settings, get_settings
 from models.tables import Deal
+from web.guard import INTAKE_CLIENT, MAX_DEAL_BYTES
 
 logger = logging.getLogger("dealflow.web.intake")
 router = APIRouter(prefix="/api/deals", tags=["deal intake"])
@@ -53,7 +46,9 @@ signature_scheme = APIKeyHeader(
     scheme_name="webhookSignature",
     description=(
         f"`sha256=<hex>`: HMAC-SHA256, with a secret from DEALFLOW_INTAKE_WEBHOOK_SECRETS, of "
-        f"the {TIMESTAMP_HEADER} value, a dot, and the raw request body. Send "
+        f"the {TIMESTAMP_HEADER} value, the method, the path with its query (as on the "
+        "request line) and the raw request body, joined by line feeds "
+        "(`<timestamp>\\n<METHOD>\\n<path?query>\\n<body>`). Send "
         f"{TIMESTAMP_HEADER} (Unix seconds) too; it must be within "
         "DEALFLOW_INTAKE_SIGNATURE_TOLERANCE_SECONDS (default 300) of the server's clock."
     ),
@@ -83,23 +78,12 @@ async def intake_client(
         ),
     ] = None,
 ) -> str:
-    """The client the request comes from, or 401/503 saying why not."""
-    settings = get_settings()
-    credentials = IntakeCredentials(api_key, signature, timestamp, await request.body())
-    try:
-        return identify_client(
-            credentials,
-            settings.intake_api_keys,
-            settings.intake_webhook_secrets,
-            utcnow(),
-            settings.intake_signature_tolerance_seconds,
-        )
-    except IntakeAuthError as exc:
-        sender = request.client.host if request.client else "unknown"
-        logger.warning("deal intake refused a request from %s: %s", sender, exc.problem.value)
-        if exc.problem is AuthProblem.NOT_CONFIGURED:
-            raise HTTPException(503, exc.message) from None
-        raise HTTPException(401, exc.message) from None
+    """The client the request comes from. web/guard.py checked the credentials before
+    the body was read (401/503 there); the headers are declared here for the schema."""
+    client = request.scope.get("state", {}).get(INTAKE_CLIENT)
+    if not isinstance(client, str):
+        raise HTTPException(401, "No credentials were checked for this request.")
+    return client
 
 
 Client = Annotated[str, Depends(intake_client)]
@@ -148,6 +132,10 @@ def _team_problem(message: str, deal: DealIntake) -> RequestValidationError:
     responses={
         200: {"model": DealReceipt, "description": "The same deal again: the same receipt."},
         **AUTH_RESPONSES,
+        413: {
+            "model": Problem,
+            "description": f"The body is over {MAX_DEAL_BYTES:,} bytes: nothing was read further.",
+        },
         409: {
             "model": Problem,
             "description": "A deal with this id was submitted before with different content.",
@@ -201,7 +189,7 @@ def receive_deal(deal: DealIntake, response: Response, client: Client) -> DealRe
     responses={**AUTH_RESPONSES, 404: {"model": Problem, "description": "No such deal."}},
 )
 def deal_status(deal_id: str, client: Client) -> dict[str, Any]:
-    """What `dealflow deal status --json` shows. A signed request signs an empty body."""
+    """What `dealflow deal status --json` shows. A signed GET signs its method, path and an empty body."""
     try:
         return deal_report(deal_id)
     except DealNotFound:

@@ -242,6 +242,22 @@ def deal_accept(
     raise not_answered(deal_id, answered, "acceptance")
 
 
+def deal_renew_acceptance_link(
+    deal_id: str,
+    by: Annotated[str | None, typer.Option(help="Who asks for it (default: you).")] = None,
+) -> None:
+    """Mail the delivery manager a fresh acceptance link, for a delivery that outlasts
+    the first one (DEALFLOW_ACCEPTANCE_LINK_TTL_DAYS, 120 days); earlier links keep
+    working until they expire."""
+    from dealflow.infra.records import DealNotFound
+    from tasks.closing import AcceptanceLinkError, renew_acceptance_link
+
+    try:
+        typer.echo(renew_acceptance_link(deal_id, _who(by)))
+    except (AcceptanceLinkError, DealNotFound) as exc:
+        raise fail(f"No link was sent: {exc}") from exc
+
+
 def deal_confirm_plan(
     deal_id: str,
     note: Annotated[str, typer.Option(help="For the timeline.")] = "",
@@ -265,4 +281,5 @@ def register(app: typer.Typer, deal_app: typer.Typer) -> None:
     app.add_typer(invoice_app, name="invoice")
     app.add_typer(hold_app, name="hold")
     deal_app.command("accept")(deal_accept)
+    deal_app.command("renew-acceptance-link")(deal_renew_acceptance_link)
     deal_app.command("confirm-plan")(deal_confirm_plan)

@@ -21,7 +21,17 @@ def test_an_approver_approves_from_the_page_in_a_browser(
     deal_id, _, link = deal_waiting_at_manager(inbox, tmp_path)
 
     page = browser.new_page(viewport={"width": 1000, "height": 1100})
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.goto(link)
+    # The strict policy lets the page's own stylesheet in, and refuses nothing it needs.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(245, 247, 250)"
     assert page.title().startswith(
         "Sales manager approval: Acme Logistics fleet telematics rollout"
     )
@@ -41,4 +51,5 @@ def test_an_approver_approves_from_the_page_in_a_browser(
     inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
     page.goto(link)  # the same link again, later
     assert "Already approved by Mara Keller" in page.content()
+    assert refused == [], refused
     page.close()

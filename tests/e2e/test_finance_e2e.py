@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
+from dealflow.infra.links import Purpose, link_keys, verify
 from dealflow.infra.records import get_deal, timeline
 from harness.mail import ACCEPTANCE_LINK, link_in, text_of, to
 from harness.runs import wait_for_state
@@ -74,6 +75,16 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert "On acceptance" in text_of(request)
     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert len(invoices_of(deal_id)) == 2, "signing and kickoff invoices only, so far"
+    now = dt.datetime.now(dt.UTC)
+    claim = verify(link.rsplit("/", 1)[1], link_keys(), now, Purpose.ACCEPTANCE)
+    assert abs(claim.expires - (now + dt.timedelta(days=120))) < dt.timedelta(hours=1)
+    assert "works until" in text_of(request) and "renew-acceptance-link" in text_of(request)
+    # A delivery that takes longer gets a fresh link; the first one works on meanwhile.
+    said = dealflow("deal", "renew-acceptance-link", deal_id, "--by", "ops-anna").stdout
+    assert said.startswith(f"Sent a fresh acceptance link for {deal_id} to Grace Lin"), said
+    renewal = inbox.wait_for(to("grace.lin@example.com", "New link: record acceptance", deal_id))
+    fresh = link_in(renewal, ACCEPTANCE_LINK)
+    assert fresh != link and httpx.get(fresh).status_code == 200
     as_approval = httpx.post(
         link.replace("/acceptance/", "/approvals/"), data={"decision": "approve"}
     )
@@ -82,10 +93,14 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert page.status_code == 200 and "Record acceptance" in page.text
     wait_for_state(run_id, "PAUSED", key="acceptance")
 
-    accepted = httpx.post(link, data={"note": "Signed acceptance protocol"}, timeout=30)
+    accepted = httpx.post(fresh, data={"note": "Signed acceptance protocol"}, timeout=30)
     assert accepted.status_code == 200 and "Acceptance recorded" in accepted.text
     again = httpx.post(link, data={}, timeout=30)
     assert again.status_code == 409 and "already recorded by grace.lin@example.com" in again.text
+    late = dealflow("deal", "renew-acceptance-link", deal_id, check=False)
+    assert (
+        late.returncode == 1 and f"the acceptance of {deal_id} is already recorded" in late.stderr
+    )
     inbox.wait_for(to(BILLING, "Invoice", f"{deal_id}-03"))
     wait_for_state(run_id, "PAUSED", key="payment")
     invoices = invoices_of(deal_id)
@@ -134,7 +149,7 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
 def test_the_finance_page_needs_a_login_and_records_payments(
     stack: Any, inbox: Inbox, tmp_path: Path
 ) -> None:
-    from tests.finance_support import invoiced_deal
+    from tests.finance_support import form_token_of, invoiced_deal
 
     _deal, [number] = invoiced_deal(dt.date(2027, 3, 10))
     base = f"{stack.config.web_url}/finance"
@@ -143,7 +158,7 @@ def test_the_finance_page_needs_a_login_and_records_payments(
     login = ("finance", get_settings().finance_logins()["finance"])
     page = httpx.get(base, auth=login)
     assert page.status_code == 200 and number in page.text
-    token = page.text.split('name="form_token" value="', 1)[1].split('"', 1)[0]
+    token = form_token_of(page.text, "/finance/payments")
 
     forged = httpx.post(
         f"{base}/payments",
@@ -166,11 +181,51 @@ def test_the_finance_page_needs_a_login_and_records_payments(
 
     csv = f"date,amount,reference\n2026-11-20,200.00,{number}\n2026-11-20,5.00,no number\n"
     files = {"statement": ("bank.csv", csv.encode(), "text/csv")}
+    token = form_token_of(page.text, "/finance/statements")
     imported = httpx.post(f"{base}/statements", auth=login, data={"form_token": token}, files=files)
     assert imported.status_code == 200 and "1 payment(s) applied" in imported.text
     assert "not matched: no invoice number" in imported.text
     again = httpx.post(f"{base}/statements", auth=login, data={"form_token": token}, files=files)
     assert "1 line(s) already imported" in again.text
 
+    token = form_token_of(page.text, "/finance/check")
     started = httpx.post(f"{base}/check", auth=login, data={"form_token": token}, timeout=30)
     assert started.status_code == 200 and "Payment check started" in started.text
+
+
+def test_each_finance_form_has_a_token_of_its_own_that_expires(stack: Any) -> None:
+    from tests.finance_support import form_token_of, invoiced_deal
+    from web.finance import FORM_TOKEN_SECONDS, form_token
+
+    _deal, [number] = invoiced_deal(dt.date(2027, 3, 10))
+    base = f"{stack.config.web_url}/finance"
+    login = ("finance", get_settings().finance_logins()["finance"])
+    first, second = httpx.get(base, auth=login).text, httpx.get(base, auth=login).text
+    payments = form_token_of(first, "/finance/payments")
+    assert payments != form_token_of(second, "/finance/payments"), "new at every page view"
+    dispute = f"/finance/invoices/{number}/dispute"
+    assert (
+        len({payments, form_token_of(first, "/finance/check"), form_token_of(first, dispute)}) == 3
+    )
+
+    def pay(token: str) -> httpx.Response:
+        fields = {"form_token": token, "invoice": "INV-NONE-01", "amount": "1.00"}
+        return httpx.post(f"{base}/payments", auth=login, data=fields)
+
+    def refused(response: httpx.Response) -> bool:
+        return response.status_code == 403 and "This form has expired" in response.text
+
+    # Another form's token, another user's, or one issued too long ago: nothing is done.
+    assert refused(pay(form_token_of(first, "/finance/check")))
+    assert refused(pay(form_token_of(first, dispute)))
+    assert refused(pay(form_token("fiona", "/finance/payments")))
+    now = dt.datetime.now(dt.UTC)
+    old = now - dt.timedelta(seconds=FORM_TOKEN_SECONDS + 60)
+    assert refused(pay(form_token("finance", "/finance/payments", now=old)))
+    assert refused(pay(payments[:-2] + "AA"))
+    assert refused(pay("\u00b2." + payments.split(".", 1)[1]))  # a digit, not ASCII
+    # The page's own token of that form works, also from the page before.
+    nearly_old = now - dt.timedelta(seconds=FORM_TOKEN_SECONDS - 120)
+    for token in (payments, form_token("finance", "/finance/payments", now=nearly_old)):
+        response = pay(token)
+        assert response.status_code == 400 and "there is no invoice INV-NONE-01" in response.text

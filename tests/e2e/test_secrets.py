@@ -33,7 +33,7 @@ def everything(path: str) -> list[dict[str, Any]]:
 
 
 def test_secrets_stay_out_of_logs_prefect_and_pages(
-    stack: Any, inbox: Inbox, tmp_path: Path
+    stack: Any, inbox: Inbox, tmp_path: Path, docs_web_service: str
 ) -> None:
     deal_id, _, link = deal_waiting_at_manager(inbox, tmp_path)
     assert (SMTP_USER, True) in inbox.logins, "the stack logged in to send its mail"
@@ -53,7 +53,8 @@ def test_secrets_stay_out_of_logs_prefect_and_pages(
         httpx.post(link, data={"decision": "maybe"}),
         httpx.get(f"{web}/no-such-page"),
         httpx.get(f"{web}/finance", auth=("finance", "wrong")),
-        httpx.get(f"{web}/openapi.json"),
+        httpx.get(f"{docs_web_service}/openapi.json"),
+        httpx.get(f"{docs_web_service}/api/docs"),
     ]
     for response in pages:
         assert response.status_code < 500, (response.url, response.text[:300])

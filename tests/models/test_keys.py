@@ -58,6 +58,9 @@ def test_timeline_keys() -> None:
         "delivery/plan-confirmed",
     ]
     assert keys.gate_requested("legal") == "gate/legal/requested"
+    assert keys.acceptance_link_renewed("2026-12-04T10:00:00+00:00") == (
+        "acceptance/link-renewed/2026-12-04T10:00:00+00:00"
+    )
     assert keys.gate_decided("legal") == "gate/legal/decided"
     assert keys.gate_delegated("legal", 7) == "gate/legal/delegated/7"
     assert keys.gate_delegation_refused("legal", 7) == "gate/legal/delegation-refused/7"
@@ -97,6 +100,10 @@ def test_outbox_keys() -> None:
     assert keys.delegation_mail("D-1", "legal", "a@b.c") == "deal/D-1/gate/legal/delegated/a@b.c"
     assert keys.rejected_mail("D-1") == "deal/D-1/rejected"
     assert keys.acceptance_request_mail("D-1") == "deal/D-1/acceptance/request"
+    renewed = keys.acceptance_link_renewed("2026-12-04T10:00:00+00:00")
+    assert keys.deal_mail("D-1", renewed) == (
+        "deal/D-1/acceptance/link-renewed/2026-12-04T10:00:00+00:00"
+    )
     assert keys.invoice_mail("D-1", "INV-2026-0001") == "deal/D-1/invoice/INV-2026-0001"
     assert keys.dunning_letter_mail("INV-1", "final") == "invoice/INV-1/dunning/final"
     assert (

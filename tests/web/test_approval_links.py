@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +16,7 @@ import httpx
 import pytest
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim, sign, verify
+from dealflow.infra.links import ApprovalClaim, key_id, sign, verify
 from dealflow.infra.records import approvals
 from harness.mail import decide
 from models.settings import get_settings
@@ -137,3 +142,47 @@ def test_the_submitter_approves_nothing(
     assert refused.returncode == 1
     assert "nobody in the matrix can act as sales_manager for team 'emea'" in refused.stderr
     assert "other than mara.keller@example.com" in refused.stderr
+
+
+def legacy_link(link: str) -> str:
+    """The same link in the format of releases before key ids, as they made it:
+    ``<payload>.<signature>``, HMAC-SHA256 of the payload under the secret itself."""
+    payload = base64.urlsafe_b64encode(
+        json.dumps(
+            dataclasses.asdict(genuine_claim(link)), separators=(",", ":"), sort_keys=True
+        ).encode()
+    ).rstrip(b"=")
+    mac = hmac.new(get_settings().signing_key(), payload, hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return f"{link.rsplit('/', 1)[0]}/{payload.decode()}.{signature}"
+
+
+def test_a_mailed_link_names_the_key_that_signed_it(waiting_deal: tuple[str, str]) -> None:
+    _, link = waiting_deal
+    kid, _payload, _signature = link.rsplit("/", 1)[1].split(".")
+    assert kid == key_id(get_settings().signing_key())
+
+
+def test_a_link_mailed_in_the_previous_format_still_opens(waiting_deal: tuple[str, str]) -> None:
+    deal_id, link = waiting_deal
+    old = legacy_link(link)
+    shown = httpx.get(old)
+    assert shown.status_code == 200 and "Approve" in shown.text
+    forged = old[:-3] + ("AAA" if not old.endswith("AAA") else "BBB")
+    assert httpx.get(forged).status_code == 403
+    assert nothing_decided(deal_id)
+
+
+def test_links_signed_before_a_rotation_open_while_the_previous_secret_is_set(
+    waiting_deal: tuple[str, str], web_service: Any
+) -> None:
+    deal_id, link = waiting_deal
+    current = get_settings().signing_key().decode()
+    rotated = web_service(
+        DEALFLOW_SIGNING_SECRET=secrets.token_urlsafe(32), DEALFLOW_PREVIOUS_SIGNING_SECRET=current
+    )
+    for mailed in (link, legacy_link(link)):
+        token = mailed.rsplit("/", 1)[1]
+        shown = httpx.get(f"{rotated}/approvals/{token}")
+        assert shown.status_code == 200, shown.text
+    assert nothing_decided(deal_id)

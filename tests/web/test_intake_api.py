@@ -9,11 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +20,6 @@ from sqlalchemy import func, select
 from dealflow.infra.db import session_scope, upgrade
 from dealflow.infra.records import timeline
 from harness.ports import free_port
-from models.settings import PROJECT_ROOT
 from models.tables import Deal
 from tests.support import fresh_deal, runs_of_deal
 
@@ -40,9 +35,18 @@ def url(stack: Any, path: str = "/api/deals") -> str:
     return f"{stack.config.web_url}{path}"
 
 
-def signed(body: bytes, secret: bytes = SECRET, at: int | None = None) -> dict[str, str]:
+def signed(
+    body: bytes,
+    secret: bytes = SECRET,
+    at: int | None = None,
+    method: str = "POST",
+    target: str = "/api/deals",
+) -> dict[str, str]:
+    """The headers of a signed request: HMAC-SHA256 of the timestamp, the method, the
+    path with its query and the body, joined by line feeds."""
     stamp = str(int(time.time()) if at is None else at)
-    digest = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    message = f"{stamp}\n{method}\n{target}\n".encode() + body
+    digest = hmac.new(secret, message, hashlib.sha256).hexdigest()
     return {"X-Dealflow-Timestamp": stamp, "X-Dealflow-Signature": f"sha256={digest}"}
 
 
@@ -80,8 +84,13 @@ def no_secret_in(text: str) -> None:
         (lambda body: {}, "No credentials"),
         (lambda body: {"X-API-Key": WRONG_KEY}, "The API key is not valid"),
         (lambda body: {"X-API-Key": ""}, "No credentials"),
-        (lambda body: signed(body, secret=b"someone-elses-secret-0000"), "does not match the body"),
-        (lambda body: signed(body + b" "), "does not match the body"),
+        (
+            lambda body: signed(body, secret=b"someone-elses-secret-0000"),
+            "does not match the request",
+        ),
+        (lambda body: signed(body + b" "), "does not match the request"),
+        (lambda body: signed(body, target="/api/deals?x=1"), "does not match the request"),
+        (lambda body: signed(body, method="PUT"), "does not match the request"),
         (lambda body: signed(body, at=int(time.time()) - 3600), "away from the server's clock"),
         (
             lambda body: {"X-Dealflow-Signature": signed(body)["X-Dealflow-Signature"]},
@@ -98,6 +107,8 @@ def no_secret_in(text: str) -> None:
         "empty-key",
         "wrong-secret",
         "tampered-body",
+        "signed-for-another-path",
+        "signed-for-another-method",
         "replayed-an-hour-later",
         "signature-without-timestamp",
         "good-signature-bad-key",
@@ -161,8 +172,35 @@ def test_a_signed_webhook_is_accepted_and_its_retry_too(stack: Any) -> None:
     assert submitted_event(data["deal_id"]).endswith("(via HTTP, webhook test-webhook)")
 
     status_url = first.json()["status_url"]
-    assert httpx.get(status_url, headers=signed(b"")).status_code == 200
+    headers = signed(b"", method="GET", target=f"/api/deals/{data['deal_id']}")
+    assert httpx.get(status_url, headers=headers).json()["deal_id"] == data["deal_id"]
     assert httpx.get(status_url).status_code == 401
+
+
+def test_a_signature_for_one_deal_does_not_open_another(stack: Any) -> None:
+    data = fresh_deal()
+    assert post(stack, encoded(data), {"X-API-Key": KEY}).status_code == 201
+    mine = f"/api/deals/{data['deal_id']}"
+    # The scheme before signed the timestamp and the body only: its signature "for"
+    # DEAL-A was the same as for every deal. It opens nothing now.
+    stamp = str(int(time.time()))
+    old = hmac.new(SECRET, f"{stamp}.".encode(), hashlib.sha256).hexdigest()
+    response = httpx.get(
+        url(stack, mine),
+        headers={"X-Dealflow-Timestamp": stamp, "X-Dealflow-Signature": f"sha256={old}"},
+    )
+    assert response.status_code == 401 and "old scheme" in response.json()["detail"]
+
+    headers = signed(b"", method="GET", target="/api/deals/DEAL-A")
+    for path in (mine, f"{mine}?x=1"):
+        response = httpx.get(url(stack, path), headers=headers)
+        assert response.status_code == 401, response.text
+        assert "does not match the request" in response.json()["detail"]
+    # Nor does a signed POST of a deal authenticate a GET with the same timestamp.
+    body = encoded(data)
+    response = httpx.get(url(stack, mine), headers=signed(body))
+    assert response.status_code == 401
+    assert httpx.get(url(stack, mine), headers=signed(b"", method="GET", target=mine)).is_success
 
 
 def test_the_same_id_with_different_content_is_refused(stack: Any) -> None:
@@ -217,13 +255,13 @@ def test_an_unknown_deal_has_no_status(stack: Any) -> None:
     assert response.status_code == 404 and "NOPE-404" in response.json()["detail"]
 
 
-def test_the_openapi_schema_documents_intake(stack: Any) -> None:
-    spec = httpx.get(url(stack, "/openapi.json")).json()
+def test_the_openapi_schema_documents_intake(docs_web_service: str) -> None:
+    spec = httpx.get(f"{docs_web_service}/openapi.json").json()
     operation = spec["paths"]["/api/deals"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DealIntake"
     }
-    assert {"200", "201", "401", "409", "422", "503"} <= set(operation["responses"])
+    assert {"200", "201", "401", "409", "413", "422", "503"} <= set(operation["responses"])
     assert operation["security"] == [{"apiKey": []}, {"webhookSignature": []}]
     schemes = spec["components"]["securitySchemes"]
     assert schemes["apiKey"] == {
@@ -240,39 +278,6 @@ def test_the_openapi_schema_documents_intake(stack: Any) -> None:
 
 def test_no_credential_reaches_the_web_service_log(stack: Any) -> None:
     no_secret_in((stack.logs / "web.log").read_text(errors="replace"))
-
-
-@pytest.fixture
-def web_service(tmp_path: Path) -> Iterator[Any]:
-    """Start a web service of our own with some settings changed; its base URL."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**env: str) -> str:
-        port = free_port()
-        log = (tmp_path / f"web-{port}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "web.app:app", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / f"web-{port}.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    return base
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError(f"the web service did not start on port {port}")
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_intake_is_refused_until_keys_are_configured(web_service: Any) -> None:

@@ -28,6 +28,7 @@ SECRETS = {
     "crm-new": SecretStr("new-secret-0123456789"),
 }
 BODY = b'{"deal_id": "ACME-2026-014"}'
+INTAKE = ("POST", "/api/deals")
 
 
 def client_of(
@@ -37,8 +38,10 @@ def client_of(
     body: bytes = BODY,
     keys: dict[str, SecretStr] = KEYS,
     secrets: dict[str, SecretStr] = SECRETS,
+    request: tuple[str, str] = INTAKE,
 ) -> str:
-    credentials = IntakeCredentials(api_key, signature, timestamp, body)
+    method, target = request
+    credentials = IntakeCredentials(api_key, signature, timestamp, method, target, body)
     return identify_client(credentials, keys, secrets, NOW, tolerance_seconds=300)
 
 
@@ -48,10 +51,14 @@ def problem_of(**kwargs: object) -> tuple[AuthProblem, str]:
     return caught.value.problem, caught.value.message
 
 
-def crm_signature(secret: str, stamp: int, body: bytes = BODY) -> str:
-    """As a CRM computes it, written out without Dealflow's helper."""
-    mac = hmac.new(secret.encode(), str(stamp).encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def crm_signature(
+    secret: str, stamp: int, body: bytes = BODY, request: tuple[str, str] = INTAKE
+) -> str:
+    """As a CRM computes it, written out without Dealflow's helper: timestamp, method,
+    path with query and body, joined by line feeds."""
+    method, target = request
+    message = f"{stamp}\n{method}\n{target}\n".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def test_each_key_names_its_client() -> None:
@@ -76,7 +83,7 @@ def test_no_credentials_says_how_to_send_them() -> None:
 
 def test_our_signature_is_the_one_a_crm_computes() -> None:
     stamp = int(NOW.timestamp())
-    assert signature_for(b"new-secret-0123456789", stamp, BODY) == crm_signature(
+    assert signature_for(b"new-secret-0123456789", stamp, *INTAKE, BODY) == crm_signature(
         "new-secret-0123456789", stamp
     )
 
@@ -107,10 +114,11 @@ def test_the_timestamp_must_be_within_the_tolerance(offset: int, accepted: bool)
 @pytest.mark.parametrize(
     ("signature", "timestamp", "words"),
     [
-        ("sha256=" + "0" * 64, "now", "does not match the body"),
+        ("sha256=" + "0" * 64, "now", "does not match the request"),
         ("md5=abc", "now", "must read 'sha256=<hex HMAC-SHA256>'"),
         ("sha256=abc", None, "needs X-Dealflow-Timestamp"),
         ("sha256=abc", "yesterday", "needs X-Dealflow-Timestamp"),
+        ("sha256=abc", "\u00b2", "needs X-Dealflow-Timestamp"),  # a digit, not ASCII
     ],
 )
 def test_a_bad_signature_says_what_is_wrong(
@@ -125,7 +133,41 @@ def test_a_signature_of_another_body_is_refused() -> None:
     stamp = int(NOW.timestamp())
     signature = crm_signature("new-secret-0123456789", stamp, b"{}")
     _, message = problem_of(signature=signature, timestamp=str(stamp))
-    assert "does not match the body" in message
+    assert "does not match the request" in message
+
+
+@pytest.mark.parametrize(
+    "used_for",
+    [
+        ("GET", "/api/deals/ANY-OTHER-DEAL"),
+        ("POST", "/api/deals/DEAL-A"),
+        ("GET", "/api/deals/DEAL-A?format=full"),
+        ("GET", "/api/deals/DEAL-A/"),
+        ("get", "/api/deals/deal-a"),
+    ],
+)
+def test_a_signature_covers_the_method_and_the_path_with_its_query(
+    used_for: tuple[str, str],
+) -> None:
+    stamp = int(NOW.timestamp())
+    made_for = ("GET", "/api/deals/DEAL-A")
+    signature = crm_signature("new-secret-0123456789", stamp, b"", made_for)
+    assert client_of(signature=signature, timestamp=str(stamp), body=b"", request=made_for) == (
+        "webhook crm-new"
+    )
+    problem, message = problem_of(
+        signature=signature, timestamp=str(stamp), body=b"", request=used_for
+    )
+    assert problem is AuthProblem.INVALID
+    assert "does not match the request" in message and used_for[1] in message
+
+
+def test_a_signature_of_the_old_scheme_is_refused_and_told_so() -> None:
+    stamp = int(NOW.timestamp())
+    old = hmac.new(b"new-secret-0123456789", f"{stamp}.".encode() + BODY, hashlib.sha256)
+    problem, message = problem_of(signature=f"sha256={old.hexdigest()}", timestamp=str(stamp))
+    assert problem is AuthProblem.INVALID
+    assert "old scheme" in message and "the method, the path with its query" in message
 
 
 def test_signatures_are_refused_when_only_keys_are_configured() -> None:
