@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from dealflow.infra.clock import utcnow
-from dealflow.infra.links import ApprovalClaim, sign
+from dealflow.infra.links import LinkClaim, sign
 from dealflow.infra.records import (
     add_transition,
     approvals,
@@ -122,7 +122,7 @@ def hand_to_delegate(
     return absent
 
 
-def approval_link(claim: ApprovalClaim) -> str:
+def approval_link(claim: LinkClaim) -> str:
     settings = get_settings()
     return f"{settings.public_base_url}/approvals/{sign(claim, settings.signing_key())}"
 
@@ -150,7 +150,7 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
         effect.wait_on(row.assignee_email, row.assignee_name, row.requested_at)
         expires = row.requested_at + dt.timedelta(hours=settings.link_ttl_hours)
         link = approval_link(
-            ApprovalClaim(
+            LinkClaim(
                 deal_id=deal_id,
                 gate=gate.name,
                 approver=row.assignee_email,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from dealflow.answers.settlement import settle_deal
 from dealflow.infra.clock import utcnow
-from dealflow.infra.links import ApprovalClaim, sign
+from dealflow.infra.links import LinkClaim, sign
 from models import keys
 from models.finance import PaymentsSettled
 from models.keys import ACCEPTANCE_WAIT
@@ -19,7 +19,7 @@ from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail
 
 
-def acceptance_link(claim: ApprovalClaim) -> str:
+def acceptance_link(claim: LinkClaim) -> str:
     settings = get_settings()
     return f"{settings.public_base_url}/acceptance/{sign(claim, settings.signing_key())}"
 
@@ -41,7 +41,7 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
         schedule = effect.intake.payment_terms.schedule
         later = [p.label for p in schedule if p.milestone == "acceptance"]
         expires = deal.updated_at + dt.timedelta(days=settings.acceptance_link_ttl_days)
-        claim = ApprovalClaim(
+        claim = LinkClaim(
             deal_id,
             ACCEPTANCE_WAIT,
             manager.email,
@@ -87,7 +87,7 @@ def renew_acceptance_link(deal_id: str, by: str, now: dt.datetime | None = None)
             )
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
         expires = now + dt.timedelta(days=settings.acceptance_link_ttl_days)
-        claim = ApprovalClaim(
+        claim = LinkClaim(
             deal_id,
             ACCEPTANCE_WAIT,
             manager.email,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim
+from dealflow.infra.links import LinkClaim
 from dealflow.infra.records import (
     add_transition,
     get_approval,
@@ -197,7 +197,7 @@ def _follow_up_mail(
     assert deal.flow_run_id is not None
     expires = recipient.link_from + dt.timedelta(hours=settings.link_ttl_hours)
     link = approval_link(
-        ApprovalClaim(
+        LinkClaim(
             deal_id=deal.id,
             gate=gate.name,
             approver=recipient.email,
@@ -235,7 +235,7 @@ def _delegated_request(
 ) -> OutgoingEmail:
     assert deal.flow_run_id is not None
     expires = now + dt.timedelta(hours=get_settings().link_ttl_hours)
-    claim = ApprovalClaim(
+    claim = LinkClaim(
         deal_id=deal.id,
         gate=row.gate,
         approver=row.assignee_email,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim, LinkError, LinkProblem, Purpose, link_keys, verify
+from dealflow.infra.links import LinkClaim, LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, approvals, get_approval, get_deal, intake_of
 from dealflow.infra.rendering import render
 from models.matrix import MatrixError, load_matrix
@@ -76,7 +76,7 @@ def page(title: str, message: str, status: int = 200, **extra: object) -> HTMLRe
     return HTMLResponse(render("pages/message.html", title=title, message=message, **extra), status)
 
 
-def _claim(token: str) -> ApprovalClaim | HTMLResponse:
+def _claim(token: str) -> LinkClaim | HTMLResponse:
     try:
         claim = verify(token, link_keys(), utcnow(), Purpose.APPROVAL)
     except LinkError as exc:
@@ -87,7 +87,7 @@ def _claim(token: str) -> ApprovalClaim | HTMLResponse:
     return claim
 
 
-def _approval_page(claim: ApprovalClaim, error: str = "", status: int = 200) -> HTMLResponse:
+def _approval_page(claim: LinkClaim, error: str = "", status: int = 200) -> HTMLResponse:
     matrix = load_matrix(get_settings().matrix_path)
     with session_scope() as session:
         deal = get_deal(session, claim.deal_id)

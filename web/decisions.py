@@ -14,7 +14,7 @@ from dealflow.answers import waiting_run
 from dealflow.answers.waiting_run import Answered, Earlier, Patience, Why, answer_waiting_run
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim
+from dealflow.infra.links import LinkClaim
 from dealflow.infra.records import approvals, get_approval, get_deal
 from models.decision import GateDecision
 from models.keys import gate_wait
@@ -66,7 +66,7 @@ def already(earlier: Earlier) -> Outcome:
     return Outcome(Verdict.ALREADY_DECIDED, f"Already {earlier.what} by {earlier.by} at {at}.")
 
 
-def check_claim(claim: ApprovalClaim) -> Outcome | None:
+def check_claim(claim: LinkClaim) -> Outcome | None:
     """Why this approver may not decide this gate now, or None if they may."""
     with session_scope() as session:
         deal = get_deal(session, claim.deal_id)
@@ -106,7 +106,7 @@ def check_claim(claim: ApprovalClaim) -> Outcome | None:
 
 
 def decide(
-    claim: ApprovalClaim,
+    claim: LinkClaim,
     approved: bool,
     comment: str,
     settings: Settings,

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.links import (
-    ApprovalClaim,
+    LinkClaim,
     LinkError,
     LinkProblem,
     Purpose,
@@ -30,7 +30,7 @@ PURPOSE_NAME = Purpose.DEAL_PAGE.value
 
 def deal_page_token(deal_id: str, now: dt.datetime | None = None) -> str:
     expires = (now or utcnow()) + dt.timedelta(days=PAGE_LINK_DAYS)
-    claim = ApprovalClaim(
+    claim = LinkClaim(
         deal_id=deal_id,
         gate="",
         approver="",

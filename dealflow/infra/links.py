@@ -48,14 +48,17 @@ class LinkProblem(StrEnum):
 
 
 class LinkError(ValueError):
-    def __init__(self, problem: LinkProblem, claim: ApprovalClaim | None = None) -> None:
+    def __init__(self, problem: LinkProblem, claim: LinkClaim | None = None) -> None:
         super().__init__(problem.value)
         self.problem = problem
         self.claim = claim
 
 
 @dataclass(frozen=True)
-class ApprovalClaim:
+class LinkClaim:
+    """What a signed link claims: for deal ``deal_id`` and its run, ``approver`` may
+    answer step ``gate`` (a gate's name, or ``acceptance``) until ``expires_at``."""
+
     deal_id: str
     gate: str
     approver: str
@@ -137,7 +140,7 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def sign(claim: ApprovalClaim, keys: SigningKeys | bytes) -> str:
+def sign(claim: LinkClaim, keys: SigningKeys | bytes) -> str:
     """A token for ``claim``, signed with the current secret for the claim's purpose."""
     secret = _keys(keys).current
     kid = key_id(secret)
@@ -150,7 +153,7 @@ def verify(
     keys: SigningKeys | bytes,
     now: dt.datetime,
     purpose: str = Purpose.APPROVAL,
-) -> ApprovalClaim:
+) -> LinkClaim:
     """The claim in ``token``, a link for ``purpose``; LinkError if it is malformed,
     forged, expired or a link for another purpose."""
     keys = _keys(keys)
@@ -165,7 +168,7 @@ def verify(
     else:
         raise LinkError(LinkProblem.MALFORMED)
     try:
-        claim = ApprovalClaim(**json.loads(_unb64(payload)))
+        claim = LinkClaim(**json.loads(_unb64(payload)))
     except (ValueError, TypeError) as exc:
         raise LinkError(LinkProblem.MALFORMED) from exc
     if claim.purpose != purpose:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim, LinkError, sign, verify
+from dealflow.infra.links import LinkClaim, LinkError, sign, verify
 from dealflow.infra.records import approvals, get_deal
 from harness.mail import decide, link_in, text_of, to
 from harness.runs import run_state, wait_for_state
@@ -37,7 +37,7 @@ TOKEN_TEXT = st.text(
 )
 
 claims = st.builds(
-    ApprovalClaim,
+    LinkClaim,
     deal_id=st.text(min_size=1, max_size=40),
     gate=st.text(min_size=1, max_size=20),
     approver=st.emails(),
@@ -53,12 +53,12 @@ def test_any_text_is_refused_as_a_link_error_and_nothing_else(token: str) -> Non
 
 
 @given(claim=claims)
-def test_every_signed_claim_verifies_to_itself(claim: ApprovalClaim) -> None:
+def test_every_signed_claim_verifies_to_itself(claim: LinkClaim) -> None:
     assert verify(sign(claim, KEY), KEY, NOW) == claim
 
 
 @given(claim=claims, data=st.data())
-def test_a_token_changed_anywhere_is_refused(claim: ApprovalClaim, data: st.DataObject) -> None:
+def test_a_token_changed_anywhere_is_refused(claim: LinkClaim, data: st.DataObject) -> None:
     token = sign(claim, KEY)
     index = data.draw(st.integers(0, len(token) - 1))
     replacement = data.draw(st.characters(codec="ascii").filter(lambda c: c != token[index]))
@@ -67,7 +67,7 @@ def test_a_token_changed_anywhere_is_refused(claim: ApprovalClaim, data: st.Data
 
 
 @given(claim=claims, key=st.binary(min_size=1, max_size=64).filter(lambda k: k != KEY))
-def test_a_token_signed_with_another_key_is_refused(claim: ApprovalClaim, key: bytes) -> None:
+def test_a_token_signed_with_another_key_is_refused(claim: LinkClaim, key: bytes) -> None:
     with pytest.raises(LinkError):
         verify(sign(claim, key), KEY, NOW)
 

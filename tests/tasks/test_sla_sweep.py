@@ -15,7 +15,7 @@ import yaml
 from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim
+from dealflow.infra.links import LinkClaim
 from dealflow.infra.records import get_approval, get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
 from models.deal import SubmittedStage
@@ -147,11 +147,11 @@ def matrix_with_delegation(
     get_settings.cache_clear()
 
 
-def claim_for(deal_id: str, approver: str) -> ApprovalClaim:
+def claim_for(deal_id: str, approver: str) -> LinkClaim:
     with session_scope() as session:
         run_id = get_deal(session, deal_id).flow_run_id
     assert run_id is not None
-    return ApprovalClaim(
+    return LinkClaim(
         deal_id=deal_id, gate="manager", approver=approver, run_id=run_id, expires_at=2**40
     )
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.links import ApprovalClaim, key_id, sign, verify
+from dealflow.infra.links import LinkClaim, key_id, sign, verify
 from dealflow.infra.records import approvals
 from harness.mail import decide
 from models.settings import get_settings
@@ -35,7 +35,7 @@ def waiting_deal(
     return deal_id, link
 
 
-def genuine_claim(link: str) -> ApprovalClaim:
+def genuine_claim(link: str) -> LinkClaim:
     return verify(link.rsplit("/", 1)[1], get_settings().signing_key(), dt.datetime.now(dt.UTC))
 
 

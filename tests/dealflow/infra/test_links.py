@@ -14,7 +14,7 @@ from dataclasses import asdict
 import pytest
 
 from dealflow.infra.links import (
-    ApprovalClaim,
+    LinkClaim,
     LinkError,
     LinkProblem,
     Purpose,
@@ -28,7 +28,7 @@ from models.settings import Settings
 
 KEY = b"k" * 32
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-CLAIM = ApprovalClaim(
+CLAIM = LinkClaim(
     deal_id="ACME-1",
     gate="director",
     approver="dana@example.com",
@@ -64,7 +64,7 @@ def test_changing_any_character_of_the_payload_is_forged() -> None:
 
 
 def test_a_claim_for_another_gate_cannot_reuse_a_signature() -> None:
-    kid, payload, _ = sign(ApprovalClaim(**{**CLAIM.__dict__, "gate": "legal"}), KEY).split(".")
+    kid, payload, _ = sign(LinkClaim(**{**CLAIM.__dict__, "gate": "legal"}), KEY).split(".")
     signature = sign(CLAIM, KEY).split(".")[2]
     assert problem(f"{kid}.{payload}.{signature}") is LinkProblem.FORGED
 
