@@ -25,6 +25,7 @@ from web.decisions import Outcome, Verdict, check_claim, decide
 from web.guard import RequestGuard
 from web.headers import SecurityHeaders
 from web.intake_api import router as intake_router
+from web.pages import message_page as page
 
 logger = logging.getLogger("dealflow.web")
 # The API's schema and its documentation pages only where DEALFLOW_API_DOCS allows:
@@ -70,10 +71,6 @@ LINK_PAGES = {
     ),
     LinkProblem.WRONG_PURPOSE: (403, "This link is not valid", "It is not an approval link."),
 }
-
-
-def page(title: str, message: str, status: int = 200, **extra: object) -> HTMLResponse:
-    return HTMLResponse(render("pages/message.html", title=title, message=message, **extra), status)
 
 
 def _claim(token: str) -> LinkClaim | HTMLResponse:
@@ -177,10 +174,12 @@ def home() -> HTMLResponse:
 
 
 # Finance and acceptance pages; imported last, as they use nothing of this module.
-from web.finance import StaleForm  # noqa: E402
+from web.acceptance import router as acceptance_router  # noqa: E402
 from web.finance import router as finance_router  # noqa: E402
+from web.form_tokens import StaleForm  # noqa: E402
 
 app.include_router(finance_router)
+app.include_router(acceptance_router)
 
 
 @app.exception_handler(StaleForm)

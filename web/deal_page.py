@@ -11,6 +11,7 @@ from dealflow.infra.deal_links import check_deal_page_token
 from dealflow.infra.links import LinkError, LinkProblem
 from dealflow.infra.rendering import render
 from dealflow.intake.status import DealNotFound, deal_report
+from web.pages import message_page as _message
 
 router = APIRouter()
 
@@ -24,10 +25,6 @@ REFUSED = {
         "Open the deal from its board or the pipeline board in the Prefect UI: they carry fresh links.",
     ),
 }
-
-
-def _message(title: str, message: str, status: int) -> HTMLResponse:
-    return HTMLResponse(render("pages/message.html", title=title, message=message), status)
 
 
 @router.get("/deals/{deal_id}", response_class=HTMLResponse)

@@ -1,21 +1,13 @@
 """Finance's pages: open invoices, recording payments, bank statements, the payment
-check (behind HTTP Basic authentication); and the delivery manager's acceptance link.
-
-Each form carries a token of its own, made for the logged-in user and the form's action,
-new at every page view and good for two hours, so that another site cannot make a
-finance user's browser post to these pages with their remembered credentials, and a
-token seen once (a screenshot, a proxy log of a form body) is soon worth nothing.
+check, disputes and holds: behind HTTP Basic authentication (checked by web/guard.py),
+each form with an anti-forgery token of its own (web/form_tokens.py).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import inspect
 import logging
-import secrets
 from typing import Annotated
 
 import httpx
@@ -23,16 +15,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from sqlalchemy import select
 
-from dealflow.answers.acceptance import (
-    AcceptanceError,
-    accept_delivery,
-    accepted_entry,
-    already_accepted,
-)
 from dealflow.answers.settlement import settle_deal
-from dealflow.answers.waiting_run import Outcome, Why
 from dealflow.finance.bank_statement import StatementError, import_lines, parse_statement
 from dealflow.finance.payments import PaymentDetails, PaymentError, parse_amount, record_payment
 from dealflow.finance.receivables import (
@@ -44,14 +28,9 @@ from dealflow.finance.receivables import (
     resolve_dispute,
 )
 from dealflow.infra.clock import utcnow
-from dealflow.infra.db import session_scope
-from dealflow.infra.links import LinkError, LinkProblem, Purpose, link_keys, verify
-from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render
-from models.finance import DeliveryAcceptance
-from models.keys import ACCEPTANCE_WAIT
 from models.settings import get_settings
-from models.tables import Invoice
+from web.form_tokens import check_form, form_token
 from web.guard import FINANCE_REALM, FINANCE_USER, MAX_STATEMENT_BYTES
 
 logger = logging.getLogger("dealflow.web.finance")
@@ -70,49 +49,6 @@ def finance_user(
             401, "Finance login required.", headers={"WWW-Authenticate": FINANCE_REALM}
         )
     return str(user)
-
-
-# A finance page's forms work this long after the page was shown; then the page must be
-# opened again (a form kept open in a forgotten tab is not a standing permission).
-FORM_TOKEN_SECONDS = 2 * 3600
-_FORM_KEY_PURPOSE = b"dealflow finance form"
-
-
-def _form_mac(user: str, action: str, issued: str, nonce: str) -> str:
-    key = hmac.new(get_settings().signing_key(), _FORM_KEY_PURPOSE, hashlib.sha256).digest()
-    message = f"{user}\n{action}\n{issued}\n{nonce}".encode()
-    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
-
-
-def form_token(user: str, action: str, now: dt.datetime | None = None) -> str:
-    """The anti-forgery token of one form (``action``, the path it posts to), for
-    ``user``, issued ``now``: ``<issued>.<nonce>.<HMAC>``, new at every page view."""
-    issued = str(int((now or utcnow()).timestamp()))
-    nonce = secrets.token_urlsafe(12)
-    return f"{issued}.{nonce}.{_form_mac(user, action, issued, nonce)}"
-
-
-class StaleForm(Exception):
-    """A finance form post without a live token of its page: nothing is done."""
-
-
-def _check_form(user: str, action: str, token: str, now: dt.datetime | None = None) -> None:
-    """StaleForm unless ``token`` was issued to ``user`` for the form posting to
-    ``action``, less than FORM_TOKEN_SECONDS ago."""
-    issued, _, rest = token.partition(".")
-    nonce, _, mac = rest.partition(".")
-    if not (issued.isascii() and issued.isdigit() and nonce and mac):
-        raise StaleForm
-    expected = _form_mac(user, action, issued, nonce)
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
-        raise StaleForm
-    age = (now or utcnow()).timestamp() - int(issued)
-    if not -60 <= age < FORM_TOKEN_SECONDS:  # a minute of clock skew between processes
-        raise StaleForm
-
-
-def _message(title: str, message: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(render("pages/message.html", title=title, message=message), status)
 
 
 def _finance_page(user: str, notice: str = "", error: str = "", status: int = 200) -> HTMLResponse:
@@ -149,7 +85,7 @@ def finance_record_payment(
     received_on: Annotated[str, Form(max_length=10)] = "",
     reference: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
-    _check_form(user, "/finance/payments", token)
+    check_form(user, "/finance/payments", token)
     try:
         value = parse_amount(amount)
         day = dt.date.fromisoformat(received_on) if received_on else utcnow().date()
@@ -180,7 +116,7 @@ def finance_import_statement(
 ) -> HTMLResponse:
     # A plain function: FastAPI runs it in a worker thread, so a long import does not
     # hold up the pages other people are opening.
-    _check_form(user, "/finance/statements", token)
+    check_form(user, "/finance/statements", token)
     data = statement.file.read(MAX_STATEMENT_BYTES + 1)
     name = statement.filename or "statement.csv"
     if len(data) > MAX_STATEMENT_BYTES:
@@ -203,7 +139,7 @@ def finance_import_statement(
 @router.post("/finance/check", response_class=HTMLResponse)
 def finance_run_check(user: User, token: Token) -> HTMLResponse:
     """Start the payment-check deployment now; the run appears in the Prefect UI."""
-    _check_form(user, "/finance/check", token)
+    check_form(user, "/finance/check", token)
     from prefect.deployments import run_deployment
 
     try:
@@ -227,7 +163,7 @@ def finance_run_check(user: User, token: Token) -> HTMLResponse:
 def finance_dispute(
     user: User, token: Token, number: str, reason: Annotated[str, Form(max_length=2000)] = ""
 ) -> HTMLResponse:
-    _check_form(user, f"/finance/invoices/{number}/dispute", token)
+    check_form(user, f"/finance/invoices/{number}/dispute", token)
     try:
         return _finance_page(user, notice=dispute_invoice(number, reason, user))
     except ReceivableError as exc:
@@ -236,7 +172,7 @@ def finance_dispute(
 
 @router.post("/finance/invoices/{number}/resolve", response_class=HTMLResponse)
 def finance_resolve(user: User, token: Token, number: str) -> HTMLResponse:
-    _check_form(user, f"/finance/invoices/{number}/resolve", token)
+    check_form(user, f"/finance/invoices/{number}/resolve", token)
     try:
         return _finance_page(user, notice=resolve_dispute(number, user))
     except ReceivableError as exc:
@@ -247,131 +183,8 @@ def finance_resolve(user: User, token: Token, number: str) -> HTMLResponse:
 def finance_clear_hold(
     user: User, token: Token, customer: Annotated[str, Form(max_length=200)]
 ) -> HTMLResponse:
-    _check_form(user, "/finance/holds/clear", token)
+    check_form(user, "/finance/holds/clear", token)
     try:
         return _finance_page(user, notice=clear_hold(customer, user))
     except ReceivableError as exc:
         return _finance_page(user, error=f"Nothing was changed: {exc}", status=400)
-
-
-def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
-    try:
-        claim = verify(token, link_keys(), utcnow(), Purpose.ACCEPTANCE)
-    except LinkError as exc:
-        if exc.problem is LinkProblem.WRONG_PURPOSE:
-            return _message("This link is not valid", "It is not an acceptance link.", 403)
-        renew = ""
-        if exc.problem is LinkProblem.EXPIRED and exc.claim is not None:
-            renew = (
-                " Operations can mail a fresh link with `dealflow deal renew-acceptance-link "
-                f"{exc.claim.deal_id}`."
-            )
-        return _message(
-            "This link cannot be used",
-            f"It is {exc.problem.value}. Open the link from your email again, or record the "
-            f"acceptance with `dealflow deal accept`.{renew}",
-            410 if exc.problem is LinkProblem.EXPIRED else 403,
-        )
-    if claim.gate != ACCEPTANCE_WAIT:
-        return _message("This link is not valid", "It is not an acceptance link.", 403)
-    return claim.deal_id, claim.approver, claim.run_id
-
-
-@router.get("/acceptance/{token}", response_class=HTMLResponse)
-def show_acceptance(token: str) -> HTMLResponse:
-    """The acceptance page; opening it changes nothing (mail scanners open links)."""
-    claim = _acceptance_claim(token)
-    if isinstance(claim, HTMLResponse):
-        return claim
-    deal_id, manager, _run = claim
-    try:
-        done = accepted_entry(deal_id)
-        with session_scope() as session:
-            deal = get_deal(session, deal_id)
-            invoices = session.scalars(
-                select(Invoice).where(Invoice.deal_id == deal_id).order_by(Invoice.sequence)
-            ).all()
-            html = render(
-                "pages/acceptance.html",
-                deal=intake_of(deal),
-                stage=deal.stage,
-                invoices=invoices,
-                manager=manager,
-                done=done,
-                today=utcnow().date(),
-            )
-    except DealNotFound:
-        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
-    return HTMLResponse(html)
-
-
-@router.post("/acceptance/{token}", response_class=HTMLResponse)
-def post_acceptance(
-    token: str,
-    accepted_on: Annotated[str, Form(max_length=10)] = "",
-    note: Annotated[str, Form(max_length=2000)] = "",
-) -> HTMLResponse:
-    claim = _acceptance_claim(token)
-    if isinstance(claim, HTMLResponse):
-        return claim
-    deal_id, manager, run_id = claim
-    try:
-        day = dt.date.fromisoformat(accepted_on) if accepted_on else None
-    except ValueError:
-        return _message("Not a date", f"Give the date as YYYY-MM-DD (got {accepted_on!r}).", 400)
-    try:
-        answered = accept_delivery(
-            deal_id, by=manager, accepted_on=day, note=note.strip(), run_id=run_id
-        )
-    except DealNotFound:
-        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
-    except AcceptanceError as exc:
-        return _message("Acceptance not recorded", str(exc), 409)
-    accepted = answered.answer
-    if isinstance(accepted, DeliveryAcceptance):
-        return _message(
-            "Acceptance recorded",
-            f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded; the "
-            "invoices due on acceptance go out now.",
-        )
-    return _not_accepted(deal_id, answered)
-
-
-def _not_accepted(deal_id: str, answered: Outcome) -> HTMLResponse:
-    """The acceptance page for each outcome but RESUMED; Prefect's words go to the log."""
-    if answered.earlier is not None:
-        return _message("Acceptance not recorded", already_accepted(deal_id, answered.earlier), 409)
-    try_again = "Please try again"
-    match answered.why:
-        case Why.ON_ITS_WAY:
-            return _message(
-                try_again,
-                f"Deal {deal_id} is not waiting for acceptance yet (it is at "
-                f"{answered.stage}). Nothing was recorded; try again in a minute.",
-                503,
-            )
-        case Why.CRASHED | Why.RESTARTING:
-            return _message(
-                try_again,
-                "This deal's workflow is being restarted. Nothing was recorded; try again in "
-                "a few minutes.",
-                503,
-            )
-        case Why.UNREACHABLE:
-            return _message(
-                try_again,
-                "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
-                "try again in a minute.",
-                503,
-            )
-        case Why.REFUSED:
-            words = "The workflow server did not accept it. Nothing was recorded; operations can tell you why."
-        case Why.NO_RUN | Why.OTHER_RUN:
-            words = f"This link does not belong to the current run of {deal_id}."
-        case Why.RUN_GONE:
-            words = (
-                "This deal's workflow run no longer exists. Nothing was recorded; ask operations."
-            )
-        case _:
-            words = f"Deal {deal_id} is not waiting for acceptance (it is at {answered.stage})."
-    return _message("Acceptance not recorded", words, 409)

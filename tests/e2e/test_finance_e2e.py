@@ -195,7 +195,7 @@ def test_the_finance_page_needs_a_login_and_records_payments(
 
 def test_each_finance_form_has_a_token_of_its_own_that_expires(stack: Any) -> None:
     from tests.finance_support import form_token_of, invoiced_deal
-    from web.finance import FORM_TOKEN_SECONDS, form_token
+    from web.form_tokens import FORM_TOKEN_SECONDS, form_token
 
     _deal, [number] = invoiced_deal(dt.date(2027, 3, 10))
     base = f"{stack.config.web_url}/finance"
