@@ -41,6 +41,7 @@ from dealflow.infra.db import get_engine, session_scope
 from dealflow.infra.links import verify
 from dealflow.infra.records import add_transition, get_approval, get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
+from flows.sla_sweep import sla_sweep
 from harness.mail import decide, link_in, to
 from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT, get_settings
@@ -339,6 +340,11 @@ def test_an_answer_to_a_run_prefect_no_longer_knows_says_so(
     with session_scope() as session:
         row = get_approval(session, deal_id, "manager")
         assert row is not None and row.decision is None
+        asked = row.requested_at
+    assert asked is not None
+    # The sweep still follows the deal up and publishes its board (no run tags to keep).
+    done = sla_sweep(now=asked + dt.timedelta(days=14))
+    assert f"{deal_id}/manager: escalation to victor.stone@example.com" in done
 
 
 def cli(*args: str, wait: float = 60) -> subprocess.Popen[str]:
