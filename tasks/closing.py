@@ -12,9 +12,10 @@ from dealflow.infra.links import LinkClaim, sign
 from models import keys
 from models.finance import PaymentsSettled
 from models.keys import ACCEPTANCE_WAIT
+from models.matrix import MatrixPerson
 from models.settings import get_settings
 from models.tables import Invoice, InvoiceStatus
-from tasks.deal_effect import deal_effect
+from tasks.deal_effect import DealEffect, deal_effect
 from tasks.effect import effect_task
 from tasks.mailer import OutgoingEmail
 
@@ -38,34 +39,55 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
             stage="delivery",
         ):
             effect.wait_on(manager.email, manager.name, deal.updated_at)
-        schedule = effect.intake.payment_terms.schedule
-        later = [p.label for p in schedule if p.milestone == "acceptance"]
         expires = deal.updated_at + dt.timedelta(days=settings.acceptance_link_ttl_days)
-        claim = LinkClaim(
-            deal_id,
-            ACCEPTANCE_WAIT,
-            manager.email,
-            flow_run_id,
-            int(expires.timestamp()),
-            purpose="acceptance",
-        )
         effect.send(
-            OutgoingEmail(
+            acceptance_request(
+                effect,
+                manager,
+                flow_run_id,
+                expires,
                 key=keys.acceptance_request_mail(deal_id),
-                kind="acceptance-request",
-                deal_id=deal_id,
-                to=[manager.email],
                 subject=f"Record acceptance when delivered: {deal.title} ({deal_id})",
-                template="acceptance_request",
-                context={
-                    "deal": effect.intake,
-                    "manager": manager,
-                    "link": acceptance_link(claim),
-                    "released": later,
-                    "expires": expires,
-                },
             )
         )
+
+
+def acceptance_request(
+    effect: DealEffect,
+    manager: MatrixPerson,
+    run_id: str,
+    expires: dt.datetime,
+    *,
+    key: str,
+    subject: str,
+) -> OutgoingEmail:
+    """The delivery manager's email with a signed acceptance link good until ``expires``,
+    naming the invoices that go out on acceptance."""
+    deal_id = effect.deal.id
+    claim = LinkClaim(
+        deal_id,
+        ACCEPTANCE_WAIT,
+        manager.email,
+        run_id,
+        int(expires.timestamp()),
+        purpose="acceptance",
+    )
+    schedule = effect.intake.payment_terms.schedule
+    return OutgoingEmail(
+        key=key,
+        kind="acceptance-request",
+        deal_id=deal_id,
+        to=[manager.email],
+        subject=subject,
+        template="acceptance_request",
+        context={
+            "deal": effect.intake,
+            "manager": manager,
+            "link": acceptance_link(claim),
+            "released": [p.label for p in schedule if p.milestone == "acceptance"],
+            "expires": expires,
+        },
+    )
 
 
 class AcceptanceLinkError(ValueError):
@@ -87,14 +109,6 @@ def renew_acceptance_link(deal_id: str, by: str, now: dt.datetime | None = None)
             )
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
         expires = now + dt.timedelta(days=settings.acceptance_link_ttl_days)
-        claim = LinkClaim(
-            deal_id,
-            ACCEPTANCE_WAIT,
-            manager.email,
-            deal.flow_run_id,
-            int(expires.timestamp()),
-            purpose="acceptance",
-        )
         renewal = keys.acceptance_link_renewed(now.isoformat(timespec="seconds"))
         effect.record(
             renewal,
@@ -102,22 +116,14 @@ def renew_acceptance_link(deal_id: str, by: str, now: dt.datetime | None = None)
             f"good until {expires:%Y-%m-%d}",
             actor=by,
         )
-        schedule = effect.intake.payment_terms.schedule
         effect.send(
-            OutgoingEmail(
+            acceptance_request(
+                effect,
+                manager,
+                deal.flow_run_id,
+                expires,
                 key=keys.deal_mail(deal_id, renewal),
-                kind="acceptance-request",
-                deal_id=deal_id,
-                to=[manager.email],
                 subject=f"New link: record acceptance when delivered: {deal.title} ({deal_id})",
-                template="acceptance_request",
-                context={
-                    "deal": effect.intake,
-                    "manager": manager,
-                    "link": acceptance_link(claim),
-                    "released": [p.label for p in schedule if p.milestone == "acceptance"],
-                    "expires": expires,
-                },
             )
         )
     return (
