@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	--custom-compile-command "make lock" --quiet
 
-.PHONY: demo test lint lock lock-check install browser bench bench-finance bench-load bench-in-flight clean
+.PHONY: demo test lint lock lock-check install messages browser bench bench-finance bench-load bench-in-flight clean
 
 # Exactly the versions in requirements.lock, the ones CI tested: a new release of any
 # dependency reaches a fresh install only through `make lock` and a commit.
@@ -55,6 +55,15 @@ lock-check: $(STAMP)
 	    echo "requirements.lock disagrees with pyproject.toml: run 'make lock' and commit it" >&2; exit 1; fi
 	@if $(BIN)/pip install --dry-run --no-deps -r $(LOCK) 2>/dev/null | grep "Would install"; then \
 	  echo "$(VENV) differs from requirements.lock (above): rm -rf $(VENV) and run make again" >&2; exit 1; fi
+
+## messages: extract the texts to translate into locale/messages.pot and merge them into
+## each language's catalog (locale/<language>/LC_MESSAGES/messages.po); then translate
+## the new entries (a test fails while one has no translation, or a fuzzy one)
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F locale/babel.cfg -k translate:2 --no-location \
+	  --sort-output --project Dealflow --omit-header --no-wrap -o locale/messages.pot .
+	$(BIN)/pybabel -q update -i locale/messages.pot -d locale --no-wrap \
+	  --ignore-obsolete
 
 lint: $(STAMP) lock-check
 	$(BIN)/ruff check .

@@ -917,8 +917,8 @@ then as many pre-built small emails as the first check sent, over one SMTP conne
 (run right after the first check).
 
 {opening}
-- The machine was shared with other developers' test runs while this ran: wall times
-  carry their load; CPU seconds (the child's own user + system time) carry less of it.
+- Other work on the machine shows in the load averages above: wall times carry it; CPU
+  seconds (the child's own user + system time) carry less of it.
 
 {main_table}
 
@@ -950,13 +950,15 @@ seed {args.seed}; seeding is not in the figures):
   sets". "Peak RSS" is the child's VmHWM; "at start" its RSS once its modules were imported.
 - Where the statements go: claiming takes a handful per batch of 1,000 invoices (read and
   lock the batch, insert its letters, timeline entries and outbox rows, update its
-  invoices, place its holds), whatever the batch holds; sending takes one short
-  transaction per email (lock the outbox row, mark it sent: a SELECT and an UPDATE, and
-  BEGIN on SQLite), so that a check killed halfway repeats at most the one email in
-  flight (tests/tasks/test_dunning.py). Statements grow with batches and emails, not
-  with the invoices read: the steady-state check reads every collectible invoice in one
-  SELECT per batch. On PostgreSQL each email's transaction is a commit the server syncs
-  to disk: most of the first check's wall time beyond its CPU time.
+  invoices, place its holds), whatever the batch holds. Sending claims the outbox rows
+  a hundred at a time (one UPDATE, committed before any email goes to SMTP, so no
+  transaction is open while the mail server talks), then marks each email sent as soon
+  as the server took it (one UPDATE each), so that a check killed halfway repeats at most
+  the one email in flight (tests/tasks/test_dunning.py, tests/tasks/test_outbox.py). On
+  PostgreSQL those marks commit by themselves without waiting for the disk (autocommit,
+  `synchronous_commit` off: SET and RESET once per batch). Statements grow with batches
+  and emails, not with the invoices read: the steady-state check reads every collectible
+  invoice in one SELECT per batch.
 - Escalations are the levels claimed, one per invoice (a level missed while no check ran
   is caught up with the highest level due only); the emails are the customers' letters
   (friendly, reminder) plus one digest per person named by a level, per batch of

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from dealflow.infra.clock import utcnow
 from flows.answers import answer_to
+from flows.outcomes import ended
+from flows.run_names import deal_run_name
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled
 from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, gate_wait, stage_wait
@@ -14,12 +17,12 @@ from models.stage_report import StageReport
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
 from tasks.closing import await_payment, close_deal, request_acceptance
-from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery
+from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery, plan_handoff
 from tasks.stages import open_stage, plan_early_stages, record_stage_report
 
 
-@flow(name="deal-handoff", flow_run_name="deal-{deal_id}", persist_result=False)
-def deal_handoff(deal_id: str) -> str:
+@flow(name="deal-handoff", flow_run_name=deal_run_name, persist_result=False)
+def deal_handoff(deal_id: str, revision: int = 1) -> State:
     """Take a submitted deal through its approval gates, delivery kickoff and invoicing,
     the customer's acceptance, and payment in full.
 
@@ -34,13 +37,26 @@ def deal_handoff(deal_id: str) -> str:
     (key ``payment``) until every invoice is paid: recording the last payment, or the
     payment-check flow, resumes it. No process is held while it waits.
 
+    Ends: Completed "Paid"; or Cancelled "Rejected" (at a gate) or "Lost" (at an early
+    stage), so that a deal that cannot go on does not look like a success.
+
     An answer counts only with Dealflow's proof (the page, the CLI or finance sent it
     after their checks): one typed into Prefect's Resume form is refused, noted on the
     timeline, and the run waits again for the same step (key ``<key>-attempt-2``, ...).
 
+    A rejected deal revised and submitted again (``dealflow deal resubmit``) gets a run
+    of its own for the new ``revision`` (named ``deal-<id>-r2``): the stages reported
+    before are not asked again, its route is planned again and every gate asked again,
+    under keys of that revision. The run reads the
+    deal's current revision from Dealflow's database; ``revision`` names the run and
+    tells its runs apart in Prefect.
+
     After each resume Prefect runs this function again from the top: every step below
-    is idempotent by its own key in Dealflow's database, and a gate the database records
-    as decided is not waited for again.
+    is idempotent by its own key in Dealflow's database, and a step an earlier pass
+    finished is not called again (each phase's plan says which), so the run shows
+    one task run per step done, not one per step per pass. A gate the database records
+    as decided, a stage whose report is in and an acceptance already recorded are not
+    waited for again.
 
     Touches: Dealflow's database (stage, timeline, approvals, invoices, outbox), SMTP
     (approval requests, rejection notice, kickoff, invoices, acceptance request, the
@@ -48,32 +64,41 @@ def deal_handoff(deal_id: str) -> str:
     """
     run_id = str(flow_run.id)
     for stage in plan_early_stages(deal_id):
-        if not stage.done:
+        if stage.done:
+            if stage.lost:  # reported lost on a pass that ended before the run did
+                return ended("lost", deal_id)
+            continue
+        if not stage.opened:
             open_stage(deal_id, stage)
             publish_deal_board(deal_id)
         report = answer_to(deal_id, run_id, StageReport, stage_wait(stage.name))
         record_stage_report(deal_id, stage, report)
         if report.lost:
             publish_deal_board(deal_id)
-            return "lost"
+            return ended("lost", deal_id)
     for gate in plan_approvals(deal_id):
         decision = gate.decision
         if decision is None:
             request_approval(deal_id, gate, run_id)
             publish_deal_board(deal_id)
             decision = answer_to(deal_id, run_id, GateDecision, gate_wait(gate.name))
-        record_decision(deal_id, gate, decision)
+        if not gate.recorded:
+            record_decision(deal_id, gate, decision)
         if not decision.approved:
             announce_rejection(deal_id, gate)
             publish_deal_board(deal_id)
-            return "rejected"
-    kick_off_delivery(deal_id)
-    issue_invoices(deal_id)
-    request_acceptance(deal_id, run_id)
-    publish_deal_board(deal_id)
-    # The link or the CLI recorded the acceptance before it resumed the run.
-    answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_WAIT)
-    issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
+            return ended("rejected", deal_id)
+    done = plan_handoff(deal_id)
+    if not done.handed_over:
+        kick_off_delivery(deal_id)
+        issue_invoices(deal_id)
+    if not done.accepted:
+        request_acceptance(deal_id, run_id)
+        publish_deal_board(deal_id)
+        # The link or the CLI records the acceptance before it resumes the run.
+        answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_WAIT)
+    if not done.invoiced_at_acceptance:
+        issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
     if not await_payment(deal_id):
         publish_deal_board(deal_id)
         settled = answer_to(deal_id, run_id, PaymentsSettled, PAYMENT_WAIT)
@@ -81,4 +106,4 @@ def deal_handoff(deal_id: str) -> str:
         settled = PaymentsSettled(settled_at=utcnow())  # paid before it had to wait
     close_deal(deal_id, settled)
     publish_deal_board(deal_id)
-    return "paid"
+    return ended("paid", deal_id)

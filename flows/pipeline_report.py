@@ -7,10 +7,11 @@ import datetime as dt
 from prefect import flow
 
 from dealflow.infra.clock import utcnow
+from flows.run_names import by_minute
 from tasks.reports import publish_pipeline_board, read_pipeline
 
 
-@flow(name="pipeline-report", persist_result=False)
+@flow(name="pipeline-report", flow_run_name=by_minute("pipeline-report"), persist_result=False)
 def pipeline_report(now: dt.datetime | None = None) -> list[str]:
     """Rewrite the pipeline's global keyed artifacts: ``pipeline-board`` (overdue work
     first: gates and stages past their limit, late delivery plans, invoices past due or

@@ -7,12 +7,14 @@ import datetime as dt
 from prefect import flow
 
 from dealflow.infra.clock import utcnow
+from flows.outcomes import reported
+from flows.run_names import by_minute
 from tasks.artifacts import publish_deal_board
 from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages, resend_failed_mail
 from tasks.recovery import recover_lost_runs
 
 
-@flow(name="sla-sweep", persist_result=False)
+@flow(name="sla-sweep", flow_run_name=by_minute("sla-sweep"), persist_result=False)
 def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     """Send every reminder and escalation due at ``now``: for stages before the contract
     that passed their limit (the rep, then the accountable manager) and for open
@@ -39,4 +41,5 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     done = [*follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]
     for deal_id in sorted({follow_up.deal_id for follow_up in done}):
         publish_deal_board(deal_id)  # ops see the new holder and the follow-up
-    return [*recovered, *resent, *(str(follow_up) for follow_up in done)]
+    actions = [*recovered, *resent, *(str(follow_up) for follow_up in done)]
+    return reported(actions, "\n".join(actions) or "Nothing is due.")

@@ -8,6 +8,7 @@ from prefect import flow
 
 from dealflow.infra.clock import utcnow
 from dealflow.reports.period import ReportPeriod, last_week, parse_period
+from flows.run_names import weekly_report_run_name
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.reports import email_weekly_report, publish_weekly_report, read_weekly_report
@@ -22,7 +23,7 @@ def report_period(first: dt.date | None, last: dt.date | None, now: dt.datetime)
     return parse_period(first.isoformat(), last.isoformat(), timezone)
 
 
-@flow(name="weekly-report", persist_result=False)
+@flow(name="weekly-report", flow_run_name=weekly_report_run_name, persist_result=False)
 def weekly_report(
     first: dt.date | None = None, last: dt.date | None = None, now: dt.datetime | None = None
 ) -> list[str]:

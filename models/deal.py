@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from models.language import Language
+
 DealId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}[A-Za-z0-9]$"),
@@ -33,6 +35,15 @@ def _one_line(text: str) -> str:
     if any(ord(char) < 32 or ord(char) == 127 for char in text):
         raise ValueError("must be one line, without line breaks or control characters")
     return text
+
+
+def iso_4217(currency: str) -> str:
+    """``currency`` if it is an ISO 4217 code, else ValueError saying so."""
+    import pycountry
+
+    if pycountry.currencies.get(alpha_3=currency) is None:
+        raise ValueError(f"{currency} is not an ISO 4217 currency code (e.g. EUR, USD, CNY)")
+    return currency
 
 
 OneLine = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line)]
@@ -89,6 +100,11 @@ class Customer(Strict):
     billing_contact: Contact
     contacts: Annotated[list[Contact], *_at_most(MAX_CONTACTS, "contacts")] = Field(
         default_factory=list
+    )
+    language: Language | None = Field(
+        default=None,
+        description="The language of invoices and letters to the customer (en, zh_Hans); "
+        "none: the deal team's.",
     )
 
 
@@ -195,11 +211,7 @@ class DealIntake(Strict):
     def _iso_4217(cls, currency: str, info: ValidationInfo) -> str:
         if (info.context or {}).get(STORED):
             return currency  # stored under the rules of its day: read it as it is
-        import pycountry
-
-        if pycountry.currencies.get(alpha_3=currency) is None:
-            raise ValueError(f"{currency} is not an ISO 4217 currency code (e.g. EUR, USD, CNY)")
-        return currency
+        return iso_4217(currency)
 
     def installment_amounts(self) -> list[Decimal]:
         """Each installment's invoice amount: positive, adding up to ``amount`` exactly."""

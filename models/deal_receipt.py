@@ -9,7 +9,10 @@ class DealReceipt(BaseModel):
     """The deal and its one flow run; a retry of the same deal gets the same receipt."""
 
     deal_id: str = Field(examples=["ACME-2026-014"])
-    flow_run_id: str = Field(description="The deal's Prefect flow run.")
+    revision: int = Field(
+        default=1, description="1, or the revision of a rejected deal submitted again."
+    )
+    flow_run_id: str = Field(description="The flow run of the deal (of this revision).")
     flow_run_url: str = Field(description="The flow run in the Prefect UI (operations staff).")
     status_url: str = Field(
         description="GET it, with the same credentials, for the deal's stage and timeline."

@@ -14,6 +14,7 @@ class GatePlan(BaseModel):
     assignee_email: str
     assignee_name: str
     decision: GateDecision | None = None  # as Dealflow's database records it
+    recorded: bool = False  # the decision is on the deal's timeline (an earlier pass)
 
 
 def approval_stage(gate: str) -> str:

@@ -13,6 +13,13 @@ Three namespaces, each with its own uniqueness:
 
 Runs already waiting and rows already written depend on these exact strings, so none of
 them may change: tests/models/test_keys.py pins each one.
+
+A rejected deal may be revised and submitted again (``dealflow deal resubmit``): each
+revision has a run of its own, and every key of what a revision does again (its route,
+its gates' requests, decisions, reminders and mails, its rejection) names the revision
+from the second on (``r2/gate/legal/requested``, ``deal/<id>/r2/gate/legal/request``),
+so that revision 2's approval request is sent and not taken for revision 1's. Revision
+1's keys are the keys of a deal never revised, unchanged.
 """
 
 from __future__ import annotations
@@ -66,9 +73,26 @@ def waits_for(key: str | None, base: str) -> bool:
     return key is not None and base_key(key) == base
 
 
-def flow_run_idempotency(deal_id: str) -> str:
-    """The idempotency key of a deal's one flow run: a second submission finds it."""
-    return f"deal-handoff/{deal_id}"
+def flow_run_idempotency(deal_id: str, revision: int = 1) -> str:
+    """The idempotency key of a deal's one flow run per revision: a second submission of
+    the same revision finds it."""
+    return f"deal-handoff/{deal_id}" + _revision_suffix(revision)
+
+
+def deal_run_name(deal_id: str, revision: int = 1) -> str:
+    """A deal's run in the Prefect UI: ``deal-<id>``, and ``deal-<id>-r2`` for its second
+    revision (a rejected deal submitted again)."""
+    return f"deal-{deal_id}" + ("" if revision <= 1 else f"-r{revision}")
+
+
+def _revision_suffix(revision: int) -> str:
+    return "" if revision <= 1 else f"/r{revision}"
+
+
+def in_revision(key: str, revision: int = 1) -> str:
+    """``key`` for what ``revision`` of a deal does: the key itself for revision 1,
+    ``r<n>/<key>`` for a later one."""
+    return key if revision <= 1 else f"r{revision}/{key}"
 
 
 # --- timeline keys (unique per deal) -------------------------------------------------
@@ -89,27 +113,37 @@ def acceptance_link_renewed(at_iso: str) -> str:
     return f"acceptance/link-renewed/{at_iso}"
 
 
-def gate_requested(gate: str) -> str:
-    return f"gate/{gate}/requested"
+def routed(revision: int = 1) -> str:
+    """The approval route, planned once per revision."""
+    return in_revision(ROUTED, revision)
 
 
-def gate_decided(gate: str) -> str:
-    return f"gate/{gate}/decided"
+def revision_submitted(revision: int) -> str:
+    """A rejected deal submitted again as ``revision`` (2, 3, ...)."""
+    return f"revision/{revision}/submitted"
 
 
-def gate_delegated(gate: str, delegate_id: object) -> str:
-    return f"gate/{gate}/delegated/{delegate_id}"
+def gate_requested(gate: str, revision: int = 1) -> str:
+    return in_revision(f"gate/{gate}/requested", revision)
 
 
-def gate_delegation_refused(gate: str, delegate_id: object) -> str:
-    return f"gate/{gate}/delegation-refused/{delegate_id}"
+def gate_decided(gate: str, revision: int = 1) -> str:
+    return in_revision(f"gate/{gate}/decided", revision)
 
 
-def gate_deadline(gate: str, level: str, holder_email: str | None) -> str:
+def gate_delegated(gate: str, delegate_id: object, revision: int = 1) -> str:
+    return in_revision(f"gate/{gate}/delegated/{delegate_id}", revision)
+
+
+def gate_delegation_refused(gate: str, delegate_id: object, revision: int = 1) -> str:
+    return in_revision(f"gate/{gate}/delegation-refused/{delegate_id}", revision)
+
+
+def gate_deadline(gate: str, level: str, holder_email: str | None, revision: int = 1) -> str:
     """A reminder is per person holding the gate; an escalation (``holder_email`` None)
-    happens once per gate."""
+    happens once per gate (of each revision)."""
     holder = "" if holder_email is None else f"/{holder_email.lower()}"
-    return f"gate/{gate}/{level}{holder}"
+    return in_revision(f"gate/{gate}/{level}{holder}", revision)
 
 
 def stage_opened(stage: str) -> str:
@@ -136,8 +170,8 @@ def invoiced_milestones(milestones: Iterable[str]) -> str:
     return "invoiced-" + "-".join(sorted(milestones))
 
 
-def answer_refused(wait_key: str) -> str:
-    return f"answer/{wait_key}/refused"
+def answer_refused(wait_key: str, revision: int = 1) -> str:
+    return in_revision(f"answer/{wait_key}/refused", revision)
 
 
 def payment_recorded(payment_id: int) -> str:
@@ -178,16 +212,16 @@ def deal_mail(deal_id: str, about: str) -> str:
     return f"deal/{deal_id}/{about}"
 
 
-def gate_request_mail(deal_id: str, gate: str) -> str:
-    return deal_mail(deal_id, f"gate/{gate}/request")
+def gate_request_mail(deal_id: str, gate: str, revision: int = 1) -> str:
+    return deal_mail(deal_id, in_revision(f"gate/{gate}/request", revision))
 
 
-def delegation_mail(deal_id: str, gate: str, delegate_email: str) -> str:
-    return deal_mail(deal_id, f"gate/{gate}/delegated/{delegate_email}")
+def delegation_mail(deal_id: str, gate: str, delegate_email: str, revision: int = 1) -> str:
+    return deal_mail(deal_id, in_revision(f"gate/{gate}/delegated/{delegate_email}", revision))
 
 
-def rejected_mail(deal_id: str) -> str:
-    return deal_mail(deal_id, "rejected")
+def rejected_mail(deal_id: str, revision: int = 1) -> str:
+    return deal_mail(deal_id, in_revision("rejected", revision))
 
 
 def acceptance_request_mail(deal_id: str) -> str:
@@ -199,8 +233,13 @@ def invoice_mail(deal_id: str, invoice_number: str) -> str:
 
 
 def invoice_number_of_mail(outbox_key: str) -> str:
-    """The invoice number an invoice mail or a dunning letter is about."""
-    parts = outbox_key.split("/")
+    """The invoice number an invoice mail or a dunning letter (or its channel notice) is
+    about."""
+    parts = (
+        outbox_key.rpartition(":channel")[0].split("/")
+        if ":channel" in outbox_key
+        else outbox_key.split("/")
+    )
     if parts[0] == "invoice":
         return parts[1]  # invoice/<number>/dunning/<level>
     return parts[-1]  # deal/<id>/invoice/<number>
@@ -214,9 +253,19 @@ def dunning_digest_mail(batch: object, email: str) -> str:
     return f"dunning/digest/{batch}/{email.lower()}"
 
 
-def weekly_report_mail(period_key: str) -> str:
-    return f"report/weekly/{period_key}"
+def weekly_report_mail(period_key: str, language: str = "en") -> str:
+    """The weekly report to its English readers; to the readers of another language, the
+    same key with the language after it."""
+    key = f"report/weekly/{period_key}"
+    return key if language == "en" else f"{key}/{language}"
 
 
 def payment_check_mail(run_key: str) -> str:
     return f"payment-check/{run_key}/report"
+
+
+def channel_notice(mail_key: str, index: int = 0) -> str:
+    """``<email key>:channel``: the notice an email's recipient also gets in a messaging
+    app. An email whose recipients have several channels posts to each in the order of
+    its recipients: the second is ``<email key>:channel-2``, and so on."""
+    return f"{mail_key}:channel" if index == 0 else f"{mail_key}:channel-{index + 1}"

@@ -14,19 +14,36 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from models.business_time import BusinessCalendar
+from models.channels import check_channel
 from models.deal import DealIntake
 from models.finance import DunningLadder
+from models.language import ENGLISH, Language
 from models.matrix_checks import cross_check
-from models.routing import RoutingRule
+from models.routing import RoutingRule, UnpricedCurrency
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+# An Apprise URL (dingtalk://, wecombot://, feishu://, slack://, workflows://, ...); may
+# hold ${NAME} references to environment variables (models/channels.py).
+Channel = Annotated[str, AfterValidator(check_channel)]
 
 
 class MatrixError(ValueError):
     """The matrix file is wrong, or cannot staff a deal; the message says where."""
+
+
+class UnroutableCurrency(MatrixError):
+    """A routing rule the deal reaches has no amount threshold in the deal's currency."""
 
 
 class _Item(BaseModel):
@@ -35,11 +52,23 @@ class _Item(BaseModel):
 
 class Team(_Item):
     name: str
+    channel: Channel | None = Field(
+        default=None, description="Where the team's members also get their notices."
+    )
+    language: Language = Field(
+        default=ENGLISH, description="The language of its people's emails and pages (en, zh_Hans)."
+    )
     timezone: str = "UTC"
     country: str | None = Field(default=None, description="Public holidays of this country.")
     subdivision: str | None = None
     working_hours: Annotated[str, StringConstraints(pattern=r"^\d\d:\d\d-\d\d:\d\d$")] = (
         "09:00-17:00"
+    )
+    days_off: list[dt.date] = Field(
+        default_factory=list, description="The company's own days off (a bridge day)."
+    )
+    extra_working_days: list[dt.date] = Field(
+        default_factory=list, description="Days the team works that its calendar has off."
     )
 
     def calendar(self) -> BusinessCalendar:
@@ -50,6 +79,8 @@ class Team(_Item):
             subdivision=self.subdivision,
             day_start=opening,
             day_end=closing,
+            days_off=frozenset(self.days_off),
+            extra_working_days=frozenset(self.extra_working_days),
         )
 
 
@@ -59,11 +90,20 @@ class MatrixPerson(_Item):
     email: EmailStr
     roles: list[Name] = Field(min_length=1)
     teams: list[str] = Field(default_factory=lambda: ["*"], description='"*" means every team.')
+    channel: Channel | None = Field(
+        default=None, description="Where this person also gets their notices (before a team's)."
+    )
+    language: Language | None = Field(
+        default=None, description="Their emails' and pages' language; none: the deal team's."
+    )
 
 
 class Gate(_Item):
     name: Name
     title: str
+    titles: dict[Language, str] = Field(
+        default_factory=dict, description="The title in other languages: {zh_Hans: ...}."
+    )
     role: Name
     remind_after_hours: list[float] = Field(
         default_factory=lambda: [8.0, 16.0],
@@ -73,6 +113,10 @@ class Gate(_Item):
         default=24.0, description="Business hours after the request at which it escalates."
     )
     escalate_to: Name | None = Field(default=None, description="Role that takes over then.")
+
+    def title_in(self, language: str) -> str:
+        """The title as readers of ``language`` read it (the English one if not given)."""
+        return self.titles.get(language, self.title)
 
     def deadlines(self) -> list[tuple[str, dt.timedelta]]:
         """Each follow-up level with the business time after the request it falls due."""
@@ -90,6 +134,9 @@ class Stage(_Item):
 
     name: Name
     title: str
+    titles: dict[Language, str] = Field(
+        default_factory=dict, description="The title in other languages: {zh_Hans: ...}."
+    )
     responsible: list[Name] = Field(min_length=1)
     accountable: list[Name] = Field(min_length=1)
     consulted: list[Name] = Field(default_factory=list)
@@ -100,6 +147,10 @@ class Stage(_Item):
         default="opened", description="The limit counts from the stage opening, or the visit."
     )
     on_miss: str = ""
+
+    def title_in(self, language: str) -> str:
+        """The title as readers of ``language`` read it (the English one if not given)."""
+        return self.titles.get(language, self.title)
 
     def roles(self) -> list[tuple[str, str]]:
         return [
@@ -179,8 +230,16 @@ class Matrix(_Item):
         return self.routing or [RoutingRule(name="all-gates", gates=[g.name for g in self.gates])]
 
     def choose_rule(self, deal: DealIntake) -> tuple[RoutingRule, str]:
-        for rule in self.rules():
-            fired, reason = rule.verdict(deal)
+        for index, rule in enumerate(self.rules()):
+            try:
+                fired, reason = rule.verdict(deal)
+            except UnpricedCurrency as exc:
+                raise UnroutableCurrency(
+                    f"deal {deal.deal_id} is in {deal.currency}, and routing rule "
+                    f"routing[{index}] ({rule.name}) of matrix {self.version} has no "
+                    f"{deal.currency} threshold: {exc}. Add one to the matrix to route "
+                    f"{deal.currency} deals"
+                ) from exc
             if fired:
                 return rule, reason
         raise MatrixError(f"no routing rule of matrix {self.version} applies to {deal.deal_id}")
@@ -188,9 +247,10 @@ class Matrix(_Item):
     def role_title(self, role: str) -> str:
         return self.roles[role]
 
-    def gate_title(self, name: str) -> str:
-        """The gate's title, or its name for a gate this version of the matrix dropped."""
-        return next((gate.title for gate in self.gates if gate.name == name), name)
+    def gate_title(self, name: str, language: str = ENGLISH) -> str:
+        """The gate's title in ``language``, or its name for a gate this version of the
+        matrix dropped."""
+        return next((gate.title_in(language) for gate in self.gates if gate.name == name), name)
 
     def people_for(self, role: str, team: str) -> list[MatrixPerson]:
         return [p for p in self.people if role in p.roles and ("*" in p.teams or team in p.teams)]
@@ -243,6 +303,48 @@ class Matrix(_Item):
             found = (current, away)
         return found
 
+    def channel_for(self, email: str, team: str | None) -> str | None:
+        """The channel where the person with ``email`` also gets notices: their own, else
+        the channel of ``team`` (the team the notice is about) if they name that team,
+        else, for a notice about no team, that of the one team they name. None for
+        anyone not in the matrix, and for a person whose teams are "*" only."""
+        person = next((p for p in self.people if p.email.lower() == email.lower()), None)
+        if person is None:
+            return None
+        if person.channel:
+            return person.channel
+        named = [name for name in person.teams if name in self.teams]
+        if team is None and len(named) == 1:
+            team = named[0]
+        if team in named:
+            return self.teams[team].channel
+        return None
+
+    def team_language(self, team: str) -> str:
+        """The language of ``team`` (English for a team this matrix does not know)."""
+        found = self.teams.get(team)
+        return found.language if found else ENGLISH
+
+    def language_of(self, email: str, team: str) -> str:
+        """The language of the person with ``email`` on a deal of ``team``: their own if
+        the matrix gives one, else the team's."""
+        person = next((p for p in self.people if p.email.lower() == email.lower()), None)
+        if person is not None and person.language:
+            return person.language
+        return self.team_language(team)
+
+    def reader_language(self, person: MatrixPerson) -> str:
+        """The language of what ``person`` reads beyond one deal (the weekly report):
+        their own, else that of the teams they serve if those share one, else English."""
+        if person.language:
+            return person.language
+        teams = {self.team_language(team) for team in person.teams if team != "*"}
+        return teams.pop() if len(teams) == 1 and "*" not in person.teams else ENGLISH
+
+    def customer_language(self, deal: DealIntake) -> str:
+        """The language of the letters to ``deal``'s customer: theirs, else the team's."""
+        return deal.customer.language or self.team_language(deal.team)
+
     def calendar(self, team: str) -> BusinessCalendar:
         self.check_team(team)
         return self.teams[team].calendar()
@@ -253,10 +355,21 @@ class Matrix(_Item):
             raise MatrixError(f"team {team!r} is not in the matrix (known teams: {known})")
 
 
+class _DatesAsText(yaml.SafeLoader):
+    """PyYAML turns 2026-02-30 into a bare ValueError with no place in the file; left as
+    text, the date reaches pydantic, which reports it where it stands."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse_matrix(text: str, source: str = "<matrix>") -> Matrix:
     """Parse and validate a matrix document; every problem is listed with its place."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_DatesAsText)
     except yaml.YAMLError as exc:
         raise MatrixError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -7,6 +7,7 @@ with its place in the file."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,7 +40,51 @@ def _check_teams(matrix: Matrix) -> list[str]:
             team.calendar().is_business_day(dt.date(2026, 1, 1))
         except Exception as exc:  # zoneinfo, holidays and time parsing each raise their own
             problems.append(f"teams.{key}: invalid calendar: {exc}")
+        for field in ("days_off", "extra_working_days"):
+            days: list[dt.date] = getattr(team, field)
+            problems += [
+                f"teams.{key}.{field}[{index}]: {day} is listed twice"
+                for index, day in enumerate(days)
+                if day in days[:index]
+            ]
+        problems += [
+            f"teams.{key}: {day} is both in days_off and in extra_working_days"
+            for day in sorted(set(team.days_off) & set(team.extra_working_days))
+        ]
     return problems
+
+
+def calendar_warnings(matrix: Matrix, years: Iterable[int] = ()) -> list[str]:
+    """What may be wrong with the teams' calendars yet is no error: a team day that
+    changes nothing, and a year of ``years`` without the country's published schedule.
+
+    Not errors, because both follow from the data of the ``holidays`` package: an update
+    of it may make a listed extra working day one of the country's, and it has a year's
+    schedule only once the government published it. A team that lists extra working
+    days in a year has entered that year's schedule itself."""
+    warnings: list[str] = []
+    for key, team in matrix.teams.items():
+        try:
+            calendar = team.calendar()
+        except ValueError:
+            continue  # reported by _check_teams
+        warnings += [
+            f"teams.{key}.days_off[{index}]: {day} is a day off of this calendar already"
+            for index, day in enumerate(team.days_off)
+            if not calendar.is_public_working_day(day)
+        ]
+        warnings += [
+            f"teams.{key}.extra_working_days[{index}]: {day} is a working day of this "
+            "calendar already"
+            for index, day in enumerate(team.extra_working_days)
+            if calendar.is_public_working_day(day)
+        ]
+        own_years = {day.year for day in team.extra_working_days}
+        for year in sorted(set(years) - own_years):
+            reason = calendar.missing_schedule(year)
+            if reason:
+                warnings.append(f"teams.{key}: {reason}")
+    return warnings
 
 
 def _check_people(matrix: Matrix) -> list[str]:
@@ -197,7 +242,7 @@ def _delegation_loops(matrix: Matrix) -> list[str]:
 
 
 def _check_routing(matrix: Matrix) -> list[str]:
-    problems: list[str] = []
+    problems: list[str] = _check_routing_currencies(matrix)
     known = {g.name for g in matrix.gates}
     last = len(matrix.routing) - 1
     for index, rule in enumerate(matrix.routing):
@@ -226,3 +271,30 @@ def _check_gate_names(matrix: Matrix) -> list[str]:
         for name in set(gate_names)
         if gate_names.count(name) > 1
     ]
+
+
+def _check_routing_currencies(matrix: Matrix) -> list[str]:
+    """Every amount threshold names every currency any threshold names, unless its rule
+    is limited to some currencies (then it names those): a deal in a currency the matrix
+    prices is routed by every rule it reaches, never refused by one that forgot it."""
+    priced = {
+        currency
+        for rule in matrix.routing
+        if rule.when is not None
+        for amounts in rule.when.amounts().values()
+        for currency in amounts
+    }
+    problems: list[str] = []
+    for index, rule in enumerate(matrix.routing):
+        if rule.when is None:
+            continue
+        needed = set(rule.when.currencies) if rule.when.currencies is not None else priced
+        for name, amounts in rule.when.amounts().items():
+            missing = sorted(needed - set(amounts))
+            if missing:
+                problems.append(
+                    f"routing[{index}] ({rule.name}).when.{name}: no amount for "
+                    f"{', '.join(missing)}: deals in {', '.join(missing)} reaching this "
+                    "rule would be refused"
+                )
+    return problems

@@ -2,41 +2,94 @@
 
 Rules are tried in order and the first whose conditions all hold decides; the last rule
 has no conditions, so every deal has a route. The rule that fired is recorded on the deal.
+
+Amount thresholds are per currency (``amount_at_least: {EUR: 50000, CNY: 400000}``): the
+same number means very different sums in EUR and in CNY. A deal in a currency a rule's
+threshold does not name cannot be routed (``UnpricedCurrency``) unless the rule's own
+``currencies`` condition leaves the deal out: a large deal must never slip past a
+threshold because nobody priced its currency.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from models.deal import DealIntake
+from models.deal import DealIntake, iso_4217
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(iso_4217)]
+Amounts = dict[Currency, Decimal]
+AMOUNT_CONDITIONS = ("amount_at_least", "amount_below")
+
+
+class UnpricedCurrency(ValueError):
+    """A rule's amount threshold names no amount in the deal's currency."""
 
 
 class Conditions(BaseModel):
-    """All given conditions must hold. Amounts are in the deal's own currency."""
+    """All given conditions must hold. Amounts are per currency: ``{EUR: 50000, CNY:
+    400000}``; a plain number only in a rule limited to one currency
+    (``currencies: [EUR]``), which says the currency it means."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    amount_at_least: Decimal | None = None
-    amount_below: Decimal | None = None
+    amount_at_least: Amounts | None = Field(default=None, description="Per currency.")
+    amount_below: Amounts | None = Field(default=None, description="Per currency.")
     discount_above: Decimal | None = Field(default=None, description="Percent.")
     discount_at_most: Decimal | None = Field(default=None, description="Percent.")
     non_standard_terms: bool | None = None
     teams: list[str] | None = None
     currencies: list[str] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_amounts(cls, data: Any) -> Any:
+        """A plain number is an amount in the rule's one currency; with none named, it is
+        refused: its meaning changed when thresholds became per currency."""
+        if not isinstance(data, dict):
+            return data
+        currencies = data.get("currencies")
+        for name in AMOUNT_CONDITIONS:
+            value = data.get(name)
+            if value is None or isinstance(value, dict):
+                continue
+            if isinstance(currencies, list) and len(currencies) == 1:
+                data = {**data, name: {currencies[0]: value}}
+            else:
+                raise ValueError(
+                    f"{name} {value} names no currency: give it per currency "
+                    f"({name}: {{EUR: {value}, CNY: ...}}), or limit the rule to one "
+                    f"currency (currencies: [EUR])"
+                )
+        return data
+
+    def amounts(self) -> dict[str, Amounts]:
+        """The amount conditions given, by name."""
+        given = {name: getattr(self, name) for name in AMOUNT_CONDITIONS}
+        return {name: amounts for name, amounts in given.items() if amounts is not None}
+
     def contradiction(self) -> str | None:
         """Why no deal can meet these conditions, or None."""
-        if (
-            self.amount_at_least is not None
-            and self.amount_below is not None
-            and self.amount_at_least >= self.amount_below
-        ):
-            return f"amount_at_least {self.amount_at_least} is not below amount_below {self.amount_below}"
+        if self.amount_at_least is not None and self.amount_below is not None:
+            for currency in sorted(set(self.amount_at_least) & set(self.amount_below)):
+                low, high = self.amount_at_least[currency], self.amount_below[currency]
+                if low >= high:
+                    return (
+                        f"amount_at_least {low} {currency} is not below "
+                        f"amount_below {high} {currency}"
+                    )
+        if any(amounts == {} for amounts in self.amounts().values()):
+            return "an amount condition without any currency matches nothing"
         if (
             self.discount_above is not None
             and self.discount_at_most is not None
@@ -54,14 +107,23 @@ class Conditions(BaseModel):
         amount = f"amount {deal.amount} {deal.currency}"
         discount = f"discount {deal.discount_percent}%"
         checks: list[tuple[bool, str]] = []
-        if self.amount_at_least is not None:
-            held = deal.amount >= self.amount_at_least
-            checks.append(
-                (held, f"{amount} is {'' if held else 'not '}at least {self.amount_at_least}")
-            )
-        if self.amount_below is not None:
-            held = deal.amount < self.amount_below
-            checks.append((held, f"{amount} is {'' if held else 'not '}below {self.amount_below}"))
+        left_out = self.currencies is not None and deal.currency not in self.currencies
+        for name, amounts in self.amounts().items():
+            threshold = amounts.get(deal.currency)
+            if threshold is None:
+                if left_out:
+                    continue  # the currencies condition below says why the rule is out
+                raise UnpricedCurrency(
+                    f"{name} has amounts for {', '.join(sorted(amounts))} only, none for "
+                    f"{deal.currency}"
+                )
+            if name == "amount_at_least":
+                held = deal.amount >= threshold
+                words = f"at least {threshold} {deal.currency}"
+            else:
+                held = deal.amount < threshold
+                words = f"below {threshold} {deal.currency}"
+            checks.append((held, f"{amount} is {'' if held else 'not '}{words}"))
         if self.discount_above is not None:
             held = deal.discount_percent > self.discount_above
             checks.append(

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     smtp_tls: Literal["none", "starttls", "ssl"] = "none"
     smtp_timeout_seconds: float = 10.0
     mail_from: str = Field(default="dealflow@example.com", description="Sender address.")
+    mail_from_name: str = Field(
+        default="Dealflow",
+        description="The sender's name on the From header of every email; empty: the address alone.",
+    )
+    actor: str = Field(
+        default="",
+        description="Who the CLI records as having done what it records (its --actor "
+        "default); empty: the login name of the operating-system user.",
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="Where approvers reach the web service; links in emails start with it.",

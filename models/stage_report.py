@@ -33,4 +33,6 @@ class StageReport(BaseModel):
 class StagePlan(BaseModel):
     name: str
     title: str
-    done: bool
+    done: bool  # the rep's report is on the timeline
+    opened: bool = False  # the stage was opened for the rep (an earlier pass)
+    lost: bool = False  # the report said the deal was lost

@@ -21,9 +21,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    or_,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -86,8 +88,32 @@ class Deal(Base):
     outcome_reason: Mapped[str | None] = mapped_column(Text)
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
     matrix_version: Mapped[str | None] = mapped_column(String(80))
+    # 1 as first submitted; a rejected deal revised and submitted again is the next. The
+    # row holds the current revision; the earlier ones are in ``deal_revisions``.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+
+
+class DealRevision(Base):
+    """An earlier revision of a deal, kept as it was when the next one replaced it: its
+    content, its run and how it ended (rejected, with the reason)."""
+
+    __tablename__ = "deal_revisions"
+    __table_args__ = (UniqueConstraint("deal_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"), index=True)
+    revision: Mapped[int]
+    payload: Mapped[dict[str, Any]]
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[dt.datetime]
+    replaced_at: Mapped[dt.datetime]
 
 
 class StageTransition(Base):
@@ -107,14 +133,15 @@ class StageTransition(Base):
 
 
 class Approval(Base):
-    """One gate of one deal: who was asked, when, to whom it escalated, and what was
-    decided (once)."""
+    """One gate of one revision of a deal: who was asked, when, to whom it escalated, and
+    what was decided (once)."""
 
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("deal_id", "gate"),)
+    __table_args__ = (UniqueConstraint("deal_id", "revision", "gate"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     gate: Mapped[str] = mapped_column(String(40))
     position: Mapped[int]
     role: Mapped[str] = mapped_column(String(40))
@@ -179,6 +206,23 @@ class Invoice(Base):
         return self.amount - self.paid_amount
 
 
+class DealOutcome:
+    """A deal's ``outcome``: None while it is before its contract or in approval."""
+
+    HANDED_OFF = "handed_off"  # won and handed to delivery: open until it is paid
+    PAID = "paid"
+    REJECTED = "rejected"
+    LOST = "lost"
+    # Outcomes after which nothing more happens to the deal.
+    FINAL = (PAID, REJECTED, LOST)
+
+
+def open_deal() -> ColumnElement[bool]:
+    """SQL: the deal is still on its way: before its contract, in approval, or handed
+    off and waiting for the customer's acceptance or payment."""
+    return or_(Deal.outcome.is_(None), Deal.outcome.not_in(DealOutcome.FINAL))
+
+
 class InvoiceStatus:
     OPEN = "open"
     PARTIALLY_PAID = "partially_paid"
@@ -240,7 +284,16 @@ class CollectionHold(Base):
 
 
 class SentMessage(Base):
-    """The outbox: an email is claimed here under its key before it is handed to SMTP."""
+    """The outbox: an email is claimed here under its key before it is handed to SMTP.
+
+    ``status``: pending (queued), sending (claimed by ``claimed_by`` since ``claimed_at``), sent,
+    retrying (the last send failed: ``last_error``) or cancelled (a letter no longer due).
+
+    A row with a ``channel`` is no email but the notice an email's recipient also gets in
+    a messaging app (``<email key>:channel``): ``subject`` is its title, ``notice`` its
+    text, and ``message`` stays NULL, so that a sender of a previous release, which
+    claims only composed emails, never takes it.
+    """
 
     __tablename__ = "sent_messages"
 
@@ -258,3 +311,10 @@ class SentMessage(Base):
     message: Mapped[str | None] = mapped_column(Text)  # as composed: what a resend sends
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+    claimed_at: Mapped[dt.datetime | None]
+    # "<flow run id or ->/<host>:<pid>": the same flow run, recovered in a new process,
+    # takes over its own claims at once instead of after the lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    # The Apprise URL as the matrix names it (${NAME} references unresolved: no secret).
+    channel: Mapped[str | None] = mapped_column(Text)
+    notice: Mapped[str | None] = mapped_column(Text)

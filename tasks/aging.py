@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import case, func, select
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.rendering import render
+from dealflow.infra.rendering import count, render
 from models import keys
 from models.finance import AGING_BUCKETS
 from models.matrix import load_matrix
@@ -17,7 +17,8 @@ from models.settings import get_settings
 from models.tables import Invoice, InvoiceStatus
 from tasks.dunning import DunningSummary
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.email_message import OutgoingEmail
+from tasks.mailer import deliver
 
 AgingTable = dict[str, dict[str, Decimal]]  # currency -> bucket -> open balance
 
@@ -55,11 +56,19 @@ def aging_rows(table: AgingTable) -> list[dict[str, str]]:
     ]
 
 
+def worth_reporting(summary: DunningSummary, closing: list[str]) -> bool:
+    """Whether a payment check did something finance should hear of: an invoice reached a
+    new level, a customer went on hold, a paid deal closed, or invoices were skipped."""
+    return bool(summary.escalated or summary.holds or closing or summary.unknown_teams)
+
+
 @effect_task("publish-payment-check")
 def publish_payment_check(
     today: dt.date, aging: AgingTable, summary: DunningSummary, closing: list[str], run_key: str
-) -> None:
-    """The aging table and the escalations made, as Prefect artifacts and an email to finance."""
+) -> list[str]:
+    """The aging table and what the check did, as Prefect artifacts every time; and as an
+    email to finance when the check did something (not a daily "0 escalations"). Whom
+    it emailed."""
     rows = aging_rows(aging)
     create_table_artifact(
         key="aging-report",
@@ -72,6 +81,8 @@ def publish_payment_check(
         markdown=render("artifacts/payment_check.md", **context),
         description=f"What the payment check of {today.isoformat()} did.",
     )
+    if not worth_reporting(summary, closing):
+        return []
     matrix = load_matrix(get_settings().matrix_path)
     finance = sorted(
         {
@@ -86,8 +97,9 @@ def publish_payment_check(
             kind="aging-report",
             deal_id=None,
             to=finance,
-            subject=f"Payment check {today.isoformat()}: {summary.escalated} escalation(s)",
+            subject=f"Payment check {today.isoformat()}: {count(summary.escalated, 'escalation')}",
             template="aging_report",
             context=context,
         )
     )
+    return finance

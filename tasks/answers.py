@@ -80,7 +80,7 @@ def check_answer(deal_id: str, run_id: str, key: str, answer: A) -> A | None:
         noted = add_transition(
             session,
             deal,
-            key=keys.answer_refused(key),
+            key=keys.answer_refused(key, deal.revision),
             stage=deal.stage,
             actor="prefect-api",
             event=refusal,

@@ -11,19 +11,23 @@ from dealflow.infra.links import LinkClaim, sign
 from dealflow.infra.records import (
     add_transition,
     approvals,
+    changes_for_gate,
     get_approval,
     people_on_deal,
+    timeline,
     wait_on,
 )
+from dealflow.infra.rendering import translate
 from models import keys
 from models.decision import GateDecision
 from models.gates import GatePlan, approval_stage
+from models.language import ENGLISH
 from models.matrix import Matrix
 from models.settings import get_settings
 from models.tables import Approval, Deal
 from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail
+from tasks.email_message import OutgoingEmail
 
 
 def recorded_decision(row: Approval) -> GateDecision | None:
@@ -39,7 +43,7 @@ def recorded_decision(row: Approval) -> GateDecision | None:
     )
 
 
-def _plan(row: Approval, title: str) -> GatePlan:
+def _plan(row: Approval, title: str, on_timeline: set[str]) -> GatePlan:
     return GatePlan(
         name=row.gate,
         title=title,
@@ -47,12 +51,14 @@ def _plan(row: Approval, title: str) -> GatePlan:
         assignee_email=row.assignee_email,
         assignee_name=row.assignee_name,
         decision=recorded_decision(row),
+        recorded=keys.gate_decided(row.gate, row.revision) in on_timeline,
     )
 
 
 @effect_task("plan-approvals")
 def plan_approvals(deal_id: str) -> list[GatePlan]:
-    """Fix the deal's approval route from the matrix, once; later passes read it back."""
+    """Fix the deal's approval route from the matrix, once; later passes read it back,
+    each gate with its decision and whether that is on the timeline yet."""
     with deal_effect(deal_id) as effect:
         session, deal, matrix = effect.session, effect.deal, effect.matrix
         rows = approvals(session, deal_id)
@@ -62,6 +68,7 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
                 session.add(
                     Approval(
                         deal_id=deal_id,
+                        revision=deal.revision,
                         gate=gate.name,
                         position=position,
                         role=gate.role,
@@ -70,13 +77,16 @@ def plan_approvals(deal_id: str) -> list[GatePlan]:
                     )
                 )
             deal.matrix_version = matrix.label
+            again = f" for revision {deal.revision}" if deal.revision > 1 else ""
             effect.record(
-                keys.ROUTED, f"Approval route from matrix {matrix.label}, {route.describe()}"
+                keys.routed(deal.revision),
+                f"Approval route{again} from matrix {matrix.label}, {route.describe()}",
             )
             session.flush()
             rows = approvals(session, deal_id)
         titles = {gate.name: gate.title for gate in matrix.gates}
-        return [_plan(row, titles.get(row.gate, row.gate)) for row in rows]
+        on_timeline = {t.key for t in timeline(session, deal_id)}
+        return [_plan(row, titles.get(row.gate, row.gate), on_timeline) for row in rows]
 
 
 def hand_to_delegate(
@@ -98,7 +108,7 @@ def hand_to_delegate(
         add_transition(
             session,
             deal,
-            key=keys.gate_delegation_refused(row.gate, delegate.id),
+            key=keys.gate_delegation_refused(row.gate, delegate.id, deal.revision),
             stage=approval_stage(row.gate),
             actor="dealflow",
             at=at,
@@ -110,7 +120,7 @@ def hand_to_delegate(
     add_transition(
         session,
         deal,
-        key=keys.gate_delegated(row.gate, delegate.id),
+        key=keys.gate_delegated(row.gate, delegate.id, deal.revision),
         stage=approval_stage(row.gate),
         actor="dealflow",
         at=at,
@@ -142,7 +152,7 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
             row.requested_at = utcnow()
             on_behalf_of = hand_to_delegate(session, effect.matrix, deal, row, row.requested_at)
         effect.record(
-            keys.gate_requested(gate.name),
+            keys.gate_requested(gate.name, deal.revision),
             f"{gate.title} requested from {row.assignee_name} <{row.assignee_email}>",
             stage=approval_stage(gate.name),
             at=row.requested_at,
@@ -158,13 +168,22 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
                 expires_at=int(expires.timestamp()),
             )
         )
+        language = effect.matrix.language_of(row.assignee_email, deal.team)
+        title = _gate_title(effect.matrix, gate, language)
         effect.send(
             OutgoingEmail(
-                key=keys.gate_request_mail(deal_id, gate.name),
+                key=keys.gate_request_mail(deal_id, gate.name, deal.revision),
                 kind="approval-request",
                 deal_id=deal_id,
                 to=[row.assignee_email],
-                subject=f"Approval needed: {deal.title} ({deal_id}) - {gate.title}",
+                subject=translate(
+                    language,
+                    "Approval needed: %(title)s (%(deal_id)s) - %(gate)s",
+                    title=deal.title,
+                    deal_id=deal_id,
+                    gate=title,
+                ),
+                language=language,
                 template="approval_request",
                 context={
                     "deal": effect.intake,
@@ -172,12 +191,14 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
                         update={
                             "assignee_name": row.assignee_name,
                             "assignee_email": row.assignee_email,
+                            "title": title,
                         }
                     ),
                     "link": link,
                     "expires": expires,
                     "earlier": [a for a in approvals(session, deal_id) if a.decision],
                     "on_behalf_of": on_behalf_of,
+                    "revised": changes_for_gate(session, deal, gate.name),
                 },
             )
         )
@@ -193,7 +214,7 @@ def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> Non
         deal = effect.deal
         who = decision.decided_by_name or decision.decided_by
         added = effect.record(
-            keys.gate_decided(gate.name),
+            keys.gate_decided(gate.name, deal.revision),
             f"{gate.title} {verdict} by {who}",
             stage="rejected" if not decision.approved else approval_stage(gate.name),
             actor=decision.decided_by,
@@ -215,15 +236,36 @@ def announce_rejection(deal_id: str, gate: GatePlan) -> None:
         rows = approvals(effect.session, deal_id)
         rejected = next(row for row in rows if row.gate == gate.name)
         approved_before = [row for row in rows if row.decision == "approved"]
+        language = effect.matrix.language_of(deal.sales_rep_email, deal.team)
+        title = _gate_title(effect.matrix, gate, language)
         effect.send(
             OutgoingEmail(
-                key=keys.rejected_mail(deal_id),
+                key=keys.rejected_mail(deal_id, deal.revision),
                 kind="rejection",
                 deal_id=deal_id,
                 to=[deal.sales_rep_email],
                 cc=[row.decided_by or row.assignee_email for row in approved_before],
-                subject=f"Deal rejected: {deal.title} ({deal_id}) at {gate.title}",
+                subject=translate(
+                    language,
+                    "Deal rejected: %(title)s (%(deal_id)s) at %(gate)s",
+                    title=deal.title,
+                    deal_id=deal_id,
+                    gate=title,
+                ),
+                language=language,
                 template="rejection",
-                context={"deal": effect.intake, "gate": gate, "rejection": rejected},
+                context={
+                    "deal": effect.intake,
+                    "gate": gate.model_copy(update={"title": title}),
+                    "rejection": rejected,
+                },
             )
         )
+
+
+def _gate_title(matrix: Matrix, gate: GatePlan, language: str) -> str:
+    """The planned gate's title in ``language``, as the matrix now gives it (the planned
+    title itself in English, or for a gate the matrix no longer has)."""
+    if language == ENGLISH:
+        return gate.title
+    return next((g.title_in(language) for g in matrix.gates if g.name == gate.name), gate.title)

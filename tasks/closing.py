@@ -9,6 +9,7 @@ from sqlalchemy import select
 from dealflow.answers.settlement import settle_deal
 from dealflow.infra.clock import utcnow
 from dealflow.infra.links import LinkClaim, sign
+from dealflow.infra.rendering import N_, translate
 from models import keys
 from models.finance import PaymentsSettled
 from models.keys import ACCEPTANCE_WAIT
@@ -17,7 +18,7 @@ from models.settings import get_settings
 from models.tables import Invoice, InvoiceStatus
 from tasks.deal_effect import DealEffect, deal_effect
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail
+from tasks.email_message import OutgoingEmail
 
 
 def acceptance_link(claim: LinkClaim) -> str:
@@ -47,7 +48,7 @@ def request_acceptance(deal_id: str, flow_run_id: str) -> None:
                 flow_run_id,
                 expires,
                 key=keys.acceptance_request_mail(deal_id),
-                subject=f"Record acceptance when delivered: {deal.title} ({deal_id})",
+                subject=N_("Record acceptance when delivered: %(title)s (%(deal_id)s)"),
             )
         )
 
@@ -62,8 +63,10 @@ def acceptance_request(
     subject: str,
 ) -> OutgoingEmail:
     """The delivery manager's email with a signed acceptance link good until ``expires``,
-    naming the invoices that go out on acceptance."""
+    naming the invoices that go out on acceptance; ``subject`` in English, with the
+    deal's title and id as ``%(title)s`` and ``%(deal_id)s``, is put in their language."""
     deal_id = effect.deal.id
+    language = effect.matrix.language_of(manager.email, effect.deal.team)
     claim = LinkClaim(
         deal_id,
         ACCEPTANCE_WAIT,
@@ -78,7 +81,8 @@ def acceptance_request(
         kind="acceptance-request",
         deal_id=deal_id,
         to=[manager.email],
-        subject=subject,
+        subject=translate(language, subject, title=effect.deal.title, deal_id=deal_id),
+        language=language,
         template="acceptance_request",
         context={
             "deal": effect.intake,
@@ -123,7 +127,7 @@ def renew_acceptance_link(deal_id: str, by: str, now: dt.datetime | None = None)
                 deal.flow_run_id,
                 expires,
                 key=keys.deal_mail(deal_id, renewal),
-                subject=f"New link: record acceptance when delivered: {deal.title} ({deal_id})",
+                subject=N_("New link: record acceptance when delivered: %(title)s (%(deal_id)s)"),
             )
         )
     return (
@@ -167,6 +171,7 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
         effect.waiting_on_nobody()
         deal.outcome = "paid"
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
+        language = matrix.language_of(deal.sales_rep_email, deal.team)
         effect.send(
             OutgoingEmail(
                 key=keys.deal_mail(deal_id, keys.CLOSED),
@@ -174,7 +179,13 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
                 deal_id=deal_id,
                 to=[deal.sales_rep_email],
                 cc=finance,
-                subject=f"Paid in full: {deal.title} ({deal_id})",
+                subject=translate(
+                    language,
+                    "Paid in full: %(title)s (%(deal_id)s)",
+                    title=deal.title,
+                    deal_id=deal_id,
+                ),
+                language=language,
                 template="deal_closed",
                 context={"deal": effect.intake, "invoices": invoices},
             )

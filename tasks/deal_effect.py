@@ -22,7 +22,8 @@ from models.deal import DealIntake
 from models.matrix import Matrix, load_matrix
 from models.settings import Settings, get_settings
 from models.tables import Deal, StageTransition
-from tasks.mailer import OutgoingEmail, deliver_or_queue
+from tasks.email_message import OutgoingEmail
+from tasks.mailer import deliver_or_queue
 
 
 @dataclass
@@ -90,4 +91,4 @@ def deal_effect(deal_id: str, *, lock: bool = False) -> Iterator[DealEffect]:
         effect = DealEffect(session, get_deal(session, deal_id, for_update=lock), matrix, settings)
         yield effect
     for mail in effect.outbox:
-        deliver_or_queue(mail, settings)
+        deliver_or_queue(mail, settings, matrix)

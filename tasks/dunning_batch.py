@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dealflow.finance.days_overdue import DaysOverdue
-from dealflow.infra.db import session_scope
+from dealflow.infra.db import get_engine, session_scope
 from models import keys
 from models.finance import DunningLadder, DunningLevel
 from models.matrix import Matrix
@@ -31,10 +31,16 @@ from models.tables import (
     SentMessage,
     StageTransition,
 )
+from tasks.channels import channel_rows
 from tasks.dunning_mail import Escalation, customer_letter, digest, people_told
-from tasks.mailer import OutgoingEmail, outbox_values
+from tasks.email_message import OutgoingEmail
+from tasks.mailer import outbox_values
 
 BATCH_SIZE = 1000
+# The letters greet the billing contact by name: read from the deal's stored intake.
+BILLING_CONTACT_NAME = Deal.payload["customer"]["billing_contact"]["name"].as_string()
+# ... in the customer's language, if the deal gives one (else the team's).
+CUSTOMER_LANGUAGE = Deal.payload["customer"]["language"].as_string()
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -53,10 +59,12 @@ class _Due(NamedTuple):
     team: str
     rep: tuple[str, str]  # the deal's sales rep: email, name
     title: str  # the deal's
+    contact: str  # the name of the deal's billing contact, "" if it has none
+    language: str | None  # the customer's, if the deal gives one
 
 
 @dataclass
-class _Escalated:
+class Escalated:
     """What the levels claimed in a batch do: the invoices that reached them, the
     customer letters, the digests per person told, the holds, the timeline entries."""
 
@@ -88,25 +96,77 @@ def claim_batch(
         if not wanted:
             return last_id, [], [], []
         claimed = _claim_letters(session, wanted, now)
-        done = _escalate(matrix, wanted, claimed, now)
+        # The levels not claimed now were claimed first by another check.
+        wanted = [due for due in wanted if due.invoice.id in claimed]
+        for due in wanted:
+            due.invoice.dunning_rank, due.invoice.dunning_level = due.rank, due.level.name
+            due.invoice.dunning_at = now
+        done = _escalate(matrix, wanted, now)
         first_letter = min(claimed.values()) if claimed else 0
         mails = done.letters + [
             digest(email, name, items, first_letter)
             for (email, name), items in sorted(done.digests.items())
         ]
         placed = _place_holds(session, done.holds, now)
-        _record(session, done.timeline, mails, settings)
-    return last_id, done.escalations, placed, [mail.key for mail in mails]
+        team_of = {due.invoice.deal_id: due.team for due in wanted}
+        notices = [
+            notice
+            for mail in mails
+            for notice in channel_rows(
+                mail, matrix, team_of.get(mail.deal_id) if mail.deal_id else None, settings
+            )
+        ]
+        _record(session, done.timeline, mails, notices, settings)
+    return (
+        last_id,
+        done.escalations,
+        placed,
+        [mail.key for mail in mails] + [notice["key"] for notice in notices],
+    )
+
+
+def preview_batch(
+    matrix: Matrix,
+    days_overdue: DaysOverdue,
+    after_id: int,
+    unknown_teams: set[str],
+    held: set[str],
+) -> tuple[int | None, Escalated]:
+    """What ``claim_batch`` would do with the next batch at ``days_overdue.now``, read
+    only: nothing is written, locked or sent. (last id read, what the levels due would
+    do). ``held``: customers an earlier batch of the same preview would put on hold,
+    whose invoices the real check would then leave alone."""
+    with Session(get_engine()) as session:  # closed without a commit
+        rows = _read_batch(session, matrix.dunning, days_overdue, after_id, lock=False)
+        if not rows:
+            return None, Escalated()
+        last_id = rows[-1][0].id
+        rows = [row for row in rows if row[0].customer_name not in held]
+        wanted = _levels_due(rows, matrix.dunning, days_overdue, unknown_teams)
+        return last_id, _escalate(matrix, wanted, days_overdue.now)
 
 
 def _read_batch(
-    session: Session, ladder: DunningLadder, days_overdue: DaysOverdue, after_id: int
+    session: Session,
+    ladder: DunningLadder,
+    days_overdue: DaysOverdue,
+    after_id: int,
+    lock: bool = True,
 ) -> Sequence[Any]:
     """The next batch of collectible invoices after ``after_id`` that may have a level
-    due (locked), each with its deal's team, sales rep and title."""
+    due (locked, unless ``lock`` is off), each with its deal's team, sales rep, title
+    and billing contact's name."""
     on_hold = select(CollectionHold.customer_name).where(CollectionHold.cleared_at.is_(None))
-    return session.execute(
-        select(Invoice, Deal.team, Deal.sales_rep_email, Deal.sales_rep_name, Deal.title)
+    query = (
+        select(
+            Invoice,
+            Deal.team,
+            Deal.sales_rep_email,
+            Deal.sales_rep_name,
+            Deal.title,
+            BILLING_CONTACT_NAME,
+            CUSTOMER_LANGUAGE,
+        )
         .join(Deal, Deal.id == Invoice.deal_id)
         .where(
             Invoice.id > after_id,
@@ -121,8 +181,8 @@ def _read_batch(
         )
         .order_by(Invoice.id)
         .limit(BATCH_SIZE)
-        .with_for_update(of=Invoice)
-    ).all()
+    )
+    return session.execute(query.with_for_update(of=Invoice) if lock else query).all()
 
 
 def _levels_due(
@@ -130,7 +190,7 @@ def _levels_due(
 ) -> list[_Due]:
     """The highest level due for each invoice, unless it (or a higher one) was sent."""
     wanted = []
-    for invoice, team, rep_email, rep_name, title in rows:
+    for invoice, team, rep_email, rep_name, title, contact, language in rows:
         days = days_overdue(team, invoice.due_date)
         if days is None:
             unknown_teams.add(team)
@@ -140,7 +200,19 @@ def _levels_due(
             continue  # nothing due, or that level (or a higher one) was sent
         if due[1].days < 0 and days_overdue.today(team) > invoice.due_date:
             continue  # a reminder before the due date, once the date has passed: never
-        wanted.append(_Due(invoice, due[0], due[1], days, team, (rep_email, rep_name), title))
+        wanted.append(
+            _Due(
+                invoice,
+                due[0],
+                due[1],
+                days,
+                team,
+                (rep_email, rep_name),
+                title,
+                contact or "",
+                language,
+            )
+        )
     return wanted
 
 
@@ -170,16 +242,11 @@ def _claim_letters(session: Session, wanted: list[_Due], now: dt.datetime) -> di
     }
 
 
-def _escalate(
-    matrix: Matrix, wanted: list[_Due], claimed: dict[int, int], now: dt.datetime
-) -> _Escalated:
-    """Move each claimed invoice to its level and gather what the level does."""
-    done = _Escalated()
+def _escalate(matrix: Matrix, wanted: list[_Due], now: dt.datetime) -> Escalated:
+    """What reaching its level does for each invoice (changes nothing itself)."""
+    done = Escalated()
     for due in wanted:
         invoice, level = due.invoice, due.level
-        if invoice.id not in claimed:
-            continue  # another check claimed this level first
-        invoice.dunning_rank, invoice.dunning_level, invoice.dunning_at = due.rank, level.name, now
         escalation = Escalation(
             invoice=invoice.number,
             deal_id=invoice.deal_id,
@@ -194,7 +261,10 @@ def _escalate(
         )
         done.escalations.append(escalation)
         if level.tells_customer:
-            done.letters.append(customer_letter(invoice, level, escalation, due.title))
+            language = due.language or matrix.team_language(due.team)
+            done.letters.append(
+                customer_letter(invoice, level, escalation, due.title, due.contact, language)
+            )
         for person in people_told(matrix, level, due.team, due.rep):
             done.digests[person].append(escalation)
         if level.hold:
@@ -204,7 +274,8 @@ def _escalate(
                 "deal_id": invoice.deal_id,
                 "key": keys.dunning_level(invoice.number, level.name),
                 "stage": "awaiting_payment",
-                "event": f"Dunning: {escalation.describe()}; told " + ", ".join(level.notify),
+                "event": f'Dunning level "{level.label}" reached: {escalation.describe()}; told '
+                + ", ".join(level.notify),
                 "actor": "payment-check",
                 "comment": "",
                 "at": now,
@@ -217,9 +288,11 @@ def _record(
     session: Session,
     timeline: list[dict[str, object]],
     mails: list[OutgoingEmail],
+    notices: list[dict[str, Any]],
     settings: Settings,
 ) -> None:
-    """The batch's timeline entries (once each) and its emails, queued in the outbox."""
+    """The batch's timeline entries (once each) and its emails, queued in the outbox with
+    their recipients' channel notices (``tasks/channels.py``)."""
     if timeline:
         session.connection().execute(
             _insert(session, StageTransition.__table__).on_conflict_do_nothing(
@@ -232,6 +305,8 @@ def _record(
             _insert(session, SentMessage.__table__),
             [outbox_values(mail, settings) for mail in mails],
         )
+    if notices:
+        session.execute(_insert(session, SentMessage.__table__), notices)
 
 
 def _place_holds(session: Session, holds: dict[str, Escalation], now: dt.datetime) -> list[str]:

@@ -4,14 +4,17 @@ one digest per check of the invoices that reached a level."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from dealflow.infra.rendering import count, translate, translations, when
 from models import keys
 from models.finance import SALES_REP, DunningLevel
+from models.language import ENGLISH
 from models.matrix import Matrix
 from models.tables import Invoice
-from tasks.mailer import OutgoingEmail
+from tasks.email_message import OutgoingEmail
 
 
 @dataclass(frozen=True)
@@ -29,16 +32,30 @@ class Escalation:
     due_date: dt.date
     hold: bool
 
+    @property
+    def overdue(self) -> str:
+        """How late it is, in words: "8 days overdue", "1 day overdue", or when it is due."""
+        if self.days_overdue > 0:
+            return f"{count(self.days_overdue, 'day')} overdue"
+        return f"due {self.due_date.isoformat()}"
+
+    @property
+    def level_words(self) -> str:
+        """What the level's title says beyond the days overdue, which are given anyway:
+        "" for "7 days overdue", "collections" for "30 days overdue: collections"."""
+        return _DAYS_OVERDUE.sub("", self.level_title, count=1)
+
     def describe(self) -> str:
-        when = (
-            f"{self.days_overdue} days overdue"
-            if self.days_overdue > 0
-            else f"due {self.due_date.isoformat()}"
-        )
+        words = f"; {self.level_words}" if self.level_words else ""
         return (
-            f"{self.invoice} ({self.customer}): {self.level_title}, {when}, "
-            f"{self.balance:,.2f} {self.currency} open"
+            f"{self.invoice} ({self.customer}) is {self.overdue}, "
+            f"{self.balance:,.2f} {self.currency} open{words}"
         )
+
+
+# A level title's leading day count ("7 days overdue", "30 days overdue: ..."): the letters
+# say how many days each invoice is overdue, and two different counts side by side confuse.
+_DAYS_OVERDUE = re.compile(r"^\s*\d+\s+days?\s+overdue\s*[:;,.-]?\s*", re.IGNORECASE)
 
 
 def people_told(
@@ -56,20 +73,40 @@ def people_told(
 
 
 def customer_letter(
-    invoice: Invoice, level: DunningLevel, escalation: Escalation, title: str
+    invoice: Invoice,
+    level: DunningLevel,
+    escalation: Escalation,
+    title: str,
+    contact: str,
+    language: str = ENGLISH,
 ) -> OutgoingEmail:
+    """The letter to the deal's billing ``contact`` (their name; "" if the deal has none),
+    in the customer's ``language``."""
     before_due = escalation.days_overdue <= 0
-    subject = (
-        f"Reminder: invoice {invoice.number} is due on {invoice.due_date.isoformat()}"
-        if before_due
-        else f"Payment reminder: invoice {invoice.number} is {escalation.days_overdue} days overdue"
-    )
+    if before_due:
+        subject = translate(
+            language,
+            "Reminder: invoice %(number)s is due on %(due)s",
+            number=invoice.number,
+            due=when(invoice.due_date, language),
+        )
+    else:
+        overdue = translations(language).ngettext(
+            "%(num)s day overdue", "%(num)s days overdue", escalation.days_overdue
+        ) % {"num": escalation.days_overdue}
+        subject = translate(
+            language,
+            "Payment reminder: invoice %(number)s is %(overdue)s",
+            number=invoice.number,
+            overdue=overdue,
+        )
     return OutgoingEmail(
         key=keys.dunning_letter_mail(invoice.number, level.name),
         kind="dunning",
         deal_id=invoice.deal_id,
         to=[invoice.billing_email],
         subject=subject,
+        language=language,
         template="payment_reminder",
         context={
             "invoice": escalation,
@@ -78,22 +115,29 @@ def customer_letter(
             "paid": invoice.paid_amount,
             "before_due": before_due,
             "title": title,
+            "contact": contact,
         },
     )
 
 
 def digest(email: str, name: str, items: list[Escalation], batch: int) -> OutgoingEmail:
-    levels = sorted({item.level_title for item in items})
+    """One email to ``name`` about the invoices that reached a level naming them."""
+    first = items[0]
+    if len(items) == 1:
+        subject = f"Overdue: {first.invoice} ({first.customer}), {first.overdue}"
+    else:
+        latest = max(items, key=lambda item: item.days_overdue)
+        subject = f"Overdue: {len(items)} invoices" + (
+            f", up to {latest.overdue}" if latest.days_overdue > 0 else ""
+        )
+    if any(item.hold for item in items):
+        subject += ", collections hold"
     return OutgoingEmail(
         key=keys.dunning_digest_mail(batch, email),
         kind="dunning-escalation",
         deal_id=items[0].deal_id if len({i.deal_id for i in items}) == 1 else None,
         to=[email],
-        subject=(
-            f"Overdue: {items[0].invoice} ({items[0].customer}), {items[0].level_title}"
-            if len(items) == 1
-            else f"Overdue: {len(items)} invoices reached {', '.join(levels)}"
-        ),
+        subject=subject,
         template="overdue_escalation",
         context={"recipient_name": name, "items": items},
     )

@@ -21,13 +21,15 @@ from dealflow.infra.records import (
     people_on_deal,
     wait_on,
 )
+from dealflow.infra.rendering import translate
 from models import keys
 from models.gates import approval_stage
 from models.matrix import Gate, Matrix, MatrixError
 from models.settings import Settings, get_settings
 from models.tables import Approval, Deal
 from tasks.approvals import approval_link, hand_to_delegate
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.email_message import OutgoingEmail
+from tasks.mailer import deliver
 
 
 def open_gates() -> list[tuple[str, str]]:
@@ -36,6 +38,7 @@ def open_gates() -> list[tuple[str, str]]:
             select(Approval.deal_id, Approval.gate)
             .join(Deal, Deal.id == Approval.deal_id)
             .where(
+                Approval.revision == Deal.revision,  # a revised deal's earlier gates are over
                 Approval.decision.is_(None),
                 Approval.requested_at.is_not(None),
                 Deal.outcome.is_(None),
@@ -69,7 +72,8 @@ def delegate_if_away(matrix: Matrix, deal_id: str, gate: Gate, now: dt.datetime)
             return None
         # The delegate's time limit starts when the gate reaches them.
         row.requested_at = deal.waiting_since = now
-        mail = _delegated_request(deal, row, gate.title, absent, now)
+        language = matrix.language_of(row.assignee_email, deal.team)
+        mail = _delegated_request(deal, row, gate.title_in(language), absent, now, language)
     deliver(mail)
     return f"{deal_id}/{gate.name}: delegated to {row.assignee_email}"
 
@@ -111,7 +115,7 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
         # Reminders are per person holding the gate (a delegate gets their own);
         # escalation happens once per gate.
         holder = None if level == "escalation" else row.current_assignee[0]
-        key = keys.gate_deadline(gate_name, level, holder)
+        key = keys.gate_deadline(gate_name, level, holder, deal.revision)
         if on_timeline(session, deal_id, key):
             return None
         hours = f"{after.total_seconds() / 3600:g} business hours"
@@ -130,7 +134,10 @@ def follow_up(matrix: Matrix, deal_id: str, gate_name: str, now: dt.datetime) ->
             actor="dealflow",
             at=now,
         )
-        mail = _follow_up_mail(deal, row, gate, level, key, hours, recipient, settings)
+        language = matrix.language_of(recipient.email, deal.team)
+        limit = f"{after.total_seconds() / 3600:g}"
+        words = translate(language, "%(hours)s business hours", hours=limit)
+        mail = _follow_up_mail(deal, row, gate, level, key, words, recipient, settings, language)
     deliver(mail)
     return f"{deal_id}/{gate_name}: {level} to {recipient.email}"
 
@@ -192,8 +199,10 @@ def _follow_up_mail(
     hours: str,
     recipient: _Recipient,
     settings: Settings,
+    language: str,
 ) -> OutgoingEmail:
-    """The reminder or escalation email, with an approval link for its recipient."""
+    """The reminder or escalation email, with an approval link for its recipient, in
+    their ``language``."""
     assert deal.flow_run_id is not None
     expires = recipient.link_from + dt.timedelta(hours=settings.link_ttl_hours)
     link = approval_link(
@@ -212,14 +221,27 @@ def _follow_up_mail(
         to=[recipient.email],
         cc=recipient.cc,
         subject=(
-            f"Escalated to you: {deal.title} ({deal.id}) - {gate.title}"
+            translate(
+                language,
+                "Escalated to you: %(title)s (%(deal_id)s) - %(gate)s",
+                title=deal.title,
+                deal_id=deal.id,
+                gate=gate.title_in(language),
+            )
             if level == "escalation"
-            else f"Reminder: {deal.title} ({deal.id}) waits for your {gate.title.lower()}"
+            else translate(
+                language,
+                "Reminder: %(title)s (%(deal_id)s) waits for your %(gate)s",
+                title=deal.title,
+                deal_id=deal.id,
+                gate=gate.title_in(language).lower(),
+            )
         ),
+        language=language,
         template="escalation" if level == "escalation" else "reminder",
         context={
             "deal": intake_of(deal),
-            "gate_title": gate.title,
+            "gate_title": gate.title_in(language),
             "recipient_name": recipient.name,
             "original": row.assignee_name,
             "requested_at": row.requested_at,
@@ -231,7 +253,7 @@ def _follow_up_mail(
 
 
 def _delegated_request(
-    deal: Deal, row: Approval, gate_title: str, absent: str, now: dt.datetime
+    deal: Deal, row: Approval, gate_title: str, absent: str, now: dt.datetime, language: str
 ) -> OutgoingEmail:
     assert deal.flow_run_id is not None
     expires = now + dt.timedelta(hours=get_settings().link_ttl_hours)
@@ -243,11 +265,19 @@ def _delegated_request(
         expires_at=int(expires.timestamp()),
     )
     return OutgoingEmail(
-        key=keys.delegation_mail(deal.id, row.gate, row.assignee_email),
+        key=keys.delegation_mail(deal.id, row.gate, row.assignee_email, deal.revision),
         kind="approval-request",
         deal_id=deal.id,
         to=[row.assignee_email],
-        subject=f"Approval needed: {deal.title} ({deal.id}) - {gate_title}, for {absent}",
+        subject=translate(
+            language,
+            "Approval needed: %(title)s (%(deal_id)s) - %(gate)s, for %(absent)s",
+            title=deal.title,
+            deal_id=deal.id,
+            gate=gate_title,
+            absent=absent,
+        ),
+        language=language,
         template="approval_request",
         context={
             "deal": intake_of(deal),

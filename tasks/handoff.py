@@ -8,12 +8,15 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from dealflow.infra.clock import utcnow
+from dealflow.infra.records import timeline
+from dealflow.infra.rendering import translate
 from models import keys
 from models.deal import DealIntake, Installment, Milestone
+from models.handoff import HandoffPlan
 from models.tables import Invoice
 from tasks.deal_effect import DealEffect, deal_effect
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail
+from tasks.email_message import OutgoingEmail
 
 INVOICED_AT_HANDOFF = frozenset({Milestone.SIGNING, Milestone.KICKOFF})
 INVOICED_AT_ACCEPTANCE = frozenset({Milestone.ACCEPTANCE})
@@ -38,6 +41,19 @@ def invoice_number(deal_id: str, sequence: int) -> str:
     return f"INV-{deal_id.upper()}-{sequence:02d}"
 
 
+@effect_task("plan-handoff")
+def plan_handoff(deal_id: str) -> HandoffPlan:
+    """Which steps after the approvals an earlier pass of the run finished."""
+    with deal_effect(deal_id) as effect:
+        recorded = {t.key for t in timeline(effect.session, deal_id)}
+    accepted = keys.ACCEPTED in recorded
+    return HandoffPlan(
+        handed_over=keys.ACCEPTANCE_REQUESTED in recorded or accepted,
+        accepted=accepted,
+        invoiced_at_acceptance=keys.AWAITING_PAYMENT in recorded,
+    )
+
+
 @effect_task("kick-off-delivery")
 def kick_off_delivery(deal_id: str) -> None:
     """Hand the deal to its delivery manager, with the date the plan must be confirmed by."""
@@ -53,6 +69,7 @@ def kick_off_delivery(deal_id: str) -> None:
             f"with the customer by {confirm_by.isoformat()}",
             stage="delivery_kickoff",
         )
+        language = matrix.language_of(manager.email, deal.team)
         effect.send(
             OutgoingEmail(
                 key=keys.deal_mail(deal_id, keys.KICKOFF),
@@ -60,7 +77,13 @@ def kick_off_delivery(deal_id: str) -> None:
                 deal_id=deal_id,
                 to=[manager.email],
                 cc=[deal.sales_rep_email],
-                subject=f"Delivery kickoff: {deal.title} ({deal_id})",
+                subject=translate(
+                    language,
+                    "Delivery kickoff: %(title)s (%(deal_id)s)",
+                    title=deal.title,
+                    deal_id=deal_id,
+                ),
+                language=language,
                 template="kickoff",
                 context={"deal": effect.intake, "manager": manager, "confirm_by": confirm_by},
             )
@@ -78,7 +101,9 @@ def issue_invoices(
         matrix, deal = effect.matrix, effect.deal
         finance = [p.email for p in matrix.people_for(matrix.handoff.finance_role, deal.team)]
         mails = [
-            _invoice_mail(effect.intake, invoice, part, finance)
+            _invoice_mail(
+                effect.intake, invoice, part, finance, matrix.customer_language(effect.intake)
+            )
             for invoice, part in _invoices_due(effect, milestones)
         ]
         _record_issued(effect, milestones, mails)
@@ -134,15 +159,22 @@ def _invoices_due(
 
 
 def _invoice_mail(
-    intake: DealIntake, invoice: Invoice, part: Installment, finance: list[str]
+    intake: DealIntake, invoice: Invoice, part: Installment, finance: list[str], language: str
 ) -> OutgoingEmail:
+    """The invoice to the billing contact, in the customer's ``language``."""
     return OutgoingEmail(
         key=keys.invoice_mail(invoice.deal_id, invoice.number),
         kind="invoice",
         deal_id=invoice.deal_id,
         to=[invoice.billing_email],
         cc=finance,
-        subject=f"Invoice {invoice.number} for {intake.title}",
+        subject=translate(
+            language,
+            "Invoice %(number)s for %(title)s",
+            number=invoice.number,
+            title=intake.title,
+        ),
+        language=language,
         template="invoice",
         context={"deal": intake, "invoice": invoice, "part": part},
     )

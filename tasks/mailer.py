@@ -1,219 +1,118 @@
-"""Sending email exactly once per key: claim the key in the outbox, then hand it to SMTP."""
+"""Sending email exactly once per key: queue it in the outbox, claim it, then hand it to
+SMTP with no transaction open."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import email
 import email.policy
-import hashlib
-import smtplib
 import time
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate
+from collections import deque
+from email.message import Message
 from typing import Any
 
-import yagmail
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from dealflow.finance.letters import letter_stale
 from dealflow.infra.clock import utcnow
-from dealflow.infra.db import session_scope
+from dealflow.infra.db import bookkeeping_connection, session_scope
 from dealflow.infra.records import note_on_timeline
-from dealflow.infra.rendering import render
 from models.keys import mail_held, mail_sent_late
+from models.matrix import Matrix, load_matrix
 from models.settings import Settings, get_settings
-from models.tables import SentMessage
+from models.tables import Deal, SentMessage
+from tasks.channels import channel_rows, post
 from tasks.effect import is_transient
+from tasks.email_message import OutgoingEmail, email_text, message_id_for
+from tasks.outbox_claims import COMPOSED, Claim, cancel_stale_letters, claim, release, settle
+from tasks.smtp import MESSAGE_REFUSED, SmtpSession, smtp_send
 
 
-@dataclass(frozen=True)
-class OutgoingEmail:
-    key: str  # unique per effect, e.g. "deal/ACME-1/gate/manager/request"
-    kind: str
-    deal_id: str | None
-    to: list[str]
-    subject: str
-    template: str  # templates/email/<template>.txt and .html
-    context: dict[str, object]
-    cc: list[str] = field(default_factory=list)
-    # PNG images shown inline in the HTML part, by content id (``<img src="cid:name">``).
-    images: dict[str, bytes] = field(default_factory=dict)
+def _queue(mail: OutgoingEmail, text: str, settings: Settings, matrix: Matrix) -> list[str]:
+    """Put ``mail`` in the outbox, with a notice for each messaging-app channel of its
+    recipients, unless it is there (a concurrent sender may be first); the keys of its
+    notices. An email queued before (by a release without channels, too) gets none
+    now: a re-executed flow must not post a notice of an email sent long ago."""
+    notices: list[dict[str, Any]] = []
+    with contextlib.suppress(IntegrityError), session_scope() as session:
+        deal = session.get(Deal, mail.deal_id) if mail.deal_id is not None else None
+        notices = channel_rows(mail, matrix, deal.team if deal else None, settings)
+        row = session.scalar(select(SentMessage).where(SentMessage.key == mail.key))
+        if row is None:
+            session.add(SentMessage(**outbox_values(mail, settings, text)))
+            session.add_all(SentMessage(**notice) for notice in notices)
+        elif row.message is None:  # queued by a release that did not keep the message
+            row.message = text
+    return [notice["key"] for notice in notices]
 
 
-def message_id_for(key: str, settings: Settings) -> str:
-    # Derived from the key, so a resend after a crash between "sent" and "recorded"
-    # carries the same Message-ID and mail clients show it once.
-    domain = settings.mail_from.rpartition("@")[2].strip("> ") or "dealflow.local"
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
-
-
-def compose(mail: OutgoingEmail, settings: Settings) -> EmailMessage:
-    context = {**mail.context, "subject": mail.subject}
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = ", ".join(mail.to)
-    if mail.cc:
-        message["Cc"] = ", ".join(mail.cc)
-    message["Subject"] = mail.subject
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = message_id_for(mail.key, settings)
-    message["X-Dealflow-Key"] = mail.key
-    message.set_content(render(f"email/{mail.template}.txt", **context))
-    message.add_alternative(render(f"email/{mail.template}.html", **context), subtype="html")
-    if mail.images:
-        html_part = message.get_body(("html",))
-        assert isinstance(html_part, EmailMessage)
-        for name, png in mail.images.items():
-            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{name}>")
-    return message
-
-
-# Refusals of one message; any other error means the server itself is unavailable.
-MESSAGE_REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
-
-
-class SmtpSession:
-    """One SMTP connection for many messages, opened on the first send.
-
-    A batch of dunning letters goes over one connection instead of one per message;
-    ``connections`` counts how many were opened (a dropped one is reopened once).
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.connections = 0
-        self._client: yagmail.SMTP | None = None
-
-    def _connect(self) -> yagmail.SMTP:
-        settings = self.settings
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        login = settings.smtp_user or settings.mail_from
-        client = yagmail.SMTP(
-            # As {login: alias}: yagmail appends "@gmail.com" to a plain user name.
-            user={login: login},
-            password=password,
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            smtp_ssl=settings.smtp_tls == "ssl",
-            smtp_starttls=settings.smtp_tls == "starttls",
-            smtp_skip_login=settings.smtp_user is None,
-            soft_email_validation=False,
-            timeout=settings.smtp_timeout_seconds,
-        )
-        # yagmail opens, secures and authenticates the connection; messages are built with
-        # the standard library because yagmail cannot send a separate text part.
-        client.login()
-        self.connections += 1
-        return client
-
-    def open(self) -> None:
-        """Connect now (outside any transaction); raises if the server is not there."""
-        if self._client is None:
-            self._client = self._connect()
-
-    def send(self, message: EmailMessage | str, recipients: list[str]) -> None:
-        """Send ``message``: composed, or as stored in the outbox (ASCII text, sent as is)."""
-        fresh = self._client is None
-        if self._client is None:
-            self._client = self._connect()
-        try:
-            if isinstance(message, str):
-                self._client.smtp.sendmail(self.settings.mail_from, recipients, message)
-            else:
-                self._client.smtp.send_message(
-                    message, from_addr=self.settings.mail_from, to_addrs=recipients
-                )
-        except smtplib.SMTPServerDisconnected:
-            self.close()
-            if fresh:
-                raise
-            self.send(message, recipients)  # the server dropped an idle connection
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        # The server has every message sent: a failure to say goodbye is not a failure.
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.close()
-            self._client = None
-
-    def __enter__(self) -> SmtpSession:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
-def smtp_send(message: EmailMessage, recipients: list[str], settings: Settings) -> None:
-    with SmtpSession(settings) as smtp:
-        smtp.send(message, recipients)
-
-
-def _claimed_row(session: Session, mail: OutgoingEmail, settings: Settings) -> SentMessage:
-    """The outbox row for ``mail``, locked until the transaction ends (created if new)."""
-    row = session.scalar(select(SentMessage).where(SentMessage.key == mail.key).with_for_update())
-    if row is None:
-        row = SentMessage(
-            key=mail.key,
-            deal_id=mail.deal_id,
-            kind=mail.kind,
-            recipients=list(mail.to),
-            cc=list(mail.cc),
-            subject=mail.subject,
-            message_id=message_id_for(mail.key, settings),
-            status="pending",
-            attempts=0,
-            created_at=utcnow(),
-        )
-        session.add(row)
-        session.flush()  # a concurrent sender of the same key waits here, then conflicts
-    return row
-
-
-def deliver(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
+def deliver(
+    mail: OutgoingEmail, settings: Settings | None = None, matrix: Matrix | None = None
+) -> bool:
     """Send ``mail`` unless it was sent before under its key; True if sent now.
 
-    The row is claimed and the message handed to SMTP in one transaction, so a second
-    sender of the same key waits for the first and then finds it sent. A failure is
+    The message is queued and claimed in short transactions of their own, and handed
+    to SMTP with no transaction open: a slow mail server holds up no writer. A second
+    sender of the same key finds it claimed or sent and returns False. A failure is
     recorded on the row (the timeline of a delayed email) and raised for a retry.
+
+    The notices of its recipients' messaging-app channels (``matrix``'s, by default the
+    one in force) are posted after it, once each, the same way; one the service does
+    not take waits in the outbox for the next sweep (its deal's timeline says so) and
+    raises nothing: the email went.
     """
     settings = settings or get_settings()
-    message = compose(mail, settings)
-    for _attempt in range(3):
-        failure: Exception | None = None
-        try:
-            with session_scope() as session:
-                row = _claimed_row(session, mail, settings)
-                if row.status == "sent":
-                    return False
-                row.attempts += 1
-                row.message = message.as_string()
-                try:
-                    smtp_send(message, [*mail.to, *mail.cc], settings)
-                except Exception as exc:
-                    failure = exc
-                    row.status = "retrying"
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    matrix = matrix or load_matrix(settings.matrix_path)
+    text = email_text(mail, settings)
+    notices = _queue(mail, text, settings, matrix)
+    sent = False
+    failure: Exception | None = None
+    held: list[tuple[Claim, Exception]] = []
+    with bookkeeping_connection() as connection:
+        claims = claim(connection, [mail.key, *notices], utcnow())
+        connection.commit()
+        for claimed in claims:
+            problem: Exception | None = None
+            try:
+                if claimed.channel is None:
+                    smtp_send(text, [*mail.to, *mail.cc], settings)
                 else:
-                    row.status, row.sent_at, row.last_error = "sent", utcnow(), None
-        except IntegrityError:
-            continue  # another sender created the row first: look again
-        if failure is not None:
-            raise failure
-        return True
-    raise RuntimeError(f"could not claim outbox key {mail.key}")
+                    post(claimed.channel, claimed.subject, claimed.message)
+            except Exception as exc:
+                problem = exc
+            settle(connection, claimed, problem, utcnow())
+            connection.commit()
+            if claimed.channel is None:
+                sent, failure = problem is None, problem
+            elif problem is not None:
+                held.append((claimed, problem))
+    for claimed, problem in held:
+        _note_notice_held(claimed, problem)
+    if failure is not None:
+        raise failure
+    return sent
+
+
+def _note_notice_held(claimed: Claim, problem: Exception) -> None:
+    if claimed.deal_id is None:
+        return
+    note_on_timeline(
+        claimed.deal_id,
+        mail_held(claimed.key),
+        f"Notice to {', '.join(claimed.to)} in their messaging app held back: "
+        f"{type(problem).__name__}: {problem}"[:500]
+        + f"; it goes out with the next sweep ({claimed.subject})",
+    )
 
 
 # Short outages pass within the task; longer ones leave the email to the outbox.
 OUTAGE_RETRY_SECONDS = (1.0, 3.0)
 
 
-def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> bool:
+def deliver_or_queue(
+    mail: OutgoingEmail, settings: Settings | None = None, matrix: Matrix | None = None
+) -> bool:
     """Like ``deliver``, but a mail server that stays unavailable does not stop the deal:
     after a few quick tries the email stays queued in the outbox (the next sla-sweep or
     payment check sends it, once) and the delay goes on the deal's timeline. True if
@@ -221,7 +120,7 @@ def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> b
     failure: Exception | None = None
     for pause in (*OUTAGE_RETRY_SECONDS, None):
         try:
-            return deliver(mail, settings)
+            return deliver(mail, settings, matrix)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -238,7 +137,9 @@ def deliver_or_queue(mail: OutgoingEmail, settings: Settings | None = None) -> b
     return False
 
 
-def outbox_values(mail: OutgoingEmail, settings: Settings) -> dict[str, Any]:
+def outbox_values(
+    mail: OutgoingEmail, settings: Settings, text: str | None = None
+) -> dict[str, Any]:
     """The outbox row of ``mail``, composed and ready to queue (sent later by
     ``send_outbox``, once), as column values: a batch's rows go in one executemany INSERT
     (ORM objects would be inserted one by one on SQLite)."""
@@ -252,90 +153,140 @@ def outbox_values(mail: OutgoingEmail, settings: Settings) -> dict[str, Any]:
         "message_id": message_id_for(mail.key, settings),
         "status": "pending",
         "attempts": 0,
-        "message": compose(mail, settings).as_string(),
+        "message": text or email_text(mail, settings),
         "created_at": utcnow(),
     }
 
 
+def _unsent_keys(notices_only: bool = False) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(SentMessage.key)
+                .where(
+                    SentMessage.status.not_in(("sent", "cancelled")),
+                    SentMessage.channel.is_not(None) if notices_only else COMPOSED,
+                )
+                .order_by(SentMessage.id)
+            )
+        )
+
+
+CLAIM_GROUP = 100  # messages claimed at a time: one UPDATE, then one per message sent
+
+
 def send_outbox(
-    keys: list[str] | None = None, settings: Settings | None = None, smtp: SmtpSession | None = None
+    keys: list[str] | None = None,
+    settings: Settings | None = None,
+    smtp: SmtpSession | None = None,
+    now: dt.datetime | None = None,
 ) -> list[str]:
     """Send the queued emails named by ``keys`` (all unsent ones if None), over one SMTP
-    connection; the keys sent now.
+    connection, and post the channel notices among them; the keys sent now.
 
-    Each row is locked while it is sent and marked sent in the same transaction, so two
-    senders of one row (two checks, or a check and a sweep) send it once, and a crash
-    repeats at most the one email in flight. A row that fails keeps its error and is
-    tried again by the next sweep or check.
+    Messages are claimed a group at a time and the claim committed before any goes to
+    SMTP; each is marked sent as soon as the server took it. No transaction is open
+    while the mail server is talked to, two senders send a message once, and a crash
+    repeats at most the one email in flight (after its claim's lease, with the same
+    Message-ID). A row that fails keeps its error and is tried again by the next sweep
+    or check. A notice the messaging service does not take is marked so and waits
+    for the next run the same way; the mail server being down stops no notice.
+    ``now`` moves the clock the claims are judged by (tests).
     """
     settings = settings or get_settings()
-    if keys is None:
-        with session_scope() as session:
-            keys = list(
-                session.scalars(
-                    select(SentMessage.key)
-                    .where(
-                        SentMessage.status.not_in(("sent", "cancelled")),
-                        SentMessage.message.is_not(None),
-                    )
-                    .order_by(SentMessage.id)
-                )
-            )
+    waiting = deque(_unsent_keys() if keys is None else keys)
     sent: list[str] = []
-    if not keys:
+    late: list[tuple[Claim, dt.datetime]] = []
+    if not waiting:
         return sent
     with contextlib.ExitStack() as stack:
         connection = smtp or stack.enter_context(SmtpSession(settings))
         try:
-            # Connected before any row is locked: with the server down, nothing waits on it.
+            # Connected before anything is claimed: with the server down, no email is.
             connection.open()
         except Exception:
-            return sent  # the rows keep their state; the next run tries again
-        for key in keys:
-            with session_scope() as session:
-                row = session.scalar(
-                    select(SentMessage).where(SentMessage.key == key).with_for_update()
-                )
-                if row is None or row.status in {"sent", "cancelled"} or row.message is None:
+            # The emails keep their state, the next run tries again; the notices go.
+            notices = set(_unsent_keys(notices_only=True))
+            waiting = deque(key for key in waiting if key in notices)
+            if not waiting:
+                return sent
+        database = stack.enter_context(bookkeeping_connection())
+
+        def mark(claimed: Claim, failure: Exception | None, moment: dt.datetime) -> None:
+            settle(database, claimed, failure, moment)
+            database.commit()  # before the next email goes: a crash repeats only one
+
+        while waiting:
+            group = [waiting.popleft() for _ in range(min(CLAIM_GROUP, len(waiting)))]
+            cancelled = cancel_stale_letters(database, group)
+            claims = claim(
+                database, [key for key in group if key not in cancelled], now or utcnow()
+            )
+            database.commit()
+            for position, claimed in enumerate(claims):
+                moment = now or utcnow()
+                if not claimed.fresh(moment):  # a slow server: claim the rest anew
+                    release(database, claims[position:])
+                    database.commit()
+                    waiting.extendleft(reversed([c.key for c in claims[position:]]))
+                    break
+                if claimed.channel is not None:
+                    try:
+                        post(claimed.channel, claimed.subject, claimed.message)
+                    except Exception as exc:
+                        mark(claimed, exc, moment)
+                        continue  # this service is down, or the URL wrong: not the others
+                    mark(claimed, None, moment)
+                    sent.append(claimed.key)
+                    if claimed.held_back:
+                        late.append((claimed, moment))
                     continue
-                stale = letter_stale(session, row)
-                if stale is not None:
-                    row.status, row.last_error = "cancelled", f"not sent: {stale}"
-                    continue
-                row.attempts += 1
-                # Stored ASCII text goes out as it is: parsing it back into a message
-                # cost more than composing it.
-                message = (
-                    row.message
-                    if row.message.isascii()
-                    else email.message_from_string(row.message, policy=email.policy.default)
-                )
                 try:
-                    connection.send(message, [*row.recipients, *row.cc])
+                    connection.send(_as_sent(claimed.message), [*claimed.to, *claimed.cc])
                 except Exception as exc:
-                    row.status = "retrying"
-                    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    mark(claimed, exc, moment)
                     if isinstance(exc, MESSAGE_REFUSED):
                         continue
-                    break  # the server is down: the rest wait for the next run
-                held_back = row.last_error is not None
-                row.status, row.sent_at, row.last_error = "sent", utcnow(), None
-            sent.append(key)
-            if held_back and row.deal_id is not None:
-                delay = int((row.sent_at - row.created_at).total_seconds() // 60)
-                note_on_timeline(
-                    row.deal_id,
-                    mail_sent_late(key),
-                    f"Email to {', '.join(row.recipients)} sent {delay} min late, after "
-                    f"{row.attempts} attempts ({row.subject})",
-                )
+                    # The server is down: the rest wait for the next run.
+                    release(database, claims[position + 1 :])
+                    database.commit()
+                    waiting.clear()
+                    break
+                mark(claimed, None, moment)
+                sent.append(claimed.key)
+                if claimed.held_back:
+                    late.append((claimed, moment))
+    for claimed, moment in late:
+        _note_sent_late(claimed, moment)
     return sent
 
 
-def resend_failed(settings: Settings | None = None) -> list[str]:
+def _as_sent(stored: str) -> str | Message:
+    # Stored ASCII text goes out as it is: parsing it back into a message cost more than
+    # composing it. Only a previous release stored anything else.
+    if stored.isascii():
+        return stored
+    return email.message_from_string(stored, policy=email.policy.default)
+
+
+def _note_sent_late(claimed: Claim, moment: dt.datetime) -> None:
+    if claimed.deal_id is None:
+        return
+    delay = int((moment - claimed.created_at).total_seconds() // 60)
+    what = "Email" if claimed.channel is None else "Messaging-app notice"
+    note_on_timeline(
+        claimed.deal_id,
+        mail_sent_late(claimed.key),
+        f"{what} to {', '.join(claimed.to)} sent {delay} min late, after "
+        f"{claimed.attempts + 1} attempts ({claimed.subject})",
+    )
+
+
+def resend_failed(settings: Settings | None = None, now: dt.datetime | None = None) -> list[str]:
     """Send again every email whose send failed (kept as composed); the keys now sent.
 
     Nothing is lost when SMTP was down after the effect was recorded: the next sweep
-    sends it, once, under the same row lock as any other sender of that key.
+    sends it, once, claimed like any other sender's. So is the email of a sender that
+    crashed mid-send, once its claim's lease is over.
     """
-    return send_outbox(None, settings)
+    return send_outbox(None, settings, now=now)

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
-from dealflow.infra.rendering import render, when
+from dealflow.infra.rendering import render, translate, when
 from dealflow.reports.board import Board, board
 from dealflow.reports.board_tables import board_tables
 from dealflow.reports.period import ReportPeriod
@@ -18,7 +18,8 @@ from models import keys
 from models.matrix import load_matrix
 from models.settings import get_settings
 from tasks.effect import effect_task
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.email_message import OutgoingEmail
+from tasks.mailer import deliver
 
 WEEKLY_ARTIFACT = "weekly-report"
 TITLES = {
@@ -83,25 +84,28 @@ def publish_weekly_report(report: WeeklyReport) -> str:
 
 @effect_task("email-weekly-report")
 def email_weekly_report(report: WeeklyReport) -> list[str]:
-    """Email the report once per period to everyone holding the matrix's report roles."""
+    """Email the report once per period to everyone holding the matrix's report roles,
+    one email per language its readers read."""
     matrix = load_matrix(get_settings().matrix_path)
-    recipients: list[str] = []
+    readers: dict[str, list[str]] = {}
     for role in matrix.reports.weekly_recipients:
         for person in matrix.people:
-            if role in person.roles and person.email not in recipients:
-                recipients.append(person.email)
-    if not recipients:
-        return []
-    deliver(
-        OutgoingEmail(
-            key=keys.weekly_report_mail(report.period.key),
-            kind="weekly-report",
-            deal_id=None,
-            to=recipients,
-            subject=report.title,
-            template="weekly_report",
-            context=email_context(report),
-            images=report.charts,
+            if role in person.roles and all(person.email not in r for r in readers.values()):
+                readers.setdefault(matrix.reader_language(person), []).append(person.email)
+    for language, recipients in readers.items():
+        deliver(
+            OutgoingEmail(
+                key=keys.weekly_report_mail(report.period.key, language),
+                kind="weekly-report",
+                deal_id=None,
+                to=recipients,
+                subject=translate(
+                    language, "Dealflow pipeline review, %(period)s", period=report.period.label
+                ),
+                template="weekly_report",
+                context=email_context(report),
+                images=report.charts,
+                language=language,
+            )
         )
-    )
-    return recipients
+    return [email for recipients in readers.values() for email in recipients]

@@ -10,11 +10,13 @@ from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, get_deal, intake_of, on_timeline
+from dealflow.infra.rendering import translate
 from models import keys
 from models.deal import EARLY_STAGES
 from models.matrix import Matrix, Stage
 from models.tables import Deal
-from tasks.mailer import OutgoingEmail, deliver
+from tasks.email_message import OutgoingEmail
+from tasks.mailer import deliver
 
 
 def open_stages() -> list[str]:
@@ -68,7 +70,11 @@ def follow_up_stage(matrix: Matrix, deal_id: str, now: dt.datetime) -> str | Non
         add_transition(
             session, deal, key=key, stage=deal.stage, event=told.event, actor="dealflow", at=now
         )
-        mail = _stage_mail(deal, rule, level, key, told, hours)
+        # In the language of its (first) reader.
+        language = matrix.language_of(told.to[0], deal.team)
+        worked = f"{elapsed.total_seconds() / 3600:g}"
+        worked = translate(language, "%(hours)s business hours", hours=worked)
+        mail = _stage_mail(deal, rule, level, key, told, worked, language)
     deliver(mail)
     return f"{deal_id}/{key.split('/', 1)[1]} to {', '.join(told.to)}"
 
@@ -113,19 +119,25 @@ def _rep(rule: Stage, deal: Deal) -> _Told:
 
 
 def _stage_mail(
-    deal: Deal, rule: Stage, level: str, key: str, told: _Told, hours: str
+    deal: Deal, rule: Stage, level: str, key: str, told: _Told, hours: str, language: str
 ) -> OutgoingEmail:
+    words = {"stage": rule.title_in(language), "title": deal.title, "deal_id": deal.id}
     return OutgoingEmail(
         key=keys.deal_mail(deal.id, key),
         kind=f"stage-{level}",
         deal_id=deal.id,
         to=told.to,
         cc=[c for c in told.cc if c not in told.to],
-        subject=f"{'Behind plan' if level == 'escalation' else 'Reminder'}: {rule.title} of {deal.title} ({deal.id})",
+        subject=(
+            translate(language, "Behind plan: %(stage)s of %(title)s (%(deal_id)s)", **words)
+            if level == "escalation"
+            else translate(language, "Reminder: %(stage)s of %(title)s (%(deal_id)s)", **words)
+        ),
+        language=language,
         template="stage_overdue",
         context={
             "deal": intake_of(deal),
-            "stage_title": rule.title,
+            "stage_title": rule.title_in(language),
             "limit": rule.limit,
             "since": deal.waiting_since,
             "elapsed": hours,

@@ -15,18 +15,21 @@ from tasks.effect import effect_task
 @effect_task("plan-early-stages")
 def plan_early_stages(deal_id: str) -> list[StagePlan]:
     """The stages before the contract this deal still goes through, from where it was
-    submitted; each says whether its report is in."""
+    submitted; each says whether it was opened and whether its report is in (and said
+    the deal was lost)."""
     with deal_effect(deal_id) as effect:
         titles = {stage.name: stage.title for stage in effect.matrix.stages}
         submitted_at = effect.intake.stage
-        reported = {t.key for t in timeline(effect.session, deal_id)}
+        recorded = {t.key: t.stage for t in timeline(effect.session, deal_id)}
     if submitted_at not in EARLY_STAGES:
         return []
     return [
         StagePlan(
             name=stage.value,
             title=titles.get(stage.value, stage.value),
-            done=keys.stage_reported(stage.value) in reported,
+            done=keys.stage_reported(stage.value) in recorded,
+            opened=keys.stage_opened(stage.value) in recorded,
+            lost=recorded.get(keys.stage_reported(stage.value)) == "lost",
         )
         for stage in EARLY_STAGES[EARLY_STAGES.index(submitted_at) :]
     ]

@@ -81,7 +81,12 @@ if "@" in POSTGRES_URL and ":" not in POSTGRES_URL.split("://", 1)[1].split("@",
 # beside a developer) never drop each other's data.
 _SESSION = f"{os.getpid()}"
 POSTGRES_SERVER = POSTGRES_URL.rsplit("/", 1)[0]
-STACK_DATABASES = {"dealflow": f"dealflow_e2e_{_SESSION}", "prefect": f"prefect_e2e_{_SESSION}"}
+STACK_DATABASES = {
+    "dealflow": f"dealflow_e2e_{_SESSION}",
+    "prefect": f"prefect_e2e_{_SESSION}",
+    # The credentialed fuzz's own (tests/e2e/test_hostile_input.py).
+    "fuzz": f"dealflow_fuzz_{_SESSION}",
+}
 UNIT_DATABASE = f"dealflow_test_{_SESSION}"
 if STACK_ON_POSTGRES:
     os.environ["DEALFLOW_DATABASE_URL"] = f"{POSTGRES_SERVER}/{STACK_DATABASES['dealflow']}"

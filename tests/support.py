@@ -5,6 +5,7 @@ which the benchmarks share."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,16 +13,64 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from sqlalchemy import select
 
+from dealflow.infra.db import session_scope
 from harness.mail import decide, link_in, to
 from harness.ports import free_port
 from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT
+from models.tables import Base
+
+
+@contextmanager
+def dealflow_database(url: str) -> Iterator[None]:
+    """Dealflow's code in this process works on the database at ``url`` for a while."""
+    from models.settings import get_settings
+
+    before = os.environ.get("DEALFLOW_DATABASE_URL")
+    os.environ["DEALFLOW_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DEALFLOW_DATABASE_URL", None)
+        else:
+            os.environ["DEALFLOW_DATABASE_URL"] = before
+        get_settings.cache_clear()
+
+
+def database_digest(url: str | None = None) -> str:
+    """Every row of every table of Dealflow's database, hashed: a test's database holds a
+    handful of deals, so this tells cheaply whether anything at all changed."""
+    digest = hashlib.sha256()
+    with session_scope(url) as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table).order_by(*table.primary_key.columns)):
+                digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()
+
+
+class _RetryWhenBusy(httpx.HTTPTransport):
+    """Ask again, as Prefect's own client does, when the server answers 503: its SQLite
+    database was locked by another writer for longer than it waits."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for pause in (0.5, 1.0, 2.0, 4.0):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(pause)
+        return super().handle_request(request)
 
 
 def prefect_http() -> httpx.Client:
@@ -32,7 +81,22 @@ def prefect_http() -> httpx.Client:
         base_url=os.environ["PREFECT_API_URL"].rstrip("/") + "/",
         auth=(user, password) if auth else None,
         timeout=30,
+        transport=_RetryWhenBusy(),
     )
+
+
+def newest_on_demand_run(deployment: str) -> dict[str, Any]:
+    """The newest run of ``deployment`` started on demand (by the CLI or a button)."""
+    with prefect_http() as api:
+        found = api.get(f"deployments/name/{deployment}/{deployment}").json()
+        newest = {
+            "deployments": {"id": {"any_": [found["id"]]}},
+            "flow_runs": {"tags": {"all_": ["on-demand"]}},
+            "sort": "START_TIME_DESC",
+            "limit": 1,
+        }
+        [run] = api.post("flow_runs/filter", json=newest).json()
+    return dict(run)
 
 
 def production_path_only() -> list[Any]:
@@ -66,9 +130,15 @@ def deal_file(folder: Path, example: str = "acme.json", **changes: Any) -> tuple
     return path, data["deal_id"]
 
 
-def dealflow(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def dealflow(
+    *args: str, check: bool = True, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "dealflow", *args], capture_output=True, text=True, cwd=PROJECT_ROOT
+        [sys.executable, "-m", "dealflow", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"dealflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -151,3 +221,30 @@ class WebServices:
         for process in self.started:
             process.terminate()
             process.wait(timeout=15)
+
+
+def deal_row(deal_id: str, stage: str, delivery_start: str = "2026-06-01", **extra: Any) -> Any:
+    """A deal's row as its run leaves it at ``stage``, written without a run (reports and
+    queries tested on their own); ``extra`` sets any other column."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from models.tables import Deal
+
+    created = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    return Deal(
+        id=deal_id,
+        title=f"Deal {deal_id}",
+        team="emea",
+        customer_name=f"Customer {deal_id}",
+        amount=Decimal(10000),
+        currency="EUR",
+        sales_rep_email="sam@example.com",
+        sales_rep_name="Sam",
+        payload={"delivery_start": delivery_start},
+        payload_hash=deal_id,
+        stage=stage,
+        created_at=created,
+        updated_at=created,
+        **extra,
+    )

@@ -20,12 +20,18 @@ from dealflow.answers.acceptance import (
 from dealflow.answers.waiting_run import Outcome, Why
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
+from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
-from dealflow.infra.rendering import render
+from dealflow.infra.rendering import render_in
+from dealflow.reports.tables import stage_title
+from models.deal import DealIntake
 from models.finance import DeliveryAcceptance
 from models.keys import ACCEPTANCE_WAIT
+from models.matrix import load_matrix
+from models.settings import get_settings
 from models.tables import Invoice
+from tasks.handoff import INVOICED_AT_ACCEPTANCE
 from web.pages import message_page as _message
 
 router = APIRouter()
@@ -68,14 +74,22 @@ def show_acceptance(token: str) -> HTMLResponse:
             invoices = session.scalars(
                 select(Invoice).where(Invoice.deal_id == deal_id).order_by(Invoice.sequence)
             ).all()
-            html = render(
+            intake = intake_of(deal)
+            matrix = load_matrix(get_settings().matrix_path)
+            # In the language of the delivery manager the link was issued to.
+            language = matrix.language_of(manager, deal.team)
+            html = render_in(
+                language,
                 "pages/acceptance.html",
-                deal=intake_of(deal),
-                stage=deal.stage,
+                deal=intake,
+                stage=stage_title(matrix, deal.stage, language),
+                released=due_on_acceptance(intake),
                 invoices=invoices,
                 manager=manager,
                 done=done,
-                today=utcnow().date(),
+                # The team's date, as the acceptance is judged: near midnight UTC it is
+                # already tomorrow in Shanghai and Berlin.
+                today=utcnow().astimezone(matrix.calendar(deal.team).zone).date(),
             )
     except DealNotFound:
         return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
@@ -108,10 +122,27 @@ def post_acceptance(
     if isinstance(accepted, DeliveryAcceptance):
         return _message(
             "Acceptance recorded",
-            f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded; the "
-            "invoices due on acceptance go out now.",
+            f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded. "
+            f"{_released(deal_id)}",
+            deal_page=deal_page_url(deal_id),
         )
     return _not_accepted(deal_id, answered)
+
+
+def due_on_acceptance(deal: DealIntake) -> list[str]:
+    """The installments the customer's acceptance releases, by their labels."""
+    return [p.label for p in deal.payment_terms.schedule if p.milestone in INVOICED_AT_ACCEPTANCE]
+
+
+def _released(deal_id: str) -> str:
+    """What the acceptance set going: the deal's invoices due on acceptance, if it has any."""
+    with session_scope() as session:
+        due = due_on_acceptance(intake_of(get_deal(session, deal_id)))
+    if due:
+        return f"The invoices due on acceptance go to the customer now: {', '.join(due)}."
+    return (
+        "No invoice is due on acceptance; Dealflow follows up the payment of the deal's invoices."
+    )
 
 
 def _not_accepted(deal_id: str, answered: Outcome) -> HTMLResponse:

@@ -9,15 +9,23 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import OperationalError
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.links import LinkClaim, LinkError, LinkProblem, Purpose, link_keys, verify
-from dealflow.infra.records import DealNotFound, approvals, get_approval, get_deal, intake_of
-from dealflow.infra.rendering import render
+from dealflow.infra.records import (
+    DealNotFound,
+    approvals,
+    changes_for_gate,
+    get_approval,
+    get_deal,
+    intake_of,
+)
+from dealflow.infra.rendering import N_, render_in, translate
+from dealflow.reports.tables import stage_title
 from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
 from web.deal_page import router as deal_page_router
@@ -26,6 +34,7 @@ from web.guard import RequestGuard
 from web.headers import SecurityHeaders
 from web.intake_api import router as intake_router
 from web.pages import message_page as page
+from web.stored_text import refuse_nul_characters
 
 logger = logging.getLogger("dealflow.web")
 # The API's schema and its documentation pages only where DEALFLOW_API_DOCS allows:
@@ -37,6 +46,7 @@ app = FastAPI(
     openapi_url="/openapi.json" if _docs else None,
     docs_url="/api/docs" if _docs else None,
     redoc_url="/redoc" if _docs else None,
+    dependencies=[Depends(refuse_nul_characters)],
 )
 app.include_router(intake_router)
 app.include_router(deal_page_router)
@@ -90,18 +100,24 @@ def _approval_page(claim: LinkClaim, error: str = "", status: int = 200) -> HTML
         deal = get_deal(session, claim.deal_id)
         row = get_approval(session, claim.deal_id, claim.gate)
         history = approvals(session, claim.deal_id)
+        revised = changes_for_gate(session, deal, claim.gate)
     if row is None:
         return page("This link is not valid", "It names no gate of this deal.", 403)
     blocked = check_claim(claim)
-    html = render(
+    # The page speaks the language of the approver the link was issued to.
+    language = matrix.language_of(claim.approver, deal.team)
+    html = render_in(
+        language,
         "pages/approval.html",
         deal=intake_of(deal),
-        stage=deal.stage,
-        gate_title=matrix.gate_title(claim.gate),
+        stage=stage_title(matrix, deal.stage, language),
+        gate_title=matrix.gate_title(claim.gate, language),
+        title_of=lambda gate: matrix.gate_title(gate, language),
         approval=row,
         history=history,
+        revised=revised,
         blocked=blocked,
-        error=error,
+        error=translate(language, error) if error else "",
     )
     return HTMLResponse(html, status)
 
@@ -143,7 +159,9 @@ def post_decision(
     try:
         if decision == "reject" and not comment:
             return _approval_page(
-                claim, error="Say why you reject the deal: the sales rep will read it.", status=400
+                claim,
+                error=N_("Say why you reject the deal: the sales rep will read it."),
+                status=400,
             )
         outcome: Outcome = decide(claim, decision == "approve", comment, get_settings())
     except DealNotFound:
@@ -160,6 +178,7 @@ def post_decision(
         outcome.message,
         STATUS[outcome.verdict],
         verdict=outcome.verdict.value,
+        deal_page=outcome.deal_page,
     )
 
 

@@ -9,8 +9,11 @@ from fastapi.responses import HTMLResponse
 from dealflow.infra.clock import utcnow
 from dealflow.infra.deal_links import check_deal_page_token
 from dealflow.infra.links import LinkError, LinkProblem
-from dealflow.infra.rendering import render
+from dealflow.infra.rendering import render_in
 from dealflow.intake.status import DealNotFound, deal_report
+from models.language import language_code
+from models.matrix import load_matrix
+from models.settings import get_settings
 from web.pages import message_page as _message
 
 router = APIRouter()
@@ -28,7 +31,9 @@ REFUSED = {
 
 
 @router.get("/deals/{deal_id}", response_class=HTMLResponse)
-def deal_page(deal_id: str, key: str = "") -> HTMLResponse:
+def deal_page(deal_id: str, key: str = "", lang: str = "") -> HTMLResponse:
+    """The deal's page in the language ``lang`` names (en, zh_Hans, zh ...), by default
+    the deal team's."""
     try:
         check_deal_page_token(deal_id, key, utcnow())
     except LinkError as exc:
@@ -38,4 +43,10 @@ def deal_page(deal_id: str, key: str = "") -> HTMLResponse:
         report = deal_report(deal_id)
     except DealNotFound:
         return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
-    return HTMLResponse(render("pages/deal.html", report=report))
+    try:
+        language = language_code(lang) if lang else None
+    except ValueError as exc:
+        return _message("Unknown language", str(exc), 400)
+    if language is None:
+        language = load_matrix(get_settings().matrix_path).team_language(report["team"])
+    return HTMLResponse(render_in(language, "pages/deal.html", report=report))

@@ -14,12 +14,15 @@ from dealflow.answers import waiting_run
 from dealflow.answers.waiting_run import Answered, Earlier, Patience, Why, answer_waiting_run
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
+from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkClaim
-from dealflow.infra.records import approvals, get_approval, get_deal
+from dealflow.infra.records import approvals, get_approval, get_deal, intake_of
 from models.decision import GateDecision
 from models.keys import gate_wait
+from models.matrix import MatrixError, load_matrix
 from models.settings import Settings
 from models.tables import Approval, Deal
+from tasks.handoff import INVOICED_AT_HANDOFF
 
 
 class Verdict(StrEnum):
@@ -34,6 +37,7 @@ class Verdict(StrEnum):
 class Outcome:
     verdict: Verdict
     message: str
+    deal_page: str = ""  # a link to the deal's page, once the decision is recorded
 
 
 _UNREACHABLE = Outcome(
@@ -153,7 +157,49 @@ def decide(
         return Outcome(
             Verdict.REFUSED, f"This gate was just handed to {moved}. Nothing was recorded."
         )
-    return in_words(answered, verb)
+    outcome = in_words(answered, verb)
+    if outcome.verdict is not Verdict.DECIDED:
+        return outcome
+    try:
+        next_step = what_happens_next(claim.deal_id, claim.gate, approved, settings)
+    except MatrixError:
+        # The decision is recorded: the page must not say otherwise for want of a title.
+        next_step = ""
+    return Outcome(
+        outcome.verdict, f"{outcome.message} {next_step}".strip(), deal_page_url(claim.deal_id)
+    )
+
+
+def what_happens_next(deal_id: str, gate: str, approved: bool, settings: Settings) -> str:
+    """After a decision: who decides next, or what the last approval set going."""
+    matrix = load_matrix(settings.matrix_path)
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        intake, team = intake_of(deal), deal.team
+        rows = approvals(session, deal_id)
+        position = next(row.position for row in rows if row.gate == gate)
+        ahead = next(
+            (row for row in rows if row.position > position and row.decision is None), None
+        )
+        ahead_gate, ahead_name = (ahead.gate, ahead.current_assignee[1]) if ahead else ("", "")
+    if not approved:
+        return (
+            f"The deal stops here: Dealflow tells {intake.sales_rep.name}, the sales rep, "
+            "with your comment."
+        )
+    if ahead_gate:
+        return (
+            f"Next, {ahead_name} decides the {matrix.gate_title(ahead_gate).lower()}; "
+            "Dealflow asks them by email now."
+        )
+    manager = matrix.first_for(matrix.handoff.delivery_role, team)
+    due = [p.label for p in intake.payment_terms.schedule if p.milestone in INVOICED_AT_HANDOFF]
+    invoices = (
+        f"the invoices due now go to the customer: {', '.join(due)}"
+        if due
+        else "no invoice is due before delivery"
+    )
+    return f"That was the last approval: delivery goes to {manager.name}, and {invoices}."
 
 
 def in_words(answered: waiting_run.Outcome, verb: str) -> Outcome:

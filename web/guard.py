@@ -86,7 +86,7 @@ def route_of(method: str, path: str) -> Route:
             return Route("finance", MAX_STATEMENT_REQUEST_BYTES, "a bank statement upload")
         return Route("finance", MAX_FORM_BYTES, "a finance form")
     if path == "/api/deals" or path.startswith("/api/deals/"):
-        if method == "POST" and path == "/api/deals":
+        if method == "POST" and (path == "/api/deals" or path.endswith("/revisions")):
             return Route("intake", MAX_DEAL_BYTES, "a deal")
         return Route("intake", MAX_FORM_BYTES, "this request")
     if path.startswith(LINK_PAGES):
@@ -242,8 +242,17 @@ class RequestGuard:
         await self.app(scope, capped(receive, route), send)
 
     def _finance_login(self, scope: Scope, headers: Headers) -> None:
+        # What the browser shows when the login dialog is cancelled or the password is wrong.
         login_required = _Answer(
-            401, "Finance login required.", {"WWW-Authenticate": FINANCE_REALM}
+            401,
+            "Finance login required.",
+            {"WWW-Authenticate": FINANCE_REALM},
+            page=render(
+                "pages/message.html",
+                title="Finance login required",
+                message="These pages are for finance staff: reload the page and sign in with "
+                "your finance user name and password.",
+            ),
         )
         given = basic_credentials(headers)
         if given is None:

@@ -22,6 +22,9 @@ from dealflow.intake.submit import (
     DealConflict,
     IntakeError,
     OrchestratorUnavailable,
+    Submission,
+    UnknownDeal,
+    resubmit,
     staffing_problem,
     submit,
 )
@@ -87,6 +90,33 @@ async def intake_client(
 
 
 Client = Annotated[str, Depends(intake_client)]
+
+
+def _check_staffing(settings: Settings, deal: DealIntake) -> None:
+    """Refuse, before anything is stored, a deal the matrix cannot staff (422) or a
+    matrix that cannot be used now (503)."""
+    try:
+        staffing = staffing_problem(load_matrix(settings.matrix_path), deal)
+    except MatrixError as exc:
+        raise _cannot_start_now(f"the responsibility matrix cannot be used: {exc}") from None
+    if staffing:
+        raise _team_problem(staffing, deal)
+
+
+def _receipt(
+    settings: Settings, submission: Submission, response: Response, status: int
+) -> DealReceipt:
+    """The receipt of a submission: 201 for a new deal or revision, 200 for a retry."""
+    status_url = _status_url(settings, submission.deal_id)
+    response.status_code = status
+    response.headers["Location"] = status_url
+    return DealReceipt(
+        deal_id=submission.deal_id,
+        revision=submission.revision,
+        flow_run_id=submission.flow_run_id,
+        flow_run_url=submission.flow_run_url,
+        status_url=status_url,
+    )
 
 
 def _status_url(settings: Settings, deal_id: str) -> str:
@@ -156,12 +186,7 @@ def receive_deal(deal: DealIntake, response: Response, client: Client) -> DealRe
     refused with 409.
     """
     settings = get_settings()
-    try:
-        staffing = staffing_problem(load_matrix(settings.matrix_path), deal)
-    except MatrixError as exc:
-        raise _cannot_start_now(f"the responsibility matrix cannot be used: {exc}") from None
-    if staffing:
-        raise _team_problem(staffing, deal)
+    _check_staffing(settings, deal)
     started_before = _has_run(deal.deal_id)
     try:
         submission = submit(deal, settings, submitted_via=f"HTTP, {client}")
@@ -172,15 +197,74 @@ def receive_deal(deal: DealIntake, response: Response, client: Client) -> DealRe
     except (OrchestratorUnavailable, MatrixError) as exc:
         raise _cannot_start_now(str(exc)) from None
     logger.info("deal %s received from %s", deal.deal_id, client)
-    status_url = _status_url(settings, submission.deal_id)
-    response.status_code = 200 if started_before else 201
-    response.headers["Location"] = status_url
-    return DealReceipt(
-        deal_id=submission.deal_id,
-        flow_run_id=submission.flow_run_id,
-        flow_run_url=submission.flow_run_url,
-        status_url=status_url,
-    )
+    return _receipt(settings, submission, response, 200 if started_before else 201)
+
+
+@router.post(
+    "/{deal_id}/revisions",
+    status_code=201,
+    summary="Submit a rejected deal again, revised",
+    response_description="The revision is new: it is stored and its own flow run started.",
+    responses={
+        200: {
+            "model": DealReceipt,
+            "description": "The same revision again (a retry): the same receipt, no new run.",
+        },
+        **AUTH_RESPONSES,
+        404: {"model": Problem, "description": "No deal with this id was ever submitted."},
+        409: {
+            "model": Problem,
+            "description": "The deal is not rejected, or nothing changed since its rejected "
+            "revision: no revision was stored.",
+        },
+        413: {
+            "model": Problem,
+            "description": f"The body is over {MAX_DEAL_BYTES:,} bytes: nothing was read further.",
+        },
+        422: {
+            "description": "The deal is not valid, or its `deal_id` is not the one in the path.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            },
+        },
+    },
+)
+def receive_revision(
+    deal_id: str, deal: DealIntake, response: Response, client: Client
+) -> DealReceipt:
+    """Submit a rejected deal again, changed, as its next revision, as
+    `dealflow deal resubmit` does: a new flow run (named `deal-<id>-r2`, ...) plans the
+    approval route again, and the approvers are shown what changed.
+
+    Idempotent: the same revision sent again answers 200 with the same receipt and starts
+    nothing new. Refused with 409 when the deal is not rejected or the content is
+    unchanged, and with 404 when there is no such deal.
+    """
+    if deal.deal_id != deal_id:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "deal_id"),
+                    "msg": f"must be the deal's id in the path, {deal_id}",
+                    "input": deal.deal_id,
+                }
+            ]
+        )
+    settings = get_settings()
+    _check_staffing(settings, deal)
+    try:
+        submission = resubmit(deal, settings, submitted_via=f"HTTP, {client}")
+    except UnknownDeal as exc:
+        raise HTTPException(404, " ".join(exc.problems)) from None
+    except DealConflict as exc:
+        raise HTTPException(409, " ".join(exc.problems)) from None
+    except IntakeError as exc:  # the matrix changed between the check and the submit
+        raise _team_problem(" ".join(exc.problems), deal) from None
+    except (OrchestratorUnavailable, MatrixError) as exc:
+        raise _cannot_start_now(str(exc)) from None
+    logger.info("deal %s revision %s received from %s", deal_id, submission.revision, client)
+    return _receipt(settings, submission, response, 201 if submission.new_deal else 200)
 
 
 @router.get(

@@ -1,5 +1,5 @@
-"""The sales rep's ``dealflow deal`` commands: submit a won deal, follow it, report the
-stage it waits at as done."""
+"""The sales rep's ``dealflow deal`` commands: submit a won deal (and a rejected one again,
+revised), follow it, report the stage it waits at as done."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from typing import Annotated
 
 import typer
 
-from dealflow.cli.options import fail, not_answered
+from dealflow.cli.options import actor_option, fail, not_answered
 from dealflow.infra.echo import echo
 from models.settings import get_settings
 
 
 def deal_submit(
-    file: Annotated[Path, typer.Argument(help="The won deal, as JSON or YAML (see examples/).")],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="DEAL_FILE", help="The won deal, as JSON or YAML (see examples/)."),
+    ],
 ) -> None:
     """Validate a won deal, store it and start its flow run (the same deal twice: same run)."""
     from dealflow.intake.submit import IntakeError, OrchestratorUnavailable, load_deal_file, submit
@@ -31,6 +34,42 @@ def deal_submit(
         raise fail(f"The deal was not started: {exc}") from exc
     typer.echo(
         f"Deal:     {submission.deal_id}" + ("" if submission.new_deal else " (already submitted)")
+    )
+    typer.echo(f"Flow run: {submission.flow_run_url}")
+    typer.echo(f"Status:   dealflow deal status {submission.deal_id}")
+
+
+def deal_resubmit(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DEAL_FILE",
+            help="The rejected deal, changed, as JSON or YAML (the same deal_id).",
+        ),
+    ],
+) -> None:
+    """Submit a rejected deal again, changed, as its next revision: a new run, its approval
+    route planned again, the approvers shown what changed (the same revision twice: same
+    run). Refused unless the deal was rejected and something changed."""
+    from dealflow.intake.submit import (
+        IntakeError,
+        OrchestratorUnavailable,
+        load_deal_file,
+        resubmit,
+    )
+    from models.matrix import MatrixError, load_matrix
+
+    try:
+        submission = resubmit(load_deal_file(file, load_matrix(get_settings().matrix_path)))
+    except IntakeError as exc:
+        raise fail(
+            "The revision was not submitted:\n" + "\n".join(f"  {p}" for p in exc.problems)
+        ) from exc
+    except (OrchestratorUnavailable, MatrixError) as exc:
+        raise fail(f"The revision was not started: {exc}") from exc
+    typer.echo(
+        f"Deal:     {submission.deal_id}, revision {submission.revision}"
+        + ("" if submission.new_deal else " (already submitted)")
     )
     typer.echo(f"Flow run: {submission.flow_run_url}")
     typer.echo(f"Status:   dealflow deal status {submission.deal_id}")
@@ -60,9 +99,7 @@ def deal_report_stage(
     ] = None,
     note: Annotated[str, typer.Option(help="What happened, for the timeline.")] = "",
     lost: Annotated[bool, typer.Option("--lost", help="The deal was lost: close it.")] = False,
-    by: Annotated[
-        str | None, typer.Option(help="Who reports (default: the deal's sales rep).")
-    ] = None,
+    by: Annotated[str | None, actor_option("Who reports", default="the deal's sales rep")] = None,
 ) -> None:
     """Report the stage a deal waits at (lead screening, needs discovery, quote) as done."""
     import datetime as dt
@@ -95,5 +132,6 @@ def deal_report_stage(
 
 def register(deal_app: typer.Typer) -> None:
     deal_app.command("submit")(deal_submit)
+    deal_app.command("resubmit")(deal_resubmit)
     deal_app.command("status")(deal_status)
     deal_app.command("report")(deal_report_stage)

@@ -22,7 +22,10 @@ def _new_deals(count: int) -> str:
 
 def import_deals(
     file: Annotated[
-        Path, typer.Argument(help="Deals, one per row: .csv or .xlsx (see examples/deals.csv).")
+        Path,
+        typer.Argument(
+            metavar="DEALS_FILE", help="Deals, one per row: .csv or .xlsx (see examples/deals.csv)."
+        ),
     ],
     skip_invalid: Annotated[
         bool,

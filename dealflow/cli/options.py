@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+import getpass
+import os
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from models.settings import get_settings
 
 if TYPE_CHECKING:
     from dealflow.answers.waiting_run import Outcome
@@ -14,6 +18,25 @@ if TYPE_CHECKING:
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(message, fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def actor_option(what: str, default: str = "DEALFLOW_ACTOR, else your login name") -> Any:
+    """``--actor WHO`` (``--by`` is its older spelling): who did what a command records."""
+    return typer.Option("--actor", "--by", metavar="WHO", help=f"{what} (default: {default}).")
+
+
+def actor(given: str | None) -> str:
+    """Who records: ``--actor``, else the setting DEALFLOW_ACTOR, else the login name of
+    the operating-system user running the command."""
+    return (given or "").strip() or get_settings().actor.strip() or getpass.getuser()
+
+
+def quiet_prefect_console() -> None:
+    """A flow run here prints only its warnings and errors on the terminal, not Prefect's
+    INFO lines ("Created flow run...", "Finished in state..."); every line still goes to
+    the run's logs in the Prefect UI. Call it before Prefect is imported; a level set by
+    the operator stands."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
 def moment_option(now: str | None) -> dt.datetime | None:

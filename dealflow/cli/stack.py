@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dealflow.cli.app import Group
 from dealflow.cli.options import fail
 from models.settings import get_settings
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from dealflow.stack.config import StackConfig
     from dealflow.stack.local import Stack
 
-stack_app = typer.Typer(help="The local stack on embedded defaults.", no_args_is_help=True)
+stack_app = Group(help="The local stack on embedded defaults.")
 
 
 @stack_app.command("up")
@@ -48,11 +50,10 @@ def stack_up(
     _stop_on_signals()
     typer.echo("Starting the Dealflow stack (first start takes a minute)...")
     _start(stack)
-    moved = prefect_port != 4200 or (data_dir is not None and data_dir != get_settings().data_dir)
     finance_login = _finance_login(config)
     for warning in stack.warnings:
         typer.echo(f"\nWarning: {warning}", err=True)
-    typer.echo(_running(stack, finance_login, moved))
+    typer.echo(_running(stack, finance_login))
     _watch(stack)
 
 
@@ -92,16 +93,45 @@ def _finance_login(config: StackConfig) -> str:
     )
 
 
-def _running(stack: Stack, finance_login: str, moved: bool) -> str:
+def where_the_cli_finds(config: StackConfig) -> dict[str, str]:
+    """The settings a CLI in another shell needs to work with this stack: its Prefect
+    server, its data, its mail catcher (mail the CLI sends goes to this stack's inbox) and
+    its web service (links in that mail open this stack's pages)."""
+    return {
+        "DEALFLOW_PREFECT_API_URL": config.prefect_api_url,
+        "DEALFLOW_DATA_DIR": str(config.data_dir.resolve()),
+        "DEALFLOW_SMTP_HOST": config.host,
+        "DEALFLOW_SMTP_PORT": str(config.smtp_port),
+        "DEALFLOW_PUBLIC_BASE_URL": config.web_url,
+    }
+
+
+def _export_line(config: StackConfig) -> str:
+    """``export ...`` of every setting the CLI needs, when one of them is not what the
+    settings of this folder already say (a port or the data folder moved)."""
+    settings = get_settings()
+    wanted = where_the_cli_finds(config)
+    already = {
+        "DEALFLOW_PREFECT_API_URL": settings.prefect_api_url,
+        "DEALFLOW_DATA_DIR": str(settings.data_dir.resolve()),
+        "DEALFLOW_SMTP_HOST": settings.smtp_host,
+        "DEALFLOW_SMTP_PORT": str(settings.smtp_port),
+        "DEALFLOW_PUBLIC_BASE_URL": settings.public_base_url,
+    }
+    if wanted == already:
+        return ""
+    return (
+        "  export "
+        + " ".join(f"{name}={shlex.quote(value)}" for name, value in wanted.items())
+        + "\n"
+    )
+
+
+def _running(stack: Stack, finance_login: str) -> str:
     """What runs where, and how to submit a deal to it (from a shell that knows where the
     stack is, when it is not where the settings say)."""
     config = stack.config
-    hint = (
-        f"  export DEALFLOW_PREFECT_API_URL={config.prefect_api_url}"
-        f" DEALFLOW_DATA_DIR={config.data_dir.resolve()}\n"
-        if moved
-        else ""
-    )
+    hint = _export_line(config)
     return (
         f"\nDealflow is running; every schedule has its next run. Logs: {stack.logs}\n"
         f"  Prefect UI:   {config.prefect_api_url.removesuffix('/api')}\n"

@@ -98,11 +98,30 @@ def _amount(text: str) -> Decimal:
 
 def parse_statement(text: str, source: str) -> list[StatementLine]:
     """Every line of the statement, or StatementError listing every malformed one."""
+    if "\x00" in text:
+        # PostgreSQL stores no NUL: refused whole, before a line of it is applied.
+        raise StatementError(
+            [
+                f"{source}: the file holds NUL characters, so it is not UTF-8 text (a "
+                "spreadsheet saved as 'Unicode text' is UTF-16): save it as CSV, UTF-8"
+            ]
+        )
     try:
-        dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+        first_line = text.split("\n", 1)[0].split("\r", 1)[0]
+        dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    # newline="": a bare carriage return ends a line (old Mac exports) instead of failing
+    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
+    try:
+        return _parse_rows(reader, source)
+    except csv.Error as exc:  # a field over the csv module's size limit, for one
+        # line_num counts the lines read before the one that failed
+        problem = f"{source}: line {reader.line_num + 1}: not CSV: {exc}"
+        raise StatementError([problem]) from exc
+
+
+def _parse_rows(reader: csv.DictReader[str], source: str) -> list[StatementLine]:
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED if name not in header]
     if missing:

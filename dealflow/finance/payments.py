@@ -117,6 +117,8 @@ def apply_payment(
     invoice = _payable_invoice(session, details)
     key = details.key or manual_key(details)
     earlier = session.scalar(select(Payment).where(Payment.key == key))
+    if earlier is not None and details.second_of_same_amount and not details.key:
+        key, earlier = _next_free_key(session, key), None  # finance says it is another one
     if earlier is not None:
         raise DuplicatePayment(
             f"this payment was already recorded for {invoice.number} on "
@@ -203,6 +205,20 @@ def _apply(
     return payment
 
 
+def _next_free_key(session: Session, key: str) -> str:
+    """The key of one more payment typed in just like the one keyed ``key``: ``key#2``,
+    ``key#3``, ... (the same command run again is one more payment)."""
+    taken = set(
+        session.scalars(
+            select(Payment.key).where(Payment.key.startswith(f"{key}#", autoescape=True))
+        )
+    )
+    number = 2
+    while f"{key}#{number}" in taken:
+        number += 1
+    return f"{key}#{number}"
+
+
 SAME_PAYMENT_DAYS = 5  # how far apart the bank's date and the one typed in may be
 
 
@@ -229,7 +245,7 @@ def _refuse_look_alike(
     hint = (
         "pass --second-payment if it is another one"
         if by_hand
-        else "record it by hand if it is another one"
+        else "if it is another one, record it by hand with --second-payment"
     )
     raise LookAlikePayment(
         f"{invoice.number}: the same amount ({details.amount} {invoice.currency}) received "

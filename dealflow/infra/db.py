@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from models.settings import PROJECT_ROOT, get_settings
@@ -54,6 +54,35 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     """One short transaction: committed on success, rolled back on any error."""
     with Session(get_engine(url), expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def bookkeeping_connection(url: str | None = None) -> Iterator[Connection]:
+    """A connection for many small units of work, each recording what was just done
+    outside the database (an email handed to SMTP); call ``commit()`` after each.
+
+    On PostgreSQL every statement commits by itself, without waiting for the disk
+    (autocommit, ``synchronous_commit`` off): a crash of ours loses none of them, a crash
+    of the database server may lose its last fraction of a second of them, and the
+    outbox then redoes that work (the same emails again, recognisable by their
+    Message-ID). Waiting for the disk cost about ten times the statement itself.
+    SQLite in WAL mode with ``synchronous=NORMAL`` already commits so.
+    """
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        with engine.connect() as connection:
+            yield connection
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("SET synchronous_commit TO OFF")
+        try:
+            yield connection
+        finally:
+            # The connection goes back to the pool: its next user waits for the disk.
+            try:
+                connection.exec_driver_sql("RESET synchronous_commit")
+            except Exception:
+                connection.invalidate()
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -8,6 +8,7 @@ import os
 from pydantic import BaseModel
 
 from dealflow.infra.answer_proof import PROOF, proven_payload
+from dealflow.infra.home_folder import keep_out_of_home
 from models.keys import waits_for
 from models.settings import get_settings
 
@@ -18,9 +19,8 @@ def use_configured_prefect_server() -> None:
     Prefect reads its settings when first imported: without this, a process started
     from a plain shell would talk to a throwaway in-process server instead.
     """
-    settings = get_settings()
-    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    os.environ.setdefault("PREFECT_HOME", str(settings.data_dir.resolve() / "prefect"))
+    os.environ.setdefault("PREFECT_API_URL", get_settings().prefect_api_url)
+    keep_out_of_home()  # Prefect's home, and matplotlib's folder, in the data folder
 
 
 def answer_people_promptly() -> None:

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.echo import echo
 from models.deal import STORED, DealIntake
-from models.tables import Approval, Deal, StageTransition
+from models.revisions import Revised, changed_fields
+from models.settings import get_settings
+from models.tables import (
+    Approval,
+    Deal,
+    DealRevision,
+    Invoice,
+    InvoiceStatus,
+    StageTransition,
+    open_deal,
+)
 
 
 class DealNotFound(LookupError):
@@ -28,8 +42,13 @@ def get_deal(session: Session, deal_id: str, *, for_update: bool = False) -> Dea
     return deal
 
 
+def stored_intake(payload: dict[str, Any]) -> DealIntake:
+    """A deal's content as it was stored (checks added since do not apply to it)."""
+    return DealIntake.model_validate(payload, context={STORED: True})
+
+
 def intake_of(deal: Deal) -> DealIntake:
-    return DealIntake.model_validate(deal.payload, context={STORED: True})
+    return stored_intake(deal.payload)
 
 
 def add_transition(
@@ -98,18 +117,58 @@ def on_timeline(session: Session, deal_id: str, key: str) -> bool:
     return found is not None
 
 
+def _current_revision(deal_id: str) -> ColumnElement[bool]:
+    """SQL: an approval of the deal's current revision (the earlier ones stay as history)."""
+    current = select(Deal.revision).where(Deal.id == deal_id).scalar_subquery()
+    return and_(Approval.deal_id == deal_id, Approval.revision == current)
+
+
 def approvals(session: Session, deal_id: str) -> list[Approval]:
+    """The gates of the deal's current revision, in order."""
     return list(
         session.scalars(
-            select(Approval).where(Approval.deal_id == deal_id).order_by(Approval.position)
+            select(Approval).where(_current_revision(deal_id)).order_by(Approval.position)
         )
     )
 
 
 def get_approval(session: Session, deal_id: str, gate: str) -> Approval | None:
-    return session.scalar(
-        select(Approval).where(Approval.deal_id == deal_id, Approval.gate == gate)
+    return session.scalar(select(Approval).where(_current_revision(deal_id), Approval.gate == gate))
+
+
+def earlier_revisions(session: Session, deal_id: str) -> list[DealRevision]:
+    """The deal's revisions before its current one, oldest first."""
+    return list(
+        session.scalars(
+            select(DealRevision)
+            .where(DealRevision.deal_id == deal_id)
+            .order_by(DealRevision.revision)
+        )
     )
+
+
+def changes_for_gate(session: Session, deal: Deal, gate: str) -> Revised | None:
+    """What a revised deal changed since the revision its ``gate`` was last asked about
+    (the version that gate's approver saw), else since the revision before it; None for
+    a deal never revised."""
+    if deal.revision <= 1:
+        return None
+    seen = session.scalar(
+        select(func.max(Approval.revision)).where(
+            Approval.deal_id == deal.id,
+            Approval.gate == gate,
+            Approval.revision < deal.revision,
+            Approval.requested_at.is_not(None),
+        )
+    )
+    since = seen or deal.revision - 1
+    before = session.scalar(
+        select(DealRevision).where(DealRevision.deal_id == deal.id, DealRevision.revision == since)
+    )
+    if before is None:
+        return None
+    changes = changed_fields(stored_intake(before.payload), intake_of(deal))
+    return Revised(since=since, current=deal.revision, changes=changes)
 
 
 def people_on_deal(session: Session, deal: Deal, *, except_gate: str | None = None) -> set[str]:
@@ -119,3 +178,33 @@ def people_on_deal(session: Session, deal: Deal, *, except_gate: str | None = No
         if approval.gate != except_gate:
             emails |= {e.lower() for e in (approval.assignee_email, approval.escalated_to) if e}
     return emails
+
+
+class NoDatabase(LookupError):
+    """Dealflow's database cannot be read (not created yet, unreachable)."""
+
+
+def latest_open_date() -> dt.date | None:
+    """The latest date open deals reach: delivery starts of deals not closed, and due
+    dates of invoices not settled; None when no deal is open. Raises NoDatabase rather
+    than create a SQLite file that is not there."""
+    url = get_settings().resolved_database_url
+    path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and path != ":memory:" and not Path(path).exists():
+        raise NoDatabase("none created yet")
+    try:
+        with session_scope(url) as session:
+            due = session.scalar(
+                select(func.max(Invoice.due_date)).where(
+                    Invoice.status.not_in(InvoiceStatus.SETTLED)
+                )
+            )
+            start = session.scalar(
+                select(func.max(Deal.payload["delivery_start"].as_string())).where(
+                    open_deal()  # handed-off deals too: their delivery is under way
+                )
+            )
+    except SQLAlchemyError as exc:
+        raise NoDatabase(str(getattr(exc, "orig", None) or exc).splitlines()[0]) from exc
+    dates = [due, dt.date.fromisoformat(start) if start else None]
+    return max((d for d in dates if d is not None), default=None)

@@ -25,6 +25,7 @@ SINGLE: dict[str, Loc] = {
     "stage": ("stage",),
     "customer_name": ("customer", "name"),
     "customer_country": ("customer", "country"),
+    "customer_language": ("customer", "language"),
     "billing_contact_name": ("customer", "billing_contact", "name"),
     "billing_contact_email": ("customer", "billing_contact", "email"),
     "billing_contact_role": ("customer", "billing_contact", "role"),

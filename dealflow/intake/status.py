@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.records import DealNotFound, approvals, get_deal, timeline
+from dealflow.infra.records import (
+    DealNotFound,
+    approvals,
+    earlier_revisions,
+    get_deal,
+    intake_of,
+    stored_intake,
+    timeline,
+)
 from dealflow.infra.rendering import money, when
-from models.settings import get_settings
-from models.tables import Invoice
+from models.revisions import changed_fields
+from models.settings import Settings, get_settings
+from models.tables import Deal, Invoice
 
 __all__ = ["DealNotFound", "deal_report", "format_report"]
 
@@ -26,6 +37,7 @@ def deal_report(deal_id: str) -> dict[str, Any]:
         return {
             "deal_id": deal.id,
             "title": deal.title,
+            "team": deal.team,
             "customer": deal.customer_name,
             "amount": money(deal.amount, deal.currency),
             "stage": deal.stage,
@@ -38,6 +50,8 @@ def deal_report(deal_id: str) -> dict[str, Any]:
             if deal.flow_run_id
             else None,
             "matrix_version": deal.matrix_version,
+            "revision": deal.revision,
+            "revisions": _revisions(session, deal, settings),
             "approvals": [
                 {
                     "gate": a.gate,
@@ -76,6 +90,42 @@ def deal_report(deal_id: str) -> dict[str, Any]:
         }
 
 
+def _revisions(session: Session, deal: Deal, settings: Settings) -> list[dict[str, Any]]:
+    """Every revision of the deal, oldest first, the current one last, each with what it
+    changed since the one before; empty for a deal never revised."""
+    earlier = earlier_revisions(session, deal.id)
+    if not earlier:
+        return []
+
+    def run_url(run_id: str | None) -> str | None:
+        return f"{settings.prefect_ui_url}/runs/flow-run/{run_id}" if run_id else None
+
+    contents = [stored_intake(row.payload) for row in earlier] + [intake_of(deal)]
+    changes = [[], *(changed_fields(a, b) for a, b in itertools.pairwise(contents))]
+    revisions = [
+        {
+            "revision": row.revision,
+            "amount": money(row.amount, row.currency),
+            "submitted_at": row.submitted_at,
+            "outcome": row.outcome,
+            "outcome_reason": row.outcome_reason,
+            "flow_run_url": run_url(row.flow_run_id),
+        }
+        for row in earlier
+    ]
+    revisions.append(
+        {
+            "revision": deal.revision,
+            "amount": money(deal.amount, deal.currency),
+            "submitted_at": earlier[-1].replaced_at,
+            "outcome": deal.outcome,
+            "outcome_reason": deal.outcome_reason,
+            "flow_run_url": run_url(deal.flow_run_id),
+        }
+    )
+    return [{**r, "changes": c} for r, c in zip(revisions, changes, strict=True)]
+
+
 def _since(value: Any) -> str:
     elapsed = utcnow() - value
     hours, rest = divmod(int(elapsed.total_seconds()), 3600)
@@ -96,6 +146,17 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  Reason:      {report['outcome_reason']}")
     if report["flow_run_url"]:
         lines.append(f"  Flow run:    {report['flow_run_url']}")
+    if report["revisions"]:
+        lines.append(
+            f"  Revisions:   {len(report['revisions'])} (this is revision {report['revision']})"
+        )
+        for r in report["revisions"]:
+            ended = f", {r['outcome']}" if r["outcome"] else ""
+            reason = f": {r['outcome_reason']}" if r["outcome_reason"] else ""
+            lines.append(
+                f"    r{r['revision']}  {when(r['submitted_at'])}  {r['amount']}{ended}{reason}"
+            )
+            lines += [f"        changed {change}" for change in r["changes"]]
     if report["approvals"]:
         lines.append("  Approvals:")
         for a in report["approvals"]:

@@ -16,7 +16,11 @@ from dealflow.reports import board_queries as bq
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import Clocks, Figures, figures, gate_limit_hours, ordered
 from models.gates import approval_stage
+from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT
 from models.matrix import Matrix
+
+# The wait a handed-off deal's run is suspended under, by the deal's stage.
+PENDING_WAITS = {"delivery": ACCEPTANCE_WAIT, "awaiting_payment": PAYMENT_WAIT}
 
 
 @dataclass
@@ -49,6 +53,19 @@ def limit_for_stage(matrix: Matrix, stage: str) -> float | None:
     return None
 
 
+def waits_on(matrix: Matrix, deal: bq.WaitingDeal) -> str:
+    """Whom ``deal`` waits on; in delivery, also what for: the delivery manager to record
+    the customer's acceptance, then finance for the customer's payment."""
+    wait = PENDING_WAITS.get(deal.stage)
+    if wait == ACCEPTANCE_WAIT:
+        role = matrix.role_title(matrix.handoff.delivery_role)
+        return f"{deal.waiting_on} ({role}), to record the customer's acceptance"
+    if wait == PAYMENT_WAIT:
+        role = matrix.role_title(matrix.handoff.finance_role)
+        return f"{deal.waiting_on} ({role}), for the customer's payment"
+    return deal.waiting_on
+
+
 def most_urgent_first(waiting: Iterable[bq.WaitingDeal]) -> list[bq.WaitingDeal]:
     """Overdue first (furthest past its limit first), then least time left, then the
     ones without a limit, longest waiting first."""
@@ -68,12 +85,13 @@ def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int =
     open_by_stage: dict[str, int] = defaultdict(int)
     closed: dict[str, int] = defaultdict(int)
     for stage, outcome, count in counts:
-        if outcome is None:
-            open_by_stage[stage] += count
-        else:
+        if outcome is not None and not bq.is_open(outcome):
             closed[outcome] += count
+        else:  # handed-off deals too, until they are paid
+            open_by_stage[stage] += count
     waiting = [
         row._replace(
+            waiting_on=waits_on(matrix, row),
             limit_hours=limit_for_stage(matrix, row.stage),
             elapsed_hours=clocks[row.team].hours_between(row.since, now),
         )

@@ -13,7 +13,12 @@ from sqlalchemy.orm import Session
 from dealflow.reports.queries import BATCH
 from models import keys
 from models.keys import PLAN_CONFIRMED
-from models.tables import Deal, Invoice, InvoiceStatus, StageTransition
+from models.tables import Deal, DealOutcome, Invoice, InvoiceStatus, StageTransition, open_deal
+
+
+def is_open(outcome: str | None) -> bool:
+    """Whether a deal with ``outcome`` is still on its way (``open_deal`` in Python)."""
+    return outcome not in DealOutcome.FINAL
 
 
 def stage_counts(session: Session) -> list[tuple[str, str | None, int]]:
@@ -48,7 +53,8 @@ class WaitingDeal(NamedTuple):
 
 def waiting(session: Session) -> list[WaitingDeal]:
     """Open deals that wait on someone, with since when (limit and elapsed time unknown
-    here: the calendar's to fill in)."""
+    here: the calendar's to fill in); handed-off deals too, waiting for the acceptance or
+    the payment."""
     rows = session.execute(
         select(
             Deal.id,
@@ -59,7 +65,7 @@ def waiting(session: Session) -> list[WaitingDeal]:
             func.coalesce(Deal.waiting_on_name, Deal.waiting_on),
             Deal.waiting_since,
         )
-        .where(Deal.outcome.is_(None), Deal.waiting_since.is_not(None))
+        .where(open_deal(), Deal.waiting_since.is_not(None))
         .execution_options(yield_per=BATCH)
     )
     return [

@@ -5,16 +5,22 @@ from __future__ import annotations
 import base64
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-from matplotlib.figure import Figure
-
+from dealflow.infra.home_folder import keep_out_of_home
 from dealflow.reports.measures import AGING_BUCKETS
 from dealflow.reports.pipeline_figures import Figures
 from dealflow.reports.tables import stage_title
 from models.matrix import Matrix
+
+# Before matplotlib is imported: it finds its configuration and font cache folder then,
+# in the home folder unless MPLCONFIGDIR says otherwise. Here, and not only in the CLI:
+# a worker's flow run imports this module without passing through Dealflow's CLI.
+keep_out_of_home()
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
 
 BLUE, GREY = "#2f6fb0", "#b8c4d0"
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dealflow.reports.tables import Table
 from models.deal import DealIntake
 from models.matrix import Matrix, MatrixError
+from models.routing import UnpricedCurrency
 
 
 def show(matrix: Matrix) -> str:
@@ -18,10 +20,19 @@ def show(matrix: Matrix) -> str:
         calendar = f"{team.timezone}, {team.working_hours}" + (
             f", holidays {team.country}" if team.country else ""
         )
+        calendar += "".join(
+            f", {label} {', '.join(day.isoformat() for day in days)}"
+            for label, days in (
+                ("days off", team.days_off),
+                ("extra working days", team.extra_working_days),
+            )
+            if days
+        )
         lines.append(f"  {team_key} ({team.name}; {calendar})")
         for role in roles:
             people = ", ".join(f"{p.name} <{p.email}>" for p in matrix.people_for(role, team_key))
             lines.append(f"    {matrix.role_title(role):<{width}}  {people or '-- nobody --'}")
+    lines += _channels(matrix)
     if matrix.stages:
         lines += ["", "Stages (R responsible, A accountable, C consulted, I informed):"]
         for stage in matrix.stages:
@@ -35,7 +46,9 @@ def show(matrix: Matrix) -> str:
     lines += ["", "Routing rules, first match wins:"]
     for number, rule in enumerate(matrix.rules(), start=1):
         when = (
-            ", ".join(f"{k}={v}" for k, v in rule.when.model_dump(exclude_none=True).items())
+            ", ".join(
+                f"{k}={_words(v)}" for k, v in rule.when.model_dump(exclude_none=True).items()
+            )
             if rule.when
             else "every other deal"
         )
@@ -43,6 +56,23 @@ def show(matrix: Matrix) -> str:
         if rule.description:
             lines.append(f"     {rule.description}")
     return "\n".join(lines)
+
+
+def _channels(matrix: Matrix) -> list[str]:
+    """Who has a messaging-app channel, by service only: a URL may hold a token."""
+    named = [(f"team {key} ({team.name})", team.channel) for key, team in matrix.teams.items()]
+    named += [(f"{person.name} <{person.email}>", person.channel) for person in matrix.people]
+    shown = [f"  {who}: {channel.split('://', 1)[0]}" for who, channel in named if channel]
+    if not shown:
+        return []
+    return ["", "Messaging-app channels (a person's own wins over their team's):", *shown]
+
+
+def _words(value: object) -> str:
+    """A condition's value as the matrix file writes it: amounts as ``50000 EUR / ...``."""
+    if isinstance(value, dict):
+        return " / ".join(f"{amount} {currency}" for currency, amount in value.items())
+    return str(value)
 
 
 def explain(matrix: Matrix, deal: DealIntake) -> str:
@@ -56,14 +86,19 @@ def explain(matrix: Matrix, deal: DealIntake) -> str:
     ]
     chosen = None
     for number, rule in enumerate(matrix.rules(), start=1):
-        fired, reason = rule.verdict(deal)
-        if chosen is None and fired:
+        if chosen is not None:
+            lines.append(f"  {number}. {rule.name}: not reached")
+            continue
+        try:
+            fired, reason = rule.verdict(deal)
+        except UnpricedCurrency as exc:
+            lines.append(f"  {number}. {rule.name}: CANNOT TELL - {exc}")
+            break
+        if fired:
             chosen = rule
             lines.append(f"  {number}. {rule.name}: FIRES - {reason}")
-        elif chosen is None:
-            lines.append(f"  {number}. {rule.name}: no - {reason}")
         else:
-            lines.append(f"  {number}. {rule.name}: not reached")
+            lines.append(f"  {number}. {rule.name}: no - {reason}")
     try:
         route = matrix.route(deal)
     except MatrixError as exc:
@@ -81,7 +116,7 @@ def explain(matrix: Matrix, deal: DealIntake) -> str:
     return "\n".join(lines)
 
 
-def raci_table(matrix: Matrix, team: str, sales_rep: str) -> list[dict[str, str]]:
+def raci_table(matrix: Matrix, team: str, sales_rep: str) -> Table:
     """The deal's stages with the people behind each RACI role, for one team."""
 
     def who(roles: list[str]) -> str:
@@ -94,14 +129,18 @@ def raci_table(matrix: Matrix, team: str, sales_rep: str) -> list[dict[str, str]
                 names += [f"{p.name} ({matrix.role_title(role).lower()})" for p in people]
         return ", ".join(dict.fromkeys(names)) or "-"
 
-    return [
-        {
-            "stage": stage.title,
-            "responsible": who(stage.responsible),
-            "accountable": who(stage.accountable),
-            "consulted": who(stage.consulted),
-            "informed": who(stage.informed),
-            "time limit": stage.limit or "-",
-        }
-        for stage in matrix.stages
-    ]
+    return Table(
+        "Who is responsible, accountable, consulted and informed",
+        ["stage", "responsible", "accountable", "consulted", "informed", "time limit"],
+        [
+            [
+                stage.title,
+                who(stage.responsible),
+                who(stage.accountable),
+                who(stage.consulted),
+                who(stage.informed),
+                stage.limit or "-",
+            ]
+            for stage in matrix.stages
+        ],
+    )

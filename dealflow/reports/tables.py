@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from models.language import ENGLISH
 from models.matrix import Matrix
 
 
@@ -59,10 +60,12 @@ AFTER_APPROVAL = {
 }
 
 
-def stage_title(matrix: Matrix, stage: str) -> str:
+def stage_title(matrix: Matrix, stage: str, language: str = ENGLISH) -> str:
+    """The stage's title; a gate's and a matrix stage's in ``language`` if the matrix
+    gives one."""
     if stage in AFTER_APPROVAL:
         return AFTER_APPROVAL[stage]
     if stage.startswith("approval:"):
-        return matrix.gate_title(stage.split(":", 1)[1])
+        return matrix.gate_title(stage.split(":", 1)[1], language)
     rule = next((s for s in matrix.stages if s.name == stage), None)
-    return rule.title if rule else stage.replace("_", " ").capitalize()
+    return rule.title_in(language) if rule else stage.replace("_", " ").capitalize()

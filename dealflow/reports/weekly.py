@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
-from dealflow.infra.rendering import render
+from dealflow.infra.rendering import N_, render
 from dealflow.reports.charts import data_uri, weekly_charts
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import Figures, figures
@@ -29,7 +29,7 @@ class WeeklyReport:
 
     @property
     def title(self) -> str:
-        return f"Dealflow pipeline review, {self.period.label}"
+        return N_("Dealflow pipeline review, %(period)s") % {"period": self.period.label}
 
 
 def weekly_report(matrix: Matrix, period: ReportPeriod, *, charts: bool = True) -> WeeklyReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+from dealflow.infra.rendering import N_
 from dealflow.reports.measures import AGING_BUCKETS, Amounts, Summary
 from dealflow.reports.pipeline_figures import Figures
 from dealflow.reports.tables import Table, change, money, number, percent, stage_title
@@ -80,22 +81,31 @@ def _summary(now: Figures, before: Figures) -> Table:
         ],
         *_collection_rates(now, before),
     ]
-    return Table("Summary", ["measure", "this period", "previous period", "change"], rows)
+    return Table(
+        N_("Summary"), [N_("measure"), N_("this period"), N_("previous period"), N_("change")], rows
+    )
 
 
 def _funnel(matrix: Matrix, now: Figures, before: Figures) -> Table:
     before_funnel = dict(before.funnel)
     return Table(
-        "Stage funnel",
-        ["stage", "deals entering", "previous period"],
+        N_("Stage funnel"),
+        [N_("stage"), N_("deals entering"), N_("previous period")],
         [[stage_title(matrix, s), str(n), str(before_funnel.get(s, 0))] for s, n in now.funnel],
     )
 
 
 def _gate_conversion(matrix: Matrix, gates: list[str], now: Figures, before: Figures) -> Table:
     return Table(
-        "Conversion per gate",
-        ["gate", "decided", "approved", "rejected", "approval rate", "previous period"],
+        N_("Conversion per gate"),
+        [
+            N_("gate"),
+            N_("decided"),
+            N_("approved"),
+            N_("rejected"),
+            N_("approval rate"),
+            N_("previous period"),
+        ],
         [
             [
                 matrix.gate_title(gate),
@@ -112,8 +122,8 @@ def _gate_conversion(matrix: Matrix, gates: list[str], now: Figures, before: Fig
 
 def _turnaround(matrix: Matrix, gates: list[str], now: Figures, before: Figures) -> Table:
     return Table(
-        "Approval turnaround per gate (business hours)",
-        ["gate", "median", "p90", "previous median"],
+        N_("Approval turnaround per gate (business hours)"),
+        [N_("gate"), N_("median"), N_("p90"), N_("previous median")],
         [
             [
                 matrix.gate_title(gate),
@@ -129,8 +139,8 @@ def _turnaround(matrix: Matrix, gates: list[str], now: Figures, before: Figures)
 def _cycle_times(matrix: Matrix, now: Figures, before: Figures) -> Table:
     before_cycle = dict(before.cycle)
     return Table(
-        "Cycle time per stage (days, stays that ended in the period)",
-        ["stage", "stays", "median", "p90", "previous median"],
+        N_("Cycle time per stage (days, stays that ended in the period)"),
+        [N_("stage"), N_("stays"), N_("median"), N_("p90"), N_("previous median")],
         [
             [
                 stage_title(matrix, stage),
@@ -146,8 +156,8 @@ def _cycle_times(matrix: Matrix, now: Figures, before: Figures) -> Table:
 
 def _on_time(now: Figures, before: Figures) -> Table:
     return Table(
-        "On-time rate per responsibility (the matrix's time limits)",
-        ["responsibility", "on time", "late", "rate", "previous rate"],
+        N_("On-time rate per responsibility (the matrix's time limits)"),
+        [N_("responsibility"), N_("on time"), N_("late"), N_("rate"), N_("previous rate")],
         [
             [
                 who,
@@ -166,7 +176,7 @@ def _overdue(now: Figures, before: Figures) -> Table:
     nothing = Amounts(0, Decimal(0))
     return Table(
         f"Overdue by bucket (open balances on {now.period.last})",
-        ["bucket", "currency", "invoices", "amount", "previous period"],
+        [N_("bucket"), N_("currency"), N_("invoices"), N_("amount"), N_("previous period")],
         [
             [
                 bucket,
@@ -183,8 +193,16 @@ def _overdue(now: Figures, before: Figures) -> Table:
 
 def _per_rep(now: Figures, before: Figures) -> Table:
     return Table(
-        "Per sales rep",
-        ["sales rep", "won", "won amount", "handed off", "rejected", "lost", "previous won"],
+        N_("Per sales rep"),
+        [
+            N_("sales rep"),
+            N_("won"),
+            N_("won amount"),
+            N_("handed off"),
+            N_("rejected"),
+            N_("lost"),
+            N_("previous won"),
+        ],
         [
             [
                 rep,
@@ -202,8 +220,16 @@ def _per_rep(now: Figures, before: Figures) -> Table:
 
 def _per_approver(now: Figures, before: Figures) -> Table:
     return Table(
-        "Per approver",
-        ["approver", "decided", "approved", "rejected", "median h", "p90 h", "previous decided"],
+        N_("Per approver"),
+        [
+            N_("approver"),
+            N_("decided"),
+            N_("approved"),
+            N_("rejected"),
+            N_("median h"),
+            N_("p90 h"),
+            N_("previous decided"),
+        ],
         [
             [
                 name,

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dealflow.infra.home_folder import library_folders
 from models.settings import PROJECT_ROOT
 
 
@@ -48,9 +50,10 @@ class StackConfig:
 
 
 def prefect_env(config: StackConfig) -> dict[str, str]:
-    """Prefect settings for every process of the stack: its home stays in the data folder."""
+    """Prefect settings for every process of the stack: its home stays in the data folder
+    (the stack's own, even where PREFECT_HOME is set)."""
     env = {
-        "PREFECT_HOME": str(config.data_dir.resolve() / "prefect"),
+        "PREFECT_HOME": library_folders(config.data_dir)["PREFECT_HOME"],
         "PREFECT_API_URL": config.prefect_api_url,
         "PREFECT_SERVER_API_HOST": config.host,
         "PREFECT_SERVER_API_PORT": str(config.prefect_port),
@@ -75,6 +78,10 @@ def stack_env(config: StackConfig) -> dict[str, str]:
     env = {
         **prefect_env(config),
         "DEALFLOW_DATA_DIR": str(data),
+        # matplotlib's configuration and font cache (the weekly report's charts) in the
+        # data folder, not the home folder, unless the user chose a folder for them.
+        "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR")
+        or library_folders(config.data_dir)["MPLCONFIGDIR"],
         "DEALFLOW_SMTP_HOST": config.host,
         "DEALFLOW_SMTP_PORT": str(config.smtp_port),
         "DEALFLOW_PUBLIC_BASE_URL": config.web_url,

@@ -12,6 +12,7 @@ as ``web_processes`` uvicorn processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -280,16 +281,27 @@ class Stack:
             self._wait_workers(120, since=started, only=name)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        """Stop every process of the stack, each with its own children, in a few
+        seconds: first what runs flows (Ctrl-C, while the Prefect server it reports to is
+        still there), then the rest. Whatever outlives ``STOP_GRACE_SECONDS`` is killed."""
+        runs_flows = [name for name in self.processes if _runs_flows(name)]
+        others = [name for name in self.processes if not _runs_flows(name)]
+        self._stop_group(runs_flows, signal.SIGINT)
+        self._stop_group(others, signal.SIGTERM)
         self.processes.clear()
+
+    def _stop_group(self, names: list[str], sig: signal.Signals) -> None:
+        for name in names:
+            if self.processes[name].poll() is None:
+                _signal_group(self.processes[name].pid, sig)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for name in names:
+            process = self.processes[name]
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait()
 
     def __enter__(self) -> Stack:
         self.start()
@@ -297,3 +309,19 @@ class Stack:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+# Long enough for a process to finish what it is doing; a person stopping the stack, or
+# a terminal closing, should not wait longer.
+STOP_GRACE_SECONDS = 5.0
+
+
+def _runs_flows(name: str) -> bool:
+    # Prefect's runner and workers shut down cleanly on Ctrl-C while their server is up;
+    # on SIGTERM, or with the server gone, the runner hung until it was killed.
+    return name == "runner" or name.startswith("worker")
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.killpg(pid, sig)

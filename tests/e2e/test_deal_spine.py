@@ -4,7 +4,6 @@ on a real Prefect server, a real SMTP server and real HTTP."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice, SentMessage
 from tests.conftest import Inbox
+from tests.markdown_view import as_shown
 from tests.support import approve_via_email, deal_file, dealflow, prefect_http, submit
 
 pytestmark = pytest.mark.stack
@@ -124,7 +124,8 @@ def test_rejection_at_director_ends_the_deal_and_tells_everyone(
     notice = inbox.wait_for(to("sam.rivera@example.com", "Deal rejected", deal_id))
     assert MANAGER in str(notice["Cc"]), "whoever approved before hears of it"
     assert "Discount breaks the floor price" in text_of(notice)
-    wait_for_state(run_id, "COMPLETED")
+    wait_for_state(run_id, "CANCELLED")
+    assert run_state(run_id)[2] == "Rejected", "not green on the Runs page, and named"
 
     with session_scope() as session:
         deal = get_deal(session, deal_id)
@@ -223,18 +224,26 @@ def test_the_run_is_named_tagged_and_shows_the_deal_board(
     assert latest.json()["flow_run_id"] == run_id
     assert run.name == f"deal-{deal_id}"
     assert {"dealflow", "team:emea"} <= set(run.tags)
-    board = latest.json()["data"]
-    assert "Waiting on:** Mara Keller" in board
+    board = as_shown(latest.json()["data"])
+    assert "Waiting on: Mara Keller" in board
     assert "| director | sales_director | Dana Whitfield" in board
     assert "Sales manager approval requested from Mara Keller" in board
 
     raci = prefect_http().get(f"artifacts/deal-{deal_id.lower()}-raci/latest")
-    assert raci.status_code == 200 and raci.json()["type"] == "table"
-    rows = {row["stage"]: row for row in json.loads(raci.json()["data"])}
-    approval = rows["Contract approval"]
-    assert approval["responsible"] == "Sam Rivera (sales rep)"
-    assert "Mara Keller (sales manager)" in approval["accountable"]
-    assert "Omar Haddad (delivery manager)" in rows["Delivery kickoff and plan"]["responsible"]
+    assert raci.status_code == 200 and raci.json()["type"] == "markdown"
+    lines = as_shown(raci.json()["data"]).splitlines()
+    rows = {cells[0]: cells for cells in (r.strip("| ").split(" | ") for r in lines if r[0] == "|")}
+    _, responsible, accountable, *_ = rows["Contract approval"]
+    assert responsible == "Sam Rivera (sales rep)"
+    assert "Mara Keller (sales manager)" in accountable
+    assert "Omar Haddad (delivery manager)" in rows["Delivery kickoff and plan"][1]
+
+    # One card per key, on the deal's run: a new version only when the board changes.
+    for key in (f"deal-{deal_id.lower()}", f"deal-{deal_id.lower()}-raci"):
+        versions = prefect_http().post(
+            "artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}, "limit": 50}
+        )
+        assert [v["flow_run_id"] for v in versions.json()] == [run_id], key
 
 
 def test_the_route_follows_the_matrix_rules_and_the_timeline_records_the_rule(

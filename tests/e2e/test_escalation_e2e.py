@@ -15,7 +15,14 @@ from flows.sla_sweep import sla_sweep
 from harness.mail import to
 from harness.runs import wait_for_state
 from tests.conftest import MATRIX, Inbox
-from tests.support import approve_via_email, deal_waiting_at_manager, prefect_http
+from tests.markdown_view import as_shown
+from tests.support import (
+    approve_via_email,
+    deal_waiting_at_manager,
+    dealflow,
+    newest_on_demand_run,
+    prefect_http,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -29,10 +36,18 @@ def test_an_escalated_approver_decides_and_the_deal_moves_on(
         assert row is not None and row.requested_at is not None
         asked = row.requested_at
 
-    done = sla_sweep(now=asked + dt.timedelta(days=14))  # the flow, on a moved clock
-    assert f"{deal_id}/manager: escalation to victor.stone@example.com" in done
+    # As ops staff run it, on a moved clock: a run of the sla-sweep deployment.
+    at = asked + dt.timedelta(days=14)
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    done = dealflow("sla", "sweep", "--now", at.isoformat()).stdout
+    assert f"{deal_id}/manager: escalation to victor.stone@example.com" in done.splitlines()
+    swept = newest_on_demand_run("sla-sweep")
+    assert swept["name"] == f"sla-sweep-{at.astimezone(dt.UTC):%Y-%m-%dT%H:%MZ}", swept["name"]
+    assert swept["state"]["message"] == done.rstrip("\n")
     board = prefect_http().get(f"artifacts/deal-{deal_id.lower()}/latest")
-    assert "Waiting on:** Victor Stone" in board.json()["data"], "the board shows the new holder"
+    shown = as_shown(board.json()["data"])
+    assert "Waiting on: Victor Stone" in shown, "the board shows the new holder"
+    assert board.json()["flow_run_id"] == run_id, "posted by the sweep, shown on the deal's run"
 
     approve_via_email(
         inbox, "victor.stone@example.com", "Escalated to you", deal_id, "Covering for Mara"

@@ -5,6 +5,7 @@ level to the right people, then it is paid and its flow run ends Completed."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,18 @@ from dealflow.infra.db import session_scope
 from dealflow.infra.links import Purpose, link_keys, verify
 from dealflow.infra.records import get_deal, timeline
 from harness.mail import ACCEPTANCE_LINK, link_in, text_of, to
-from harness.runs import wait_for_state
+from harness.runs import run_state, wait_for_state
 from models.settings import get_settings
 from models.tables import Invoice
 from tests.conftest import Inbox
-from tests.support import approve_via_email, deal_file, dealflow, prefect_http, submit
+from tests.support import (
+    approve_via_email,
+    deal_file,
+    dealflow,
+    newest_on_demand_run,
+    prefect_http,
+    submit,
+)
 
 pytestmark = pytest.mark.stack
 BILLING = "billing@globex.example"
@@ -115,7 +123,10 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert all(len(escalations_to(inbox, REP, n)) == 1 for n in numbers)
     assert all(len(escalations_to(inbox, "finance@example.com", n)) == 1 for n in numbers)
     said = check_at(due + dt.timedelta(days=7))
-    assert said.startswith("0 escalation(s)"), said
+    assert "  Escalations: none" in said.splitlines(), said
+    on_demand = newest_on_demand_run("payment-check")  # under its deployment in the UI
+    assert on_demand["name"] == f"payment-check-{due + dt.timedelta(days=7)}", on_demand
+    assert on_demand["state"]["message"] == said.rstrip("\n"), on_demand["state"]
     check_at(due + dt.timedelta(days=15))
     assert all(len(escalations_to(inbox, "tom.alvarez@example.com", n)) == 1 for n in numbers)
     assert not escalations_to(inbox, "dana.whitfield@example.com", numbers[0])
@@ -131,6 +142,7 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     imported = dealflow("payments", "import", str(statement)).stdout
     assert f"{deal_id}: paid in full, closing" in imported, imported
     wait_for_state(run_id, "COMPLETED")
+    assert run_state(run_id)[2] == "Paid"
     closed = inbox.wait_for(to(REP, "Paid in full", deal_id))
     assert "finance@example.com" in str(closed["Cc"])
     check_at(due + dt.timedelta(days=31))
@@ -144,6 +156,16 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert any(key == "accepted" and "Signed acceptance protocol" in e for key, e in events)
     aging = prefect_http().get("artifacts/aging-report/latest")
     assert aging.status_code == 200 and aging.json()["type"] == "table"
+    # What ops staff see of the whole deal in the Prefect UI: a task run per step done
+    # (51 when every pass called every step again) and a board version per change.
+    with prefect_http() as api:
+        of_the_run = {"flow_runs": {"id": {"any_": [run_id]}}}
+        steps = api.post("task_runs/count", json=of_the_run).json()
+        versions = api.post("artifacts/filter", json=of_the_run).json()
+    assert steps <= 34, steps
+    by_key = Counter(version["key"] for version in versions)
+    assert by_key[f"deal-{deal_id.lower()}-raci"] == 1, by_key
+    assert by_key[f"deal-{deal_id.lower()}"] <= 8, by_key
 
 
 def test_the_finance_page_needs_a_login_and_records_payments(

@@ -20,6 +20,7 @@ from models.settings import get_settings
 from tasks.run_tags import retag
 from tests.browser import SCREENSHOTS, prefect_ui_page
 from tests.conftest import Inbox
+from tests.markdown_view import as_shown
 from tests.report_history import seed_hand_history
 from tests.support import deal_waiting_at_manager, dealflow, prefect_http
 
@@ -68,9 +69,10 @@ def test_weekly_report_is_emailed_once_with_its_charts_and_kept_as_an_artifact(
 
     artifact = latest_artifact("weekly-report")
     assert artifact["type"] == "markdown"
-    assert artifact["data"].startswith(f"# {SUBJECT}")
-    assert "| Sales manager approval | 2 | 1 | 1 | 50% | 100% |" in artifact["data"]
-    assert artifact["data"].count("](data:image/png;base64,") == 3
+    shown = as_shown(artifact["data"])
+    assert shown.startswith(f"{SUBJECT}\n")
+    assert "| Sales manager approval | 2 | 1 | 1 | 50% | 100% |" in shown
+    assert shown.count("](data:image/png;base64,") == 3
 
     weekly_report(first=first, last=last)  # the same period again: no second email
     assert len(inbox.matching(lambda m: m["Subject"] == SUBJECT)) == 1
@@ -81,15 +83,15 @@ def test_pipeline_board_lists_overdue_work_first_and_links_deal_pages(
 ) -> None:
     keys = pipeline_report(now=dt.datetime(2026, 3, 10, 10, tzinfo=dt.UTC))
     assert keys == ["pipeline-board", "pipeline-approvals", "pipeline-cycle-times", "pipeline-cash"]
-    board = latest_artifact("pipeline-board")["data"]
-    assert board.index("## Overdue now") < board.index("## Waiting deals")
+    board = as_shown(latest_artifact("pipeline-board")["data"])
+    assert board.index("\nOverdue now\n") < board.index("\nWaiting deals")
     assert "| Gates and stages past their time limit | 1 |" in board
     assert "2.0 h overdue" in board  # D3: 26 business hours at a 24-hour gate
     assert re.search(r"\| \[D1\]\(.+\) \| Deal D1 \| 2026-03-02 \| 8 \|", board)
     assert "| I6 |" in board and "second-reminder" in board
-    assert "Sales manager approval" in latest_artifact("pipeline-approvals")["data"]
-    assert "Lead screening" in latest_artifact("pipeline-cycle-times")["data"]
-    assert "Invoice-to-cash" in latest_artifact("pipeline-cash")["data"]
+    assert "Sales manager approval" in as_shown(latest_artifact("pipeline-approvals")["data"])
+    assert "Lead screening" in as_shown(latest_artifact("pipeline-cycle-times")["data"])
+    assert "Invoice-to-cash" in as_shown(latest_artifact("pipeline-cash")["data"])
 
     links = dict(DEAL_LINK.findall(board))
     page = httpx.get(links["D3"], timeout=30)
@@ -119,7 +121,7 @@ def test_deal_runs_carry_stage_team_and_tier_tags(stack: Any, inbox: Inbox, tmp_
     assert {"dealflow", "team:emea", "stage:approval:manager"} <= set(tags)
     assert not [t for t in tags if t.startswith("stage:") and t != "stage:approval:manager"]
 
-    board = latest_artifact(f"deal-{deal_id.lower()}")["data"]
+    board = as_shown(latest_artifact(f"deal-{deal_id.lower()}")["data"])
     link = re.search(r"\[Open the deal's page\]\((\S+)\)", board)
     assert link, board
     assert deal_id in httpx.get(link.group(1), timeout=30).text

@@ -34,7 +34,7 @@ from harness.ports import free_port
 from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.settings import PROJECT_ROOT
 from tests.conftest import SMTP_USER, Inbox
-from tests.dealflow.stack.test_stack_cli import children_of
+from tests.faults import children_of
 from tests.support import prefect_http
 
 pytestmark = pytest.mark.stack

@@ -23,6 +23,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -86,9 +87,13 @@ class Driver:
         self.slow_payers_pay = threading.Event()
         self.answers: Counter[str] = Counter()
         self.link_answers = LinkAnswers()  # per deal and link, for a failure to show
+        self.customers_tag = f"kill test {uuid.uuid4().hex[:6]}"
 
     def submit(self, example: str) -> None:
         deal = fresh_deal(example)
+        # Customers of their own: a collections hold that an earlier test on the shared
+        # stack put on "Globex Corporation" would keep the slow payers out of the ladder.
+        deal["customer"]["name"] += f" ({self.customers_tag})"
         deal_id = deal["deal_id"]
         self.invoices_expected[deal_id] = len(deal.get("payment_terms", {}).get("schedule", [1]))
         self.run_ids[deal_id] = submit_over_http(self.web_url, deal)

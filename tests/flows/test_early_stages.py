@@ -12,7 +12,7 @@ import pytest
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_deal, timeline
 from harness.mail import to
-from harness.runs import wait_for_state
+from harness.runs import run_state, wait_for_state
 from tests.conftest import Inbox
 from tests.support import deal_file, dealflow, submit
 
@@ -65,7 +65,8 @@ def test_a_lead_lost_at_screening_closes_the_deal(stack: Any, tmp_path: Path) ->
     run_id = submit(path)
     wait_for_state(run_id, "PAUSED", key="stage-lead-screening")
     dealflow("deal", "report", deal_id, "--lost", "--note", "Chose a competitor")
-    wait_for_state(run_id, "COMPLETED")
+    wait_for_state(run_id, "CANCELLED")
+    assert run_state(run_id)[2] == "Lost"
     with session_scope() as session:
         deal = get_deal(session, deal_id)
     assert deal.outcome == "lost" and deal.outcome_reason == "Chose a competitor"

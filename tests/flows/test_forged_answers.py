@@ -145,7 +145,7 @@ def test_an_approval_link_works_while_its_run_waits_at_a_later_attempt(
     wait_for_state(run_id, "PAUSED", key="gate-manager-attempt-2")
     response = decide(link, "reject", "not at this price")
     assert response.status_code == 200, response.text
-    wait_for_state(run_id, "COMPLETED")
+    wait_for_state(run_id, "CANCELLED")
     rejection = inbox.wait_for(to(SUBMITTER, "Deal rejected", deal_id))
     assert "not at this price" in text_of(rejection)
 

@@ -23,6 +23,7 @@ def test_the_schema_has_its_uniqueness_guards(database_url: str) -> None:
         table: {tuple(c["column_names"]) for c in inspector.get_unique_constraints(table)}
         for table in (
             "approvals",
+            "deal_revisions",
             "invoices",
             "sent_messages",
             "stage_transitions",
@@ -30,7 +31,8 @@ def test_the_schema_has_its_uniqueness_guards(database_url: str) -> None:
             "dunning_letters",
         )
     }
-    assert ("deal_id", "gate") in unique["approvals"]
+    assert ("deal_id", "revision", "gate") in unique["approvals"]  # a gate per revision
+    assert ("deal_id", "revision") in unique["deal_revisions"]
     assert ("deal_id", "sequence") in unique["invoices"] and ("number",) in unique["invoices"]
     assert ("key",) in unique["sent_messages"]
     assert ("deal_id", "key") in unique["stage_transitions"]

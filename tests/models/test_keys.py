@@ -111,8 +111,68 @@ def test_outbox_keys() -> None:
     )
     assert keys.weekly_report_mail("2026-W48") == "report/weekly/2026-W48"
     assert keys.payment_check_mail("run-1") == "payment-check/run-1/report"
+    request = keys.gate_request_mail("D-1", "legal")
+    assert keys.channel_notice(request) == "deal/D-1/gate/legal/request:channel"
+    assert keys.channel_notice(request, 1) == "deal/D-1/gate/legal/request:channel-2"
 
 
 def test_outbox_keys_read_back() -> None:
     assert keys.invoice_number_of_mail("deal/D-1/invoice/INV-7") == "INV-7"
     assert keys.invoice_number_of_mail("invoice/INV-7/dunning/final") == "INV-7"
+    assert keys.invoice_number_of_mail("invoice/INV-7/dunning/final:channel-2") == "INV-7"
+
+
+def test_a_revision_has_keys_of_its_own_and_revision_1_keeps_the_old_ones() -> None:
+    """Revision 2 of a rejected deal asks its gates again: none of its keys may be taken
+    for revision 1's (its approval request would be deduplicated, never sent)."""
+
+    def every_key(revision: int) -> list[str]:
+        return [
+            keys.routed(revision),
+            keys.gate_requested("manager", revision),
+            keys.gate_decided("manager", revision),
+            keys.gate_delegated("legal", 7, revision),
+            keys.gate_delegation_refused("legal", 7, revision),
+            keys.gate_deadline("director", "reminder", "Dana@Example.com", revision),
+            keys.gate_deadline("director", "escalation", None, revision),
+            keys.answer_refused("gate-manager", revision),
+            keys.gate_request_mail("D-1", "manager", revision),
+            keys.delegation_mail("D-1", "legal", "lee@example.com", revision),
+            keys.rejected_mail("D-1", revision),
+            keys.flow_run_idempotency("D-1", revision),
+            keys.deal_run_name("D-1", revision),
+        ]
+
+    assert every_key(1) == [
+        "route",
+        "gate/manager/requested",
+        "gate/manager/decided",
+        "gate/legal/delegated/7",
+        "gate/legal/delegation-refused/7",
+        "gate/director/reminder/dana@example.com",
+        "gate/director/escalation",
+        "answer/gate-manager/refused",
+        "deal/D-1/gate/manager/request",
+        "deal/D-1/gate/legal/delegated/lee@example.com",
+        "deal/D-1/rejected",
+        "deal-handoff/D-1",
+        "deal-D-1",
+    ]
+    assert every_key(2) == [
+        "r2/route",
+        "r2/gate/manager/requested",
+        "r2/gate/manager/decided",
+        "r2/gate/legal/delegated/7",
+        "r2/gate/legal/delegation-refused/7",
+        "r2/gate/director/reminder/dana@example.com",
+        "r2/gate/director/escalation",
+        "r2/answer/gate-manager/refused",
+        "deal/D-1/r2/gate/manager/request",
+        "deal/D-1/r2/gate/legal/delegated/lee@example.com",
+        "deal/D-1/r2/rejected",
+        "deal-handoff/D-1/r2",
+        "deal-D-1-r2",
+    ]
+    assert not set(every_key(1)) & set(every_key(2)) & set(every_key(3))
+    assert len(set(every_key(1) + every_key(2) + every_key(3))) == 3 * len(every_key(1))
+    assert keys.revision_submitted(2) == "revision/2/submitted"

@@ -64,7 +64,7 @@ def test_explain_says_which_rule_fired_and_why_the_others_did_not() -> None:
 
 def test_the_explain_command_works_from_a_file() -> None:
     result = dealflow("matrix", "explain", str(PROJECT_ROOT / "examples" / "acme.json"))
-    assert "3. large-deal: FIRES - amount 54359.00 EUR is at least 50000" in result.stdout
+    assert "3. large-deal: FIRES - amount 54359.00 EUR is at least 50000 EUR" in result.stdout
 
 
 def with_routing(rules: list[dict[str, Any]]) -> str:
@@ -84,7 +84,7 @@ def test_rules_after_an_unconditional_rule_can_never_fire() -> None:
     text = with_routing(
         [
             {"name": "everything", "gates": ["manager"]},
-            {"name": "big", "when": {"amount_at_least": 1}, "gates": ["legal"]},
+            {"name": "big", "when": {"amount_at_least": {"EUR": 1}}, "gates": ["legal"]},
             {"name": "rest", "gates": ["manager"]},
         ]
     )
@@ -95,7 +95,9 @@ def test_rules_after_an_unconditional_rule_can_never_fire() -> None:
 
 
 def test_the_last_rule_must_take_every_other_deal() -> None:
-    text = with_routing([{"name": "big", "when": {"amount_at_least": 1}, "gates": ["legal"]}])
+    text = with_routing(
+        [{"name": "big", "when": {"amount_at_least": {"EUR": 1}}, "gates": ["legal"]}]
+    )
     assert "routing[0] (big): the last rule must have no conditions" in text
 
 
@@ -103,8 +105,8 @@ def test_the_last_rule_must_take_every_other_deal() -> None:
     ("when", "words"),
     [
         (
-            {"amount_at_least": 100, "amount_below": 50},
-            "amount_at_least 100 is not below amount_below 50",
+            {"amount_at_least": {"EUR": 100}, "amount_below": {"EUR": 50}},
+            "amount_at_least 100 EUR is not below amount_below 50 EUR",
         ),
         (
             {"discount_above": 20, "discount_at_most": 10},
@@ -131,3 +133,99 @@ def test_an_unknown_condition_is_reported_with_its_place() -> None:
         ]
     )
     assert "matrix.yaml: routing.0.when.amount_over: Extra inputs are not permitted" in text
+
+
+def same_number_in(currency: str, amount: str = "60000.00") -> DealIntake:
+    """Initech's deal (standard terms, no discount) for ``amount`` in ``currency``."""
+    return deal(
+        currency=currency,
+        discount_percent="0",
+        line_items=[{"description": "Platform", "quantity": 1, "unit_price": amount}],
+        amount=amount,
+    )
+
+
+def test_the_same_number_in_cny_and_eur_meets_each_currencys_threshold() -> None:
+    # 60,000 EUR is a large deal; 60,000 CNY is a small one.
+    assert gates_for(same_number_in("EUR")) == ("large-deal", ["manager", "director", "legal"])
+    assert gates_for(same_number_in("CNY")) == ("small-standard", ["manager"])
+    assert gates_for(same_number_in("CNY", "500000.00"))[0] == "large-deal"
+    text = explain(load_matrix(DEFAULT), same_number_in("CNY"))
+    assert "3. large-deal: no - amount 60000.00 CNY is not at least 400000 CNY" in text
+
+
+def test_a_deal_in_a_currency_no_threshold_names_is_refused_with_the_rule() -> None:
+    from dealflow.intake.submit import staffing_problem
+
+    matrix = load_matrix(DEFAULT)
+    with pytest.raises(MatrixError) as refused:
+        matrix.route(same_number_in("JPY"))
+    words = str(refused.value)
+    assert "is in JPY, and routing rule routing[2] (large-deal)" in words
+    assert "has amounts for CNY, EUR, USD only, none for JPY" in words
+    assert staffing_problem(matrix, same_number_in("JPY")) == f"currency: {words}"
+    assert "3. large-deal: CANNOT TELL - amount_at_least has amounts for" in explain(
+        matrix, same_number_in("JPY")
+    )
+    # A rule it does not reach does not matter: non-standard terms come first.
+    assert matrix.route(deal(currency="JPY", non_standard_terms=True)).rule.name == (
+        "non-standard-terms"
+    )
+
+
+def test_a_threshold_forgetting_a_currency_the_others_name_is_reported() -> None:
+    text = with_routing(
+        [
+            {
+                "name": "big",
+                "when": {"amount_at_least": {"EUR": 50000, "CNY": 400000}},
+                "gates": ["legal"],
+            },
+            {"name": "small", "when": {"amount_below": {"EUR": 10000}}, "gates": ["manager"]},
+            {
+                "name": "cny-only",
+                "when": {"currencies": ["CNY"], "amount_below": {"CNY": 1}},
+                "gates": ["manager"],
+            },
+            {"name": "rest", "gates": ["manager"]},
+        ]
+    )
+    assert (
+        "routing[1] (small).when.amount_below: no amount for CNY: deals in CNY reaching this"
+        in text
+    )
+    assert "cny-only" not in text, "a rule limited to CNY needs a CNY amount only"
+
+
+def test_a_plain_amount_must_say_its_currency() -> None:
+    text = with_routing(
+        [
+            {"name": "big", "when": {"amount_at_least": 50000}, "gates": ["legal"]},
+            {"name": "rest", "gates": ["manager"]},
+        ]
+    )
+    assert (
+        "matrix.yaml: routing.0.when: Value error, amount_at_least 50000 names no currency" in text
+    )
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["routing"] = [
+        {
+            "name": "big-eur",
+            "when": {"currencies": ["EUR"], "amount_at_least": 50000},
+            "gates": ["legal"],
+        },
+        {"name": "rest", "gates": ["manager"]},
+    ]
+    [rule, _] = parse_matrix(yaml.safe_dump(data)).routing
+    assert rule.when is not None and rule.when.amount_at_least == {"EUR": 50000}
+    assert rule.verdict(same_number_in("CNY")) == (False, "currency CNY is not one of EUR")
+
+
+def test_an_unknown_currency_in_a_threshold_is_reported_with_its_place() -> None:
+    text = with_routing(
+        [
+            {"name": "big", "when": {"amount_at_least": {"EUX": 1}}, "gates": ["legal"]},
+            {"name": "rest", "gates": ["manager"]},
+        ]
+    )
+    assert "routing.0.when.amount_at_least.EUX.[key]: Value error, EUX is not an ISO 4217" in text

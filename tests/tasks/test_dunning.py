@@ -74,9 +74,11 @@ def test_each_level_fires_on_its_day_once_to_the_people_it_names(inbox: Inbox) -
     customer = mine(inbox, number, BILLING)
     assert [str(m["Subject"]) for m in customer] == [
         f"Reminder: invoice {number} is due on 2027-03-10",
-        f"Payment reminder: invoice {number} is 1 days overdue",
+        f"Payment reminder: invoice {number} is 1 day overdue",
     ]
     assert "54,359.00 EUR" in _body(customer[1])
+    # Greeted by name, as the invoice greeted them, the name read from the stored deal.
+    assert [_body(letter).splitlines()[0] for letter in customer] == ["Dear Petra Schulz,"] * 2
     assert len(mine(inbox, number, REP)) == 1
     assert len(mine(inbox, number, "finance@example.com")) == 1
     assert len(mine(inbox, number, "mara.keller@example.com")) == 1, "the team's manager"
@@ -314,9 +316,11 @@ def test_a_check_killed_halfway_loses_no_letter_and_repeats_none(inbox: Inbox) -
     child.send_signal(signal.SIGKILL)  # halfway through sending the first batch's letters
     child.wait()
     apply_dunning_ladder.fn(day(1))
+    from dealflow.infra.clock import utcnow
     from tasks.mailer import resend_failed
+    from tasks.outbox_claims import CLAIM_LEASE
 
-    resend_failed()
+    resend_failed(now=utcnow() + CLAIM_LEASE + dt.timedelta(seconds=1))  # the one in flight
     received = Counter(
         str(m["X-Dealflow-Key"])
         for m in inbox.messages[before:]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -13,10 +15,13 @@ from dealflow.intake.submit import load_deal_file
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import SentMessage
 from tasks.effect import is_transient
-from tasks.mailer import OutgoingEmail, deliver, message_id_for
+from tasks.email_message import OutgoingEmail, message_id_for
+from tasks.mailer import deliver
 from tests.conftest import Inbox
 
 pytestmark = pytest.mark.usefixtures("database_url")
+
+InboxT = TypeVar("InboxT", bound=Inbox)
 
 
 def mail(key: str, **changes: Any) -> OutgoingEmail:
@@ -196,3 +201,217 @@ def inbox_port() -> int:
     from tests.conftest import PORTS
 
     return PORTS["smtp"]
+
+
+class SlowInbox(Inbox):
+    """A mail server that takes the message and then holds its answer until ``release``:
+    a sender is mid-conversation for as long as the test wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receiving = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
+        self.receiving.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@contextlib.contextmanager
+def mail_server(handler: InboxT, monkeypatch: pytest.MonkeyPatch) -> Iterator[InboxT]:
+    """An SMTP server of its own, with ``handler``, that Dealflow sends to meanwhile."""
+    from harness.ports import free_port
+    from tests.conftest import SmtpServer
+
+    server = SmtpServer(handler, free_port())
+    server.start()
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", str(server.port))
+    get_settings.cache_clear()
+    try:
+        yield handler
+    finally:
+        server.stop()
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def slow_inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowInbox]:
+    with mail_server(SlowInbox(), monkeypatch) as inbox:
+        yield inbox
+        inbox.release.set()
+
+
+class MarkCheckingInbox(Inbox):
+    """A mail server that, as each message's data arrives, notes the outbox status of
+    every message it received before: all must be marked sent by then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unmarked_before: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        earlier = [str(m["X-Dealflow-Key"]) for m in self.messages]
+        if earlier:
+            with session_scope() as database:
+                marked = set(
+                    database.scalars(
+                        select(SentMessage.key).where(
+                            SentMessage.key.in_(earlier), SentMessage.status == "sent"
+                        )
+                    )
+                )
+            self.unmarked_before.append(
+                (str(envelope.rcpt_tos), [key for key in earlier if key not in marked])
+            )
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def mark_checking_inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MarkCheckingInbox]:
+    with mail_server(MarkCheckingInbox(), monkeypatch) as inbox:
+        yield inbox
+
+
+def queued(key: str) -> str:
+    """``key``'s email, queued in the outbox as the payment check queues its letters."""
+    from tasks.mailer import outbox_values
+
+    with session_scope() as session:
+        session.add(SentMessage(**outbox_values(mail(key), get_settings())))
+    return key
+
+
+def another_writer_gets_in(database_url: str, key: str) -> None:
+    """Write to the outbox row of ``key`` from another connection, giving up after a
+    second: raises if a sender holds the database (SQLite) or the row (PostgreSQL)."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        connection = sqlite3.connect(
+            database_url.removeprefix("sqlite:///"), timeout=1, isolation_level=None
+        )
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("UPDATE sent_messages SET kind = kind WHERE key = ?", (key,))
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+        return
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as pg:
+        pg.execute("SET lock_timeout = '1s'")
+        pg.execute("UPDATE sent_messages SET kind = kind WHERE key = %s", (key,))
+        pg.rollback()
+
+
+@pytest.mark.parametrize("sender", ["deliver", "send_outbox"])
+def test_a_slow_mail_server_holds_up_no_writer(
+    slow_inbox: SlowInbox, database_url: str, sender: str
+) -> None:
+    from tasks.mailer import send_outbox
+
+    key = f"{backend(database_url)}/slow/{sender}"
+    send = (
+        (lambda: deliver(mail(key))) if sender == "deliver" else lambda: send_outbox([queued(key)])
+    )
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        assert slow_inbox.receiving.wait(30), "the email never reached the mail server"
+        another_writer_gets_in(database_url, key)
+    finally:
+        slow_inbox.release.set()
+        thread.join(60)
+    assert len(sent_with(slow_inbox, key)) == 1
+    assert row(key).status == "sent" and row(key).attempts == 1
+
+
+def test_the_email_in_flight_when_its_sender_dies_goes_out_again_after_the_claim_lease(
+    slow_inbox: SlowInbox, inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+    import signal
+    import subprocess
+    import sys
+
+    from dealflow.infra.clock import utcnow
+    from tasks.mailer import resend_failed
+    from tasks.outbox_claims import CLAIM_LEASE
+
+    key = queued(f"{backend(database_url)}/in-flight")
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"from tasks.mailer import send_outbox; send_outbox([{key!r}])"],
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        assert slow_inbox.receiving.wait(60), "the email never reached the mail server"
+    finally:
+        child.send_signal(signal.SIGKILL)  # before the server has answered
+        child.wait()
+    assert row(key).status == "sending"
+
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", str(inbox_port()))
+    get_settings.cache_clear()
+    assert resend_failed() == [], "its sender may still be at it: left alone"
+    later = utcnow() + CLAIM_LEASE + dt.timedelta(seconds=1)
+    assert resend_failed(now=later) == [key]
+    assert resend_failed(now=later) == []
+    [message] = sent_with(inbox, key)
+    assert message["Message-ID"] == message_id_for(key, get_settings())
+    assert row(key).status == "sent" and row(key).attempts == 1, "handed to SMTP and answered once"
+
+
+def test_the_same_flow_run_recovered_in_a_new_process_sends_its_email_in_flight_at_once(
+    slow_inbox: SlowInbox, inbox: Inbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    from tasks.mailer import resend_failed
+
+    key = queued(f"{backend(database_url)}/in-flight-of-a-run")
+    run = str(uuid.uuid4())
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"from tasks.mailer import send_outbox; send_outbox([{key!r}])"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PREFECT__FLOW_RUN_ID": run},
+    )
+    try:
+        assert slow_inbox.receiving.wait(60), "the email never reached the mail server"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert row(key).status == "sending" and str(row(key).claimed_by).startswith(f"{run}/")
+
+    monkeypatch.setenv("DEALFLOW_SMTP_PORT", str(inbox_port()))
+    get_settings.cache_clear()
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", str(uuid.uuid4()))
+    assert resend_failed() == [], "another flow run leaves it to its sender's lease"
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", run)
+    assert resend_failed() == [key], "the same run, recovered, sends it without waiting"
+    assert resend_failed() == []
+    [message] = sent_with(inbox, key)
+    assert message["Message-ID"] == message_id_for(key, get_settings())
+    assert row(key).status == "sent" and row(key).attempts == 1
+
+
+def test_each_email_is_marked_sent_before_the_next_one_goes(
+    mark_checking_inbox: MarkCheckingInbox, database_url: str
+) -> None:
+    from tasks.mailer import send_outbox
+
+    keys = [queued(f"{backend(database_url)}/in-order/{n}") for n in range(30)]
+    assert send_outbox(keys) == keys
+    assert len(mark_checking_inbox.messages) == 30
+    assert len(mark_checking_inbox.unmarked_before) == 29
+    assert all(not unmarked for _to, unmarked in mark_checking_inbox.unmarked_before), [
+        entry for entry in mark_checking_inbox.unmarked_before if entry[1]
+    ]
+    assert {row(key).status for key in keys} == {"sent"}

@@ -36,10 +36,14 @@ def berlin(day: int, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, 4, day, hour, minute, tzinfo=BERLIN)
 
 
-def waiting_deal(requested_at: dt.datetime = THURSDAY_BEFORE_EASTER) -> str:
+def waiting_deal(
+    requested_at: dt.datetime = THURSDAY_BEFORE_EASTER, example: str = "acme.json"
+) -> str:
     """A deal whose manager was asked at ``requested_at`` and has not decided."""
-    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
-    intake = intake.model_copy(update={"deal_id": f"S{uuid.uuid4().hex[:8].upper()}-ACME"})
+    intake = load_deal_file(PROJECT_ROOT / "examples" / example)
+    intake = intake.model_copy(
+        update={"deal_id": f"S{uuid.uuid4().hex[:8].upper()}-{intake.deal_id.split('-')[0]}"}
+    )
     store_deal(intake)
     with session_scope() as session:
         get_deal(session, intake.deal_id).flow_run_id = str(uuid.uuid4())
@@ -197,11 +201,13 @@ def test_a_new_request_goes_straight_to_the_delegate(
     assert not mails(inbox, deal_id, "for Mara Keller"), "one request, to the delegate"
 
 
-def deal_at_lead_screening(opened: dt.datetime = THURSDAY_BEFORE_EASTER) -> str:
-    intake = load_deal_file(PROJECT_ROOT / "examples" / "acme.json")
+def deal_at_lead_screening(
+    opened: dt.datetime = THURSDAY_BEFORE_EASTER, example: str = "acme.json"
+) -> str:
+    intake = load_deal_file(PROJECT_ROOT / "examples" / example)
     intake = intake.model_copy(
         update={
-            "deal_id": f"L{uuid.uuid4().hex[:8].upper()}-ACME",
+            "deal_id": f"L{uuid.uuid4().hex[:8].upper()}-{intake.deal_id.split('-')[0]}",
             "stage": SubmittedStage.LEAD_SCREENING,
         }
     )
@@ -231,6 +237,45 @@ def test_a_stage_past_its_limit_reminds_the_rep_then_tells_the_manager(inbox: In
     assert (
         "Sam Rivera is behind plan on lead screening" in behind.get_body(("plain",)).get_content()
     )
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai(month: int, day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, month, day, hour, minute, tzinfo=SHANGHAI)
+
+
+def test_a_china_team_is_reminded_on_a_make_up_saturday_and_not_on_a_day_off(
+    inbox: Inbox,
+) -> None:
+    # Asked Friday 13 February 2026 at 14:00 in Shanghai: 3 working hours that day, then
+    # Saturday the 14th is a working day (调休), then the Spring Festival until the 23rd.
+    deal_id = waiting_deal(shanghai(2, 13, 14), example="xinghe.json")
+    assert sweep(shanghai(2, 14, 13, 59)) == []
+    assert sweep(shanghai(2, 14, 14)) == [f"{deal_id}/manager: reminder-1 to zhou.min@example.com"]
+    assert sweep(shanghai(2, 23, 17)) == [], "Monday the 23rd is a day off"
+    assert sweep(shanghai(2, 24, 14)) == [f"{deal_id}/manager: reminder-2 to zhou.min@example.com"]
+    assert sweep(shanghai(2, 25, 13, 59)) == []
+    assert sweep(shanghai(2, 25, 14)) == [
+        f"{deal_id}/manager: escalation to victor.stone@example.com"
+    ]
+    # The China team reads Simplified Chinese: its reminders' subjects start 提醒 (Reminder).
+    assert [str(m["To"]) for m in mails(inbox, deal_id, "提醒")] == ["zhou.min@example.com"] * 2
+
+
+def test_a_china_stage_limit_counts_the_make_up_saturday(inbox: Inbox) -> None:
+    # 16 business hours from Friday 13 February 14:00: 3 on Friday, 8 on Saturday the
+    # 14th, none until Tuesday the 24th, then 5: Tuesday 24 February, 14:00.
+    deal_id = deal_at_lead_screening(shanghai(2, 13, 14), example="xinghe.json")
+    assert [a for a in sweep_all(shanghai(2, 24, 13, 59)) if deal_id in a] == []
+    assert [a for a in sweep_all(shanghai(2, 24, 14)) if deal_id in a] == [
+        f"{deal_id}/lead_screening/reminder to liu.yang@example.com"
+    ]
+    # The rep of the China team is reminded in Chinese.
+    [reminder] = inbox.matching(lambda m: deal_id in str(m["Subject"]))
+    assert reminder["Subject"].startswith("提醒：")
+    assert "16 个工作小时" in str(reminder.get_body(("plain",)).get_content())  # type: ignore[union-attr]
 
 
 def sweep_all(at: dt.datetime) -> list[str]:

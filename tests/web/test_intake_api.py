@@ -307,3 +307,51 @@ def test_an_unreachable_prefect_gets_503_and_nothing_is_stored(
     assert "Send the same request again" in response.json()["detail"]
     assert nowhere not in response.text  # internal addresses stay in the log
     assert stored(data["deal_id"], database) == 0
+
+
+def test_a_rejected_deal_is_sent_again_as_a_revision_once(stack: Any, inbox: Any) -> None:
+    """``POST /api/deals/<id>/revisions``: refused while the deal waits, then, once the
+    manager rejected it, a new revision with a run of its own; a retry gets the same."""
+    from harness.mail import decide, link_in, to
+    from harness.runs import wait_for_state
+
+    data = fresh_deal()
+    deal_id = data["deal_id"]
+    first = post(stack, encoded(data), {"X-API-Key": KEY})
+    assert first.status_code == 201, first.text
+    assert first.json()["revision"] == 1
+    revised = {**data, "notes": "Hamburg depot first, then Bremen."}
+    revisions = url(stack, f"/api/deals/{deal_id}/revisions")
+    headers = {"X-API-Key": KEY}
+
+    link = link_in(inbox.wait_for(to("mara.keller@example.com", "Approval needed", deal_id)))
+    waiting = httpx.post(revisions, json=revised, headers=headers, timeout=60)
+    assert waiting.status_code == 409, waiting.text
+    assert "is not rejected" in waiting.json()["detail"]
+    assert decide(link, "reject", "which depot first?").status_code == 200
+    wait_for_state(first.json()["flow_run_id"], "CANCELLED")
+
+    unchanged = httpx.post(revisions, json=data, headers=headers, timeout=60)
+    assert unchanged.status_code == 409
+    assert "unchanged since revision 1" in unchanged.json()["detail"]
+    second = httpx.post(revisions, json=revised, headers=headers, timeout=60)
+    assert second.status_code == 201, second.text
+    receipt = second.json()
+    assert receipt["revision"] == 2
+    assert receipt["flow_run_id"] != first.json()["flow_run_id"]
+    retry = httpx.post(revisions, json=revised, headers=headers, timeout=60)
+    assert retry.status_code == 200 and retry.json() == receipt
+
+    status = httpx.get(receipt["status_url"], headers=headers).json()
+    assert status["revision"] == 2
+    assert [r["revision"] for r in status["revisions"]] == [1, 2]
+    assert status["revisions"][1]["changes"] == ["notes"]
+    assert (
+        httpx.post(
+            url(stack, "/api/deals/NOSUCH-2026-001/revisions"),
+            json={**revised, "deal_id": "NOSUCH-2026-001"},
+            headers=headers,
+            timeout=60,
+        ).status_code
+        == 404
+    )

@@ -284,7 +284,7 @@ def test_clicks_racing_on_one_gate_decide_it_once_and_every_loser_hears_who_and_
                     row = get_approval(session, deal_id, "legal")
                     rejected = row is not None and row.decision == "rejected"
                 if rejected:
-                    wait_for_state(run_id, "COMPLETED")
+                    wait_for_state(run_id, "CANCELLED")
                 else:
                     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert races == len(GATES) * len(runs)

@@ -155,6 +155,38 @@ def test_a_malformed_statement_is_refused_whole_with_every_problem(tmp_path: Pat
         import_statement(missing, recorded_by="fiona")
 
 
+def test_a_statement_holding_a_nul_character_is_refused_whole(tmp_path: Path) -> None:
+    # PostgreSQL stores no NUL: the second line failed there after the first was applied.
+    _deal, [number] = invoiced_deal(DUE)
+    lines = [f"2027-03-02,100.00,EUR,{number}", f"2027-03-03,5.00,EUR,{number} \x00"]
+    with pytest.raises(StatementError, match="NUL characters, so it is not UTF-8 text"):
+        import_statement(statement(tmp_path, lines), recorded_by="fiona")
+    assert payments_count() == 0
+
+
+def test_a_statement_with_carriage_returns_only_reads_line_by_line(tmp_path: Path) -> None:
+    # Old spreadsheet exports end lines with a bare CR: the csv module failed on it (500).
+    _deal, [number] = invoiced_deal(DUE)
+    path = tmp_path / "statement.csv"
+    path.write_bytes(f"date,amount,currency,reference\r2027-03-02,100.00,EUR,{number}\r".encode())
+    import_statement(path, recorded_by="fiona")
+    assert payments_count() == 1
+    lone = tmp_path / "lone.csv"
+    lone.write_bytes(b"\r0\r")
+    with pytest.raises(StatementError, match=r"line 1: missing column\(s\)"):
+        import_statement(lone, recorded_by="fiona")
+
+
+def test_a_statement_with_a_field_over_the_csv_limit_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    _deal, [number] = invoiced_deal(DUE)
+    lines = [f"2027-03-02,100.00,EUR,{number}", f"2027-03-03,5.00,EUR,{'x' * 200_000}"]
+    with pytest.raises(StatementError, match="line 3: not CSV: field larger than field limit"):
+        import_statement(statement(tmp_path, lines), recorded_by="fiona")
+    assert payments_count() == 0
+
+
 def test_finance_records_a_payment_and_imports_a_statement_from_the_cli(tmp_path: Path) -> None:
     _deal, [number] = invoiced_deal(DUE)
     done = dealflow(

@@ -9,6 +9,7 @@ from jinja2 import UndefinedError
 
 from dealflow.infra.rendering import render
 from dealflow.intake.submit import parse_deal
+from models.revisions import Revised
 from models.settings import PROJECT_ROOT
 
 HOSTILE = "<script>alert(1)</script>"
@@ -46,10 +47,12 @@ def test_the_approval_page_escapes_deal_data() -> None:
         gate_title="Approval",
         approval={"assignee_name": "Mara", "requested_at": None},
         history=[],
+        revised=Revised(since=1, current=2, changes=[f"title: before -> {HOSTILE}"]),
         blocked=None,
         error="",
     )
     assert HOSTILE not in page and "&lt;script&gt;" in page
+    assert "What changed since revision 1" in page
 
 
 def test_a_missing_value_is_an_error_not_a_blank() -> None:

@@ -181,3 +181,15 @@ def test_deals_already_stored_are_sorted_before_submitting(
     assert [d.deal_id for _, d in plan.new] == ["INITECH-2026-007"]
     [problem] = plan.all_problems
     assert ":3: deal_id: GLOBEX-2026-031 was already submitted with different content" in problem
+
+
+def test_a_row_names_its_customers_language(
+    database_url: str, matrix: Matrix, tmp_path: Path
+) -> None:
+    acme, globex, _ = example_rows()
+    rows = [{**acme, "customer_language": "zh-CN"}, {**globex, "customer_language": "fr"}]
+    plan = check_file(write_csv(tmp_path / "deals.csv", rows), matrix)
+    [problem] = plan.all_problems
+    assert "customer_language" in problem and "'fr' is not a supported language" in problem
+    [chinese] = deals_of(plan)
+    assert chinese.customer.language == "zh_Hans"

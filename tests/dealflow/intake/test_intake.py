@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from dealflow.infra.db import session_scope
-from dealflow.intake.submit import DealConflict, IntakeError, load_deal_file, store_deal
+from dealflow.intake.submit import (
+    DealConflict,
+    IntakeError,
+    load_deal_file,
+    payload_hash,
+    store_deal,
+)
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
 
@@ -136,7 +142,7 @@ def test_cli_refuses_a_bad_deal_and_stores_nothing(tmp_path: Path, sqlite_url: s
         del os.environ["DEALFLOW_DATABASE_URL"]
     assert result.returncode == 1
     assert "The deal was not submitted" in result.stderr
-    assert "team: team 'apac' is not in the matrix (known teams: emea, nam)" in result.stderr
+    assert "team: team 'apac' is not in the matrix (known teams: cn, emea, nam)" in result.stderr
     with session_scope(sqlite_url) as session:
         assert session.scalar(select(func.count()).select_from(Deal)) == 0
 
@@ -174,3 +180,23 @@ def test_a_title_or_name_with_a_line_break_is_refused(tmp_path: Path) -> None:
     problems = problems_for(tmp_path, data)
     assert any("title: must be one line" in p for p in problems), problems
     assert any("customer.name: must be one line" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("example", "stored_by_the_release_before"),
+    [
+        ("acme.json", "b0b6875c150bf58e802a5ed33dfc8b7e94c004e6fc6517a811156d06b0afce32"),
+        ("globex.yaml", "080189ff852b7f315b8b15e8785bb7c79ae789fe7f80c460092b3a2f8ef86970"),
+    ],
+)
+def test_a_deal_sent_again_after_an_upgrade_is_still_the_same_deal(
+    example: str, stored_by_the_release_before: str
+) -> None:
+    """The content hash a deal was stored under before the customer's language existed:
+    a CRM's retry after the upgrade is a retry, not a conflicting deal."""
+    intake = load_deal_file(PROJECT_ROOT / "examples" / example)
+    assert payload_hash(intake) == stored_by_the_release_before
+    in_chinese = intake.model_copy(
+        update={"customer": intake.customer.model_copy(update={"language": "zh_Hans"})}
+    )
+    assert payload_hash(in_chinese) != stored_by_the_release_before

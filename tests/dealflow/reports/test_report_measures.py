@@ -113,8 +113,12 @@ def test_the_board_puts_overdue_work_first(database_url: str) -> None:
     with session_scope() as session:
         shown = board(session, matrix, now)
 
-    assert shown.open_by_stage == [("needs_discovery", 1), ("approval:manager", 1)]
-    assert dict(shown.closed_by_outcome) == {"handed_off": 2, "rejected": 1}
+    assert shown.open_by_stage == [
+        ("needs_discovery", 1),
+        ("approval:manager", 1),
+        ("awaiting_payment", 2),  # D1 and D4: handed off, not paid yet
+    ]
+    assert dict(shown.closed_by_outcome) == {"rejected": 1}
     first, second = shown.waiting
     # D3: Thu 8 + Fri 8 + Mon 8 + Tue 2 = 26 business hours of a 24-hour limit.
     assert (first.deal_id, first.waiting_on, first.left_hours) == (

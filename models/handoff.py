@@ -1,0 +1,22 @@
+"""What the deal flow knows, between passes, about the steps after the last gate."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class HandoffPlan(BaseModel):
+    """Which steps after the last gate an earlier pass finished, emails included.
+
+    A step writes its timeline key and then, after the commit, queues its emails: its own
+    key alone does not prove its emails went. So each step counts as finished by the key
+    of a step the flow takes only after it, and a pass that ended in between runs the
+    step again (idempotently, as before)."""
+
+    # Delivery kicked off and the first invoices sent: the acceptance was requested.
+    handed_over: bool = False
+    # Recorded by the link or the CLI, which resume only a run waiting for it: the
+    # acceptance request went before the run suspended.
+    accepted: bool = False
+    # The invoices due on acceptance sent: the deal awaits payment.
+    invoiced_at_acceptance: bool = False
