@@ -60,7 +60,7 @@ lock-check: $(STAMP)
 ## each language's catalog (locale/<language>/LC_MESSAGES/messages.po); then translate
 ## the new entries (a test fails while one has no translation, or a fuzzy one)
 messages: $(STAMP)
-	$(BIN)/pybabel -q extract -F locale/babel.cfg -k translate:2 --no-location \
+	$(BIN)/pybabel -q extract -F locale/babel.cfg -k translate:2 -k Words --no-location \
 	  --sort-output --project Dealflow --omit-header --no-wrap -o locale/messages.pot .
 	$(BIN)/pybabel -q update -i locale/messages.pot -d locale --no-wrap \
 	  --ignore-obsolete

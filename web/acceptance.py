@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
@@ -24,6 +24,7 @@ from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkError, LinkProblem, Purpose, link_keys, verify
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render_in
+from dealflow.infra.words import Words
 from dealflow.reports.tables import stage_title
 from models.deal import DealIntake
 from models.finance import DeliveryAcceptance
@@ -32,41 +33,65 @@ from models.matrix import load_matrix
 from models.settings import get_settings
 from models.tables import Invoice
 from tasks.handoff import INVOICED_AT_ACCEPTANCE
+from web.pages import browser_language, reader_language
 from web.pages import message_page as _message
 
 router = APIRouter()
 
 
-def _acceptance_claim(token: str) -> tuple[str, str, str] | HTMLResponse:
+_NOT_ACCEPTANCE = (Words("This link is not valid"), Words("It is not an acceptance link."), 403)
+_DEAL_GONE = (Words("Deal not found"), Words("This deal no longer exists in Dealflow."), 404)
+_NOT_RECORDED = Words("Acceptance not recorded")
+_PROBLEMS = {
+    LinkProblem.MALFORMED: Words("It is malformed."),
+    LinkProblem.FORGED: Words("It is forged."),
+    LinkProblem.EXPIRED: Words("It is expired."),
+}
+
+
+def _acceptance_claim(token: str, request: Request) -> tuple[str, str, str, str] | HTMLResponse:
+    """The deal, the manager and the run the link names, and the manager's language."""
     try:
         claim = verify(token, link_keys(), utcnow(), Purpose.ACCEPTANCE)
     except LinkError as exc:
+        language = browser_language(request.headers)
         if exc.problem is LinkProblem.WRONG_PURPOSE:
-            return _message("This link is not valid", "It is not an acceptance link.", 403)
-        renew = ""
+            return _message(*_NOT_ACCEPTANCE, language=language)
+        said = [
+            _PROBLEMS[exc.problem],
+            Words(
+                "Open the link from your email again, or record the acceptance with "
+                "`dealflow deal accept`."
+            ),
+        ]
         if exc.problem is LinkProblem.EXPIRED and exc.claim is not None:
-            renew = (
-                " Operations can mail a fresh link with `dealflow deal renew-acceptance-link "
-                f"{exc.claim.deal_id}`."
+            language = reader_language(exc.claim, request.headers)
+            said.append(
+                Words(
+                    "Operations can mail a fresh link with `dealflow deal "
+                    "renew-acceptance-link %(deal_id)s`.",
+                    deal_id=exc.claim.deal_id,
+                )
             )
         return _message(
-            "This link cannot be used",
-            f"It is {exc.problem.value}. Open the link from your email again, or record the "
-            f"acceptance with `dealflow deal accept`.{renew}",
+            Words("This link cannot be used"),
+            said,
             410 if exc.problem is LinkProblem.EXPIRED else 403,
+            language=language,
         )
+    language = reader_language(claim, request.headers)
     if claim.gate != ACCEPTANCE_WAIT:
-        return _message("This link is not valid", "It is not an acceptance link.", 403)
-    return claim.deal_id, claim.approver, claim.run_id
+        return _message(*_NOT_ACCEPTANCE, language=language)
+    return claim.deal_id, claim.approver, claim.run_id, language
 
 
 @router.get("/acceptance/{token}", response_class=HTMLResponse)
-def show_acceptance(token: str) -> HTMLResponse:
+def show_acceptance(token: str, request: Request) -> HTMLResponse:
     """The acceptance page; opening it changes nothing (mail scanners open links)."""
-    claim = _acceptance_claim(token)
+    claim = _acceptance_claim(token, request)
     if isinstance(claim, HTMLResponse):
         return claim
-    deal_id, manager, _run = claim
+    deal_id, manager, _run, language = claim
     try:
         done = accepted_entry(deal_id)
         with session_scope() as session:
@@ -76,8 +101,6 @@ def show_acceptance(token: str) -> HTMLResponse:
             ).all()
             intake = intake_of(deal)
             matrix = load_matrix(get_settings().matrix_path)
-            # In the language of the delivery manager the link was issued to.
-            language = matrix.language_of(manager, deal.team)
             html = render_in(
                 language,
                 "pages/acceptance.html",
@@ -92,41 +115,54 @@ def show_acceptance(token: str) -> HTMLResponse:
                 today=utcnow().astimezone(matrix.calendar(deal.team).zone).date(),
             )
     except DealNotFound:
-        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
+        return _message(*_DEAL_GONE, language=language)
     return HTMLResponse(html)
 
 
 @router.post("/acceptance/{token}", response_class=HTMLResponse)
 def post_acceptance(
     token: str,
+    request: Request,
     accepted_on: Annotated[str, Form(max_length=10)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
-    claim = _acceptance_claim(token)
+    claim = _acceptance_claim(token, request)
     if isinstance(claim, HTMLResponse):
         return claim
-    deal_id, manager, run_id = claim
+    deal_id, manager, run_id, language = claim
     try:
         day = dt.date.fromisoformat(accepted_on) if accepted_on else None
     except ValueError:
-        return _message("Not a date", f"Give the date as YYYY-MM-DD (got {accepted_on!r}).", 400)
+        return _message(
+            Words("Not a date"),
+            Words("Give the date as YYYY-MM-DD (got %(given)r).", given=accepted_on),
+            400,
+            language=language,
+        )
     try:
         answered = accept_delivery(
             deal_id, by=manager, accepted_on=day, note=note.strip(), run_id=run_id
         )
     except DealNotFound:
-        return _message("Deal not found", "This deal no longer exists in Dealflow.", 404)
+        return _message(*_DEAL_GONE, language=language)
     except AcceptanceError as exc:
-        return _message("Acceptance not recorded", str(exc), 409)
+        return _message(_NOT_RECORDED, exc.said, 409, language=language)
     accepted = answered.answer
     if isinstance(accepted, DeliveryAcceptance):
         return _message(
-            "Acceptance recorded",
-            f"Thank you: acceptance of {deal_id} on {accepted.accepted_on} is recorded. "
-            f"{_released(deal_id)}",
+            Words("Acceptance recorded"),
+            [
+                Words(
+                    "Thank you: acceptance of %(deal_id)s on %(day)s is recorded.",
+                    deal_id=deal_id,
+                    day=accepted.accepted_on,
+                ),
+                _released(deal_id),
+            ],
+            language=language,
             deal_page=deal_page_url(deal_id),
         )
-    return _not_accepted(deal_id, answered)
+    return _not_accepted(deal_id, answered, language)
 
 
 def due_on_acceptance(deal: DealIntake) -> list[str]:
@@ -134,52 +170,76 @@ def due_on_acceptance(deal: DealIntake) -> list[str]:
     return [p.label for p in deal.payment_terms.schedule if p.milestone in INVOICED_AT_ACCEPTANCE]
 
 
-def _released(deal_id: str) -> str:
+def _released(deal_id: str) -> Words:
     """What the acceptance set going: the deal's invoices due on acceptance, if it has any."""
     with session_scope() as session:
         due = due_on_acceptance(intake_of(get_deal(session, deal_id)))
     if due:
-        return f"The invoices due on acceptance go to the customer now: {', '.join(due)}."
-    return (
+        return Words(
+            "The invoices due on acceptance go to the customer now: %(invoices)s.",
+            invoices=", ".join(due),
+        )
+    return Words(
         "No invoice is due on acceptance; Dealflow follows up the payment of the deal's invoices."
     )
 
 
-def _not_accepted(deal_id: str, answered: Outcome) -> HTMLResponse:
+def _not_accepted(deal_id: str, answered: Outcome, language: str) -> HTMLResponse:
     """The acceptance page for each outcome but RESUMED; Prefect's words go to the log."""
     if answered.earlier is not None:
-        return _message("Acceptance not recorded", already_accepted(deal_id, answered.earlier), 409)
-    try_again = "Please try again"
+        said = already_accepted(deal_id, answered.earlier)
+        return _message(_NOT_RECORDED, said, 409, language=language)
+    try_again = Words("Please try again")
     match answered.why:
         case Why.ON_ITS_WAY:
             return _message(
                 try_again,
-                f"Deal {deal_id} is not waiting for acceptance yet (it is at "
-                f"{answered.stage}). Nothing was recorded; try again in a minute.",
+                Words(
+                    "Deal %(deal_id)s is not waiting for acceptance yet (it is at %(stage)s). "
+                    "Nothing was recorded; try again in a minute.",
+                    deal_id=deal_id,
+                    stage=answered.stage,
+                ),
                 503,
+                language=language,
             )
         case Why.CRASHED | Why.RESTARTING:
             return _message(
                 try_again,
-                "This deal's workflow is being restarted. Nothing was recorded; try again in "
-                "a few minutes.",
+                Words(
+                    "This deal's workflow is being restarted. Nothing was recorded; try again "
+                    "in a few minutes."
+                ),
                 503,
+                language=language,
             )
         case Why.UNREACHABLE:
             return _message(
                 try_again,
-                "Dealflow cannot reach its workflow server right now. Nothing was recorded; "
-                "try again in a minute.",
+                Words(
+                    "Dealflow cannot reach its workflow server right now. Nothing was "
+                    "recorded; try again in a minute."
+                ),
                 503,
+                language=language,
             )
         case Why.REFUSED:
-            words = "The workflow server did not accept it. Nothing was recorded; operations can tell you why."
+            words = Words(
+                "The workflow server did not accept it. Nothing was recorded; operations can "
+                "tell you why."
+            )
         case Why.NO_RUN | Why.OTHER_RUN:
-            words = f"This link does not belong to the current run of {deal_id}."
+            words = Words(
+                "This link does not belong to the current run of %(deal_id)s.", deal_id=deal_id
+            )
         case Why.RUN_GONE:
-            words = (
+            words = Words(
                 "This deal's workflow run no longer exists. Nothing was recorded; ask operations."
             )
         case _:
-            words = f"Deal {deal_id} is not waiting for acceptance (it is at {answered.stage})."
-    return _message("Acceptance not recorded", words, 409)
+            words = Words(
+                "Deal %(deal_id)s is not waiting for acceptance (it is at %(stage)s).",
+                deal_id=deal_id,
+                stage=answered.stage,
+            )
+    return _message(_NOT_RECORDED, words, 409, language=language)

@@ -25,6 +25,7 @@ from dealflow.infra.records import (
     intake_of,
 )
 from dealflow.infra.rendering import N_, render_in, translate
+from dealflow.infra.words import Words
 from dealflow.reports.tables import stage_title
 from models.matrix import MatrixError, load_matrix
 from models.settings import get_settings
@@ -33,6 +34,7 @@ from web.decisions import Outcome, Verdict, check_claim, decide
 from web.guard import RequestGuard
 from web.headers import SecurityHeaders
 from web.intake_api import router as intake_router
+from web.pages import browser_language, reader_language
 from web.pages import message_page as page
 from web.stored_text import refuse_nul_characters
 
@@ -63,34 +65,42 @@ STATUS = {
     Verdict.NOT_WAITING: 409,
     Verdict.TRY_AGAIN: 503,
 }
+NOT_VALID = Words("This link is not valid")
 LINK_PAGES = {
     LinkProblem.MALFORMED: (
         400,
-        "This link is incomplete",
-        "Copy the whole link from the email, or open it from the email again.",
+        Words("This link is incomplete"),
+        Words("Copy the whole link from the email, or open it from the email again."),
     ),
     LinkProblem.FORGED: (
         403,
-        "This link is not valid",
-        "It was not issued by Dealflow or it was changed. Open the link from your email again.",
+        NOT_VALID,
+        Words(
+            "It was not issued by Dealflow or it was changed. Open the link from your email again."
+        ),
     ),
     LinkProblem.EXPIRED: (
         410,
-        "This link has expired",
-        "Ask the deal's sales rep or sales operations to send a new request.",
+        Words("This link has expired"),
+        Words("Ask the deal's sales rep or sales operations to send a new request."),
     ),
-    LinkProblem.WRONG_PURPOSE: (403, "This link is not valid", "It is not an approval link."),
+    LinkProblem.WRONG_PURPOSE: (403, NOT_VALID, Words("It is not an approval link.")),
 }
+DEAL_GONE = (Words("Deal not found"), Words("This deal no longer exists in Dealflow."), 404)
 
 
-def _claim(token: str) -> LinkClaim | HTMLResponse:
+def _claim(token: str, request: Request) -> LinkClaim | HTMLResponse:
     try:
         claim = verify(token, link_keys(), utcnow(), Purpose.APPROVAL)
     except LinkError as exc:
         status, title, message = LINK_PAGES[exc.problem]
+        said: list[Words] = [message]
+        language = browser_language(request.headers)
         if exc.claim is not None and exc.claim.expires <= utcnow():
-            message = f"It expired on {exc.claim.expires:%Y-%m-%d %H:%M} UTC. {message}"
-        return page(title, message, status)
+            # Signed by Dealflow, only too old: it names its reader.
+            language = reader_language(exc.claim, request.headers)
+            said.insert(0, Words("It expired on %(at)s.", at=exc.claim.expires))
+        return page(title, said, status, language=language)
     return claim
 
 
@@ -101,11 +111,11 @@ def _approval_page(claim: LinkClaim, error: str = "", status: int = 200) -> HTML
         row = get_approval(session, claim.deal_id, claim.gate)
         history = approvals(session, claim.deal_id)
         revised = changes_for_gate(session, deal, claim.gate)
-    if row is None:
-        return page("This link is not valid", "It names no gate of this deal.", 403)
-    blocked = check_claim(claim)
     # The page speaks the language of the approver the link was issued to.
     language = matrix.language_of(claim.approver, deal.team)
+    if row is None:
+        return page(NOT_VALID, Words("It names no gate of this deal."), 403, language=language)
+    blocked = check_claim(claim)
     html = render_in(
         language,
         "pages/approval.html",
@@ -116,45 +126,65 @@ def _approval_page(claim: LinkClaim, error: str = "", status: int = 200) -> HTML
         approval=row,
         history=history,
         revised=revised,
-        blocked=blocked,
+        blocked=blocked.message_in(language) if blocked else "",
+        verdict=blocked.verdict.value if blocked else "",
         error=translate(language, error) if error else "",
     )
     return HTMLResponse(html, status)
 
 
 @app.exception_handler(MatrixError)
-def matrix_problem(_request: Request, exc: MatrixError) -> HTMLResponse:
+def matrix_problem(request: Request, exc: MatrixError) -> HTMLResponse:
     logger.error("the responsibility matrix cannot be used: %s", exc)
     return page(
-        "Dealflow cannot show this right now",
-        "Its responsibility matrix has a problem that operations must fix. Nothing was "
-        "recorded; try again later.",
+        Words("Dealflow cannot show this right now"),
+        Words(
+            "Its responsibility matrix has a problem that operations must fix. Nothing was "
+            "recorded; try again later."
+        ),
         503,
+        language=browser_language(request.headers),
     )
 
 
 @app.get("/approvals/{token}", response_class=HTMLResponse)
-def show_approval(token: str) -> HTMLResponse:
-    claim = _claim(token)
+def show_approval(token: str, request: Request) -> HTMLResponse:
+    claim = _claim(token, request)
     if isinstance(claim, HTMLResponse):
         return claim
     try:
         return _approval_page(claim)
     except DealNotFound:
-        return page("Deal not found", "This deal no longer exists in Dealflow.", 404)
+        return page(*DEAL_GONE, language=browser_language(request.headers))
+
+
+TITLES = {
+    Verdict.DECIDED: Words("Decision recorded"),
+    Verdict.ALREADY_DECIDED: Words("Already decided"),
+    Verdict.REFUSED: Words("You cannot decide this gate"),
+    Verdict.NOT_WAITING: Words("Nothing to decide"),
+    Verdict.TRY_AGAIN: Words("Please try again"),
+}
 
 
 @app.post("/approvals/{token}", response_class=HTMLResponse)
 def post_decision(
     token: str,
+    request: Request,
     decision: Annotated[str, Form()],
     comment: Annotated[str, Form(max_length=4000)] = "",
 ) -> HTMLResponse:
-    claim = _claim(token)
+    claim = _claim(token, request)
     if isinstance(claim, HTMLResponse):
         return claim
+    language = reader_language(claim, request.headers)
     if decision not in {"approve", "reject"}:
-        return page("Unknown decision", "Use the Approve or Reject button on the page.", 400)
+        return page(
+            Words("Unknown decision"),
+            Words("Use the Approve or Reject button on the page."),
+            400,
+            language=language,
+        )
     comment = comment.strip()
     try:
         if decision == "reject" and not comment:
@@ -165,18 +195,12 @@ def post_decision(
             )
         outcome: Outcome = decide(claim, decision == "approve", comment, get_settings())
     except DealNotFound:
-        return page("Deal not found", "This deal no longer exists in Dealflow.", 404)
-    titles = {
-        Verdict.DECIDED: "Decision recorded",
-        Verdict.ALREADY_DECIDED: "Already decided",
-        Verdict.REFUSED: "You cannot decide this gate",
-        Verdict.NOT_WAITING: "Nothing to decide",
-        Verdict.TRY_AGAIN: "Please try again",
-    }
+        return page(*DEAL_GONE, language=language)
     return page(
-        titles[outcome.verdict],
-        outcome.message,
+        TITLES[outcome.verdict],
+        outcome.said,
         STATUS[outcome.verdict],
+        language=language,
         verdict=outcome.verdict.value,
         deal_page=outcome.deal_page,
     )
@@ -188,8 +212,12 @@ def health() -> dict[str, str]:
 
 
 @app.get("/", response_class=HTMLResponse)
-def home() -> HTMLResponse:
-    return page("Dealflow", "Approvals open from the links in Dealflow's emails.")
+def home(request: Request) -> HTMLResponse:
+    return page(
+        "Dealflow",
+        Words("Approvals open from the links in Dealflow's emails."),
+        language=browser_language(request.headers),
+    )
 
 
 # Finance and acceptance pages; imported last, as they use nothing of this module.
@@ -202,21 +230,27 @@ app.include_router(acceptance_router)
 
 
 @app.exception_handler(StaleForm)
-def stale_form(_request: Request, _exc: StaleForm) -> HTMLResponse:
+def stale_form(request: Request, _exc: StaleForm) -> HTMLResponse:
     return page(
-        "This form has expired",
-        "It was not sent from the current finance page. Nothing was done: open the "
-        "finance page again and repeat.",
+        Words("This form has expired"),
+        Words(
+            "It was not sent from the current finance page. Nothing was done: open the "
+            "finance page again and repeat."
+        ),
         403,
+        language=browser_language(request.headers),
     )
 
 
 @app.exception_handler(OperationalError)
-def database_unavailable(_request: Request, exc: OperationalError) -> HTMLResponse:
+def database_unavailable(request: Request, exc: OperationalError) -> HTMLResponse:
     logger.warning("the database did not answer: %s", type(exc.orig).__name__)
     return page(
-        "Please try again",
-        "Dealflow's database is busy or unreachable right now. Nothing was recorded; try "
-        "again in a minute.",
+        Words("Please try again"),
+        Words(
+            "Dealflow's database is busy or unreachable right now. Nothing was recorded; try "
+            "again in a minute."
+        ),
         503,
+        language=browser_language(request.headers),
     )

@@ -5,6 +5,7 @@ approver after a restart does not wait for it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -17,8 +18,10 @@ from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkClaim
 from dealflow.infra.records import approvals, get_approval, get_deal, intake_of
+from dealflow.infra.words import Words, sentences
 from models.decision import GateDecision
 from models.keys import gate_wait
+from models.language import ENGLISH
 from models.matrix import MatrixError, load_matrix
 from models.settings import Settings
 from models.tables import Approval, Deal
@@ -36,20 +39,37 @@ class Verdict(StrEnum):
 @dataclass(frozen=True)
 class Outcome:
     verdict: Verdict
-    message: str
+    said: tuple[Words, ...]  # in the approver's language on their page
     deal_page: str = ""  # a link to the deal's page, once the decision is recorded
 
+    def message_in(self, language: str) -> str:
+        return sentences(self.said, language)
 
-_UNREACHABLE = Outcome(
+    @property
+    def message(self) -> str:
+        return self.message_in(ENGLISH)
+
+
+def _outcome(verdict: Verdict, *said: Words) -> Outcome:
+    return Outcome(verdict, said)
+
+
+_UNREACHABLE = _outcome(
     Verdict.TRY_AGAIN,
-    "Dealflow cannot reach its workflow server or database right now. Nothing was "
-    "recorded; try again in a minute.",
+    Words(
+        "Dealflow cannot reach its workflow server or database right now. Nothing was "
+        "recorded; try again in a minute."
+    ),
 )
 
 
-_RUN_GONE = Outcome(
+_RUN_GONE = _outcome(
     Verdict.NOT_WAITING,
-    "This deal's workflow run no longer exists. Nothing was recorded; ask operations.",
+    Words("This deal's workflow run no longer exists. Nothing was recorded; ask operations."),
+)
+
+_NOT_THIS_DEAL = _outcome(
+    Verdict.REFUSED, Words("This link does not belong to a gate of this deal.")
 )
 
 
@@ -66,8 +86,12 @@ def recorded(row: Approval) -> Earlier | None:
 
 def already(earlier: Earlier) -> Outcome:
     """The answer to whoever decides a gate decided before: who decided it, and when."""
-    at = f"{earlier.at:%Y-%m-%d %H:%M} UTC" if earlier.at else "?"
-    return Outcome(Verdict.ALREADY_DECIDED, f"Already {earlier.what} by {earlier.by} at {at}.")
+    at = earlier.at or "?"
+    if earlier.what == "rejected":
+        said = Words("Already rejected by %(by)s at %(at)s.", by=earlier.by, at=at)
+    else:
+        said = Words("Already approved by %(by)s at %(at)s.", by=earlier.by, at=at)
+    return _outcome(Verdict.ALREADY_DECIDED, said)
 
 
 def check_claim(claim: LinkClaim) -> Outcome | None:
@@ -76,22 +100,27 @@ def check_claim(claim: LinkClaim) -> Outcome | None:
         deal = get_deal(session, claim.deal_id)
         row = get_approval(session, claim.deal_id, claim.gate)
         if row is None or deal.flow_run_id != claim.run_id:
-            return Outcome(Verdict.REFUSED, "This link does not belong to a gate of this deal.")
+            return _NOT_THIS_DEAL
         earlier = recorded(row)
         if earlier is not None:
             return already(earlier)
         if deal.outcome == "rejected":
-            return Outcome(
-                Verdict.NOT_WAITING, f"The deal was already rejected: {deal.outcome_reason}"
+            return _outcome(
+                Verdict.NOT_WAITING,
+                Words("The deal was already rejected: %(why)s", why=deal.outcome_reason or ""),
             )
         approver = claim.approver.lower()
         if not row.may_decide(approver):
-            return Outcome(
-                Verdict.REFUSED, f"This gate is assigned to {row.current_assignee[1]}, not to you."
+            return _outcome(
+                Verdict.REFUSED,
+                Words(
+                    "This gate is assigned to %(name)s, not to you.",
+                    name=row.current_assignee[1],
+                ),
             )
         if approver == deal.sales_rep_email.lower():
-            return Outcome(
-                Verdict.REFUSED, "The sales rep who submitted the deal cannot approve it."
+            return _outcome(
+                Verdict.REFUSED, Words("The sales rep who submitted the deal cannot approve it.")
             )
         other = next(
             (
@@ -102,9 +131,13 @@ def check_claim(claim: LinkClaim) -> Outcome | None:
             None,
         )
         if other is not None:
-            return Outcome(
+            return _outcome(
                 Verdict.REFUSED,
-                f"You already decided the {other.gate} gate of this deal; one person approves one gate.",
+                Words(
+                    "You already decided the %(gate)s gate of this deal; one person approves "
+                    "one gate.",
+                    gate=other.gate,
+                ),
             )
     return None
 
@@ -154,23 +187,23 @@ def decide(
             patience=patience or Patience(settings.resume_wait_seconds),
         )
     except _ReassignedMeanwhile as moved:
-        return Outcome(
-            Verdict.REFUSED, f"This gate was just handed to {moved}. Nothing was recorded."
+        return _outcome(
+            Verdict.REFUSED,
+            Words("This gate was just handed to %(name)s. Nothing was recorded.", name=str(moved)),
         )
-    outcome = in_words(answered, verb)
+    outcome = in_words(answered, approved)
     if outcome.verdict is not Verdict.DECIDED:
         return outcome
     try:
         next_step = what_happens_next(claim.deal_id, claim.gate, approved, settings)
     except MatrixError:
         # The decision is recorded: the page must not say otherwise for want of a title.
-        next_step = ""
-    return Outcome(
-        outcome.verdict, f"{outcome.message} {next_step}".strip(), deal_page_url(claim.deal_id)
-    )
+        next_step = None
+    said = outcome.said if next_step is None else (*outcome.said, next_step)
+    return Outcome(outcome.verdict, said, deal_page_url(claim.deal_id))
 
 
-def what_happens_next(deal_id: str, gate: str, approved: bool, settings: Settings) -> str:
+def what_happens_next(deal_id: str, gate: str, approved: bool, settings: Settings) -> Words:
     """After a decision: who decides next, or what the last approval set going."""
     matrix = load_matrix(settings.matrix_path)
     with session_scope() as session:
@@ -183,65 +216,94 @@ def what_happens_next(deal_id: str, gate: str, approved: bool, settings: Setting
         )
         ahead_gate, ahead_name = (ahead.gate, ahead.current_assignee[1]) if ahead else ("", "")
     if not approved:
-        return (
-            f"The deal stops here: Dealflow tells {intake.sales_rep.name}, the sales rep, "
-            "with your comment."
+        return Words(
+            "The deal stops here: Dealflow tells %(rep)s, the sales rep, with your comment.",
+            rep=intake.sales_rep.name,
         )
     if ahead_gate:
-        return (
-            f"Next, {ahead_name} decides the {matrix.gate_title(ahead_gate).lower()}; "
-            "Dealflow asks them by email now."
+        return Words(
+            "Next, %(name)s decides the %(gate)s; Dealflow asks them by email now.",
+            name=ahead_name,
+            gate=_GateTitle(matrix.gate_title, ahead_gate),
         )
     manager = matrix.first_for(matrix.handoff.delivery_role, team)
     due = [p.label for p in intake.payment_terms.schedule if p.milestone in INVOICED_AT_HANDOFF]
-    invoices = (
-        f"the invoices due now go to the customer: {', '.join(due)}"
-        if due
-        else "no invoice is due before delivery"
+    if due:
+        return Words(
+            "That was the last approval: delivery goes to %(name)s, and the invoices due now "
+            "go to the customer: %(invoices)s.",
+            name=manager.name,
+            invoices=", ".join(due),
+        )
+    return Words(
+        "That was the last approval: delivery goes to %(name)s, and no invoice is due "
+        "before delivery.",
+        name=manager.name,
     )
-    return f"That was the last approval: delivery goes to {manager.name}, and {invoices}."
 
 
-def in_words(answered: waiting_run.Outcome, verb: str) -> Outcome:
+class _GateTitle(Words):
+    """A gate's title, as the matrix gives it in each language."""
+
+    def __init__(self, title: Callable[[str, str], str], gate: str) -> None:
+        super().__init__(gate)
+        self._title = title
+
+    def in_language(self, language: str) -> str:
+        title = self._title(self.text, language)
+        return title.lower() if language == ENGLISH else title  # in the middle of a sentence
+
+
+def in_words(answered: waiting_run.Outcome, approved: bool) -> Outcome:
     """What the approver's page says of each outcome of answering the run."""
     if answered.kind is Answered.RESUMED:
-        return Outcome(Verdict.DECIDED, f"You {verb} this deal. Thank you.")
+        if approved:
+            return _outcome(Verdict.DECIDED, Words("You approved this deal. Thank you."))
+        return _outcome(Verdict.DECIDED, Words("You rejected this deal. Thank you."))
     if answered.earlier is not None:
         return already(answered.earlier)
     match answered.why:
         case Why.ON_ITS_WAY:
-            return Outcome(
+            return _outcome(
                 Verdict.TRY_AGAIN,
-                "The deal is still on its way to this gate. Try again in a minute.",
+                Words("The deal is still on its way to this gate. Try again in a minute."),
             )
         case Why.CRASHED:
             # The sla-sweep schedules crashed runs again (tasks/recovery.py), up to its
             # limit; past it operations retry the run once they know why it crashed.
-            return Outcome(
+            return _outcome(
                 Verdict.TRY_AGAIN,
-                "This deal's workflow stopped unexpectedly and is being restarted. Nothing "
-                "was recorded; try again later (operations can tell you when).",
+                Words(
+                    "This deal's workflow stopped unexpectedly and is being restarted. Nothing "
+                    "was recorded; try again later (operations can tell you when)."
+                ),
             )
         case Why.RESTARTING:
             # Its process died half-way through suspending: the sweep starts it again.
-            return Outcome(
-                Verdict.TRY_AGAIN,
-                "This deal's workflow is being restarted. Nothing was recorded; try again "
-                "in a few minutes.",
-            )
+            return _outcome(Verdict.TRY_AGAIN, _RESTARTING)
         case Why.UNREACHABLE:
             return _UNREACHABLE
         case Why.REFUSED:
-            return Outcome(
+            return _outcome(
                 Verdict.NOT_WAITING,
-                "The workflow server did not accept this decision. Nothing was recorded; "
-                "operations can tell you why.",
+                Words(
+                    "The workflow server did not accept this decision. Nothing was recorded; "
+                    "operations can tell you why."
+                ),
             )
         case Why.RUN_GONE:
             return _RUN_GONE
         case Why.NO_RUN | Why.OTHER_RUN:
-            return Outcome(Verdict.REFUSED, "This link does not belong to a gate of this deal.")
-    return Outcome(
+            return _NOT_THIS_DEAL
+    return _outcome(
         Verdict.NOT_WAITING,
-        f"This deal is not waiting for this decision (its run is {answered.state or 'gone'}).",
+        Words(
+            "This deal is not waiting for this decision (its run is %(state)s).",
+            state=answered.state or "gone",
+        ),
     )
+
+
+_RESTARTING = Words(
+    "This deal's workflow is being restarted. Nothing was recorded; try again in a few minutes."
+)

@@ -35,7 +35,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dealflow.infra.clock import utcnow
-from dealflow.infra.rendering import render
+from dealflow.infra.rendering import render, render_in
+from dealflow.infra.words import Words
 from dealflow.intake.auth import (
     API_KEY_HEADER,
     SIGNATURE_HEADER,
@@ -47,6 +48,7 @@ from dealflow.intake.auth import (
     identify_client,
 )
 from models.settings import get_settings
+from web.pages import browser_language
 from web.rate_limit import Limits, retry_after
 
 logger = logging.getLogger("dealflow.web.guard")
@@ -281,15 +283,23 @@ class RequestGuard:
     def _link_request(self, scope: Scope) -> None:
         wait = self.limits.link_request(client_address(scope))
         if wait:
-            message = (
+            said = Words(
                 "This address opened Dealflow's links too often in the last minute. Wait "
-                f"{retry_after(wait)} seconds and open the link again; nothing was changed."
+                "%(seconds)s seconds and open the link again; nothing was changed.",
+                seconds=retry_after(wait),
             )
+            # Approvers read this page: in their browser's language.
+            language = browser_language(Headers(scope=scope))
             raise _Answer(
                 429,
-                message,
+                str(said),
                 {"Retry-After": retry_after(wait)},
-                page=render("pages/message.html", title="Too many requests", message=message),
+                page=render_in(
+                    language,
+                    "pages/message.html",
+                    title=Words("Too many requests").in_language(language),
+                    message=said.in_language(language),
+                ),
             )
 
     async def _intake_client(

@@ -12,6 +12,7 @@ from dealflow.answers.waiting_run import Earlier, Outcome, Patience, answer_wait
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition
+from dealflow.infra.words import Words
 from models import keys
 from models.finance import DeliveryAcceptance
 from models.keys import ACCEPTANCE_WAIT
@@ -21,7 +22,12 @@ from models.tables import Deal, StageTransition
 
 
 class AcceptanceError(ValueError):
-    """Acceptance cannot be recorded now; nothing was changed. The message says why."""
+    """Acceptance cannot be recorded now; nothing was changed. The message says why, in
+    the reader's language with ``said.in_language``."""
+
+    def __init__(self, said: Words) -> None:
+        super().__init__(said)
+        self.said = said
 
 
 def accepted_entry(deal_id: str) -> StageTransition | None:
@@ -37,9 +43,19 @@ def _accepted(session: Session, deal_id: str) -> StageTransition | None:
     )
 
 
-def already_accepted(deal_id: str, earlier: Earlier) -> str:
-    at = f" at {earlier.at:%Y-%m-%d %H:%M} UTC" if earlier.at else ""
-    return f"Acceptance of {deal_id} was already recorded by {earlier.by}{at}."
+def already_accepted(deal_id: str, earlier: Earlier) -> Words:
+    if earlier.at is None:
+        return Words(
+            "Acceptance of %(deal_id)s was already recorded by %(by)s.",
+            deal_id=deal_id,
+            by=earlier.by,
+        )
+    return Words(
+        "Acceptance of %(deal_id)s was already recorded by %(by)s at %(at)s.",
+        deal_id=deal_id,
+        by=earlier.by,
+        at=earlier.at,
+    )
 
 
 def accept_delivery(
@@ -72,7 +88,7 @@ def accept_delivery(
         today = utcnow().astimezone(zone).date()
         day = accepted_on or today
         if day > today:
-            raise AcceptanceError(f"The acceptance date {day.isoformat()} is in the future.")
+            raise AcceptanceError(Words("The acceptance date %(day)s is in the future.", day=day))
         kickoff = session.scalar(
             select(StageTransition.at).where(
                 StageTransition.deal_id == deal.id, StageTransition.key == keys.KICKOFF
@@ -81,8 +97,11 @@ def accept_delivery(
         kickoff_day = kickoff.astimezone(zone).date() if kickoff is not None else None
         if kickoff_day is not None and day < kickoff_day:  # both on the team's calendar
             raise AcceptanceError(
-                f"The acceptance date {day.isoformat()} is before the delivery kickoff "
-                f"({kickoff_day.isoformat()})."
+                Words(
+                    "The acceptance date %(day)s is before the delivery kickoff (%(kickoff)s).",
+                    day=day,
+                    kickoff=kickoff_day,
+                )
             )
         add_transition(
             session,

@@ -23,6 +23,7 @@ def marked_texts() -> set[str | tuple[str, ...]]:
         "ngettext": (1, 2),
         "N_": None,
         "translate": (2,),
+        "Words": None,
     }
     found = extract_from_dir(
         PROJECT_ROOT, method_map, options_map, keywords=keywords, strip_comment_tags=True
