@@ -12,6 +12,7 @@ from dealflow.infra.links import LinkError, LinkProblem
 from dealflow.infra.rendering import render_in
 from dealflow.infra.words import Words
 from dealflow.intake.status import DealNotFound, deal_report
+from dealflow.reports.tables import stage_title
 from models.language import language_code
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -62,6 +63,14 @@ def deal_page(deal_id: str, request: Request, key: str = "", lang: str = "") -> 
         language = language_code(lang) if lang else None
     except ValueError as exc:
         return _message(Words("Unknown language"), str(exc), 400, language=browser)
+    matrix = load_matrix(get_settings().matrix_path)
     if language is None:
-        language = load_matrix(get_settings().matrix_path).team_language(report["team"])
-    return HTMLResponse(render_in(language, "pages/deal.html", report=report))
+        language = matrix.team_language(report["team"])
+    html = render_in(
+        language,
+        "pages/deal.html",
+        report=report,
+        stage_title=lambda stage: stage_title(matrix, stage, language),
+        gate_title=lambda gate: matrix.gate_title(gate, language),
+    )
+    return HTMLResponse(html)

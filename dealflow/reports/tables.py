@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from dealflow.infra.rendering import N_, translate
 from models.language import ENGLISH
 from models.matrix import Matrix
 
@@ -52,11 +53,11 @@ def change(now: float | None, before: float | None, digits: int = 1) -> str:
 
 
 AFTER_APPROVAL = {
-    "invoiced": "Invoiced",
-    "delivery": "Delivery, awaiting acceptance",
-    "accepted": "Accepted",
-    "awaiting_payment": "Awaiting payment",
-    "closed": "Closed, paid",
+    "invoiced": N_("Invoiced"),
+    "delivery": N_("Delivery, awaiting acceptance"),
+    "accepted": N_("Accepted"),
+    "awaiting_payment": N_("Awaiting payment"),
+    "closed": N_("Closed, paid"),
 }
 
 
@@ -64,7 +65,7 @@ def stage_title(matrix: Matrix, stage: str, language: str = ENGLISH) -> str:
     """The stage's title; a gate's and a matrix stage's in ``language`` if the matrix
     gives one."""
     if stage in AFTER_APPROVAL:
-        return AFTER_APPROVAL[stage]
+        return translate(language, AFTER_APPROVAL[stage])
     if stage.startswith("approval:"):
         return matrix.gate_title(stage.split(":", 1)[1], language)
     rule = next((s for s in matrix.stages if s.name == stage), None)

@@ -127,3 +127,17 @@ def test_words_are_read_in_each_language_with_their_dates() -> None:
     both = [said, Words("This link has expired")]
     assert sentences(both, "en") == "It expired on 2026-03-01 08:00 UTC. This link has expired"
     assert sentences(both, "zh_Hans") == "该链接已于 2026年3月1日 08:00 UTC 过期。此链接已过期"
+
+
+def test_the_chinese_deal_page_names_stages_and_gates_as_the_matrix_titles_them(
+    client: TestClient,
+) -> None:
+    from dealflow.infra.deal_links import deal_page_token
+
+    deal_id, _path = approval_path("xinghe")
+    page = client.get(f"/deals/{deal_id}?key={deal_page_token(deal_id)}")
+    assert page.status_code == 200
+    assert '<td data-field="stage">销售经理审批</td>' in page.text
+    assert "<tr><td>销售经理审批</td>" in page.text, "the approvals table"
+    english = client.get(f"/deals/{deal_id}?key={deal_page_token(deal_id)}&lang=en")
+    assert '<td data-field="stage">Sales manager approval</td>' in english.text
