@@ -24,6 +24,9 @@ class DeliveryAcceptance(BaseModel):
     accepted_by_name: str = ""
     accepted_on: dt.date
     note: str = ""
+    report: str = Field(
+        default="", description="The customer's signed acceptance report: its number or file."
+    )
     proof: Proof = ""
 
 

@@ -125,6 +125,7 @@ def post_acceptance(
     request: Request,
     accepted_on: Annotated[str, Form(max_length=10)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
+    report: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
     claim = _acceptance_claim(token, request)
     if isinstance(claim, HTMLResponse):
@@ -141,7 +142,12 @@ def post_acceptance(
         )
     try:
         answered = accept_delivery(
-            deal_id, by=manager, accepted_on=day, note=note.strip(), run_id=run_id
+            deal_id,
+            by=manager,
+            accepted_on=day,
+            note=note.strip(),
+            report=report.strip(),
+            run_id=run_id,
         )
     except DealNotFound:
         return _message(*_DEAL_GONE, language=language)

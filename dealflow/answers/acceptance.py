@@ -64,6 +64,7 @@ def accept_delivery(
     by: str | None = None,
     accepted_on: dt.date | None = None,
     note: str = "",
+    report: str = "",
     run_id: str | None = None,
     patience: Patience | None = None,
 ) -> Outcome:
@@ -109,6 +110,7 @@ def accept_delivery(
             key=keys.ACCEPTED,
             stage="accepted",
             event=f"Delivery accepted by the customer on {day.isoformat()}"
+            + (f", acceptance report {report}" if report else "")
             + (f": {note}" if note else ""),
             actor=email,
         )
@@ -117,6 +119,7 @@ def accept_delivery(
             accepted_by_name=person.name if person else email,
             accepted_on=day,
             note=note,
+            report=report,
         )
 
     return answer_waiting_run(

@@ -291,6 +291,10 @@ def deal_accept(
         str | None, typer.Option(help="Day the customer accepted, YYYY-MM-DD (default: today).")
     ] = None,
     note: Annotated[str, typer.Option(help="For the timeline.")] = "",
+    report: Annotated[
+        str,
+        typer.Option(help="The customer's signed acceptance report: its number or file name."),
+    ] = "",
     by: Annotated[
         str | None, actor_option("Who records it", default="the delivery manager")
     ] = None,
@@ -301,7 +305,9 @@ def deal_accept(
     from models.finance import DeliveryAcceptance
 
     try:
-        answered = accept_delivery(deal_id, by=by, accepted_on=_date(date, "--date"), note=note)
+        answered = accept_delivery(
+            deal_id, by=by, accepted_on=_date(date, "--date"), note=note, report=report.strip()
+        )
     except (AcceptanceError, DealNotFound) as exc:
         raise fail(f"Nothing was recorded: {exc}") from exc
     accepted = answered.answer

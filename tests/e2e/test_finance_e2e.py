@@ -101,7 +101,9 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     assert page.status_code == 200 and "Record acceptance" in page.text
     wait_for_state(run_id, "PAUSED", key="acceptance")
 
-    accepted = httpx.post(fresh, data={"note": "Signed acceptance protocol"}, timeout=30)
+    accepted = httpx.post(
+        fresh, data={"note": "Signed acceptance protocol", "report": "AR-2026-117"}, timeout=30
+    )
     assert accepted.status_code == 200 and "Acceptance recorded" in accepted.text
     again = httpx.post(link, data={}, timeout=30)
     assert again.status_code == 409 and "already recorded by grace.lin@example.com" in again.text
@@ -153,7 +155,10 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
         events = [(t.key, t.event) for t in timeline(session, deal_id)]
     assert deal.stage == "closed" and deal.outcome == "paid"
     assert sum(key.startswith("payment/") for key, _ in events) == 3
-    assert any(key == "accepted" and "Signed acceptance protocol" in e for key, e in events)
+    assert any(
+        key == "accepted" and "acceptance report AR-2026-117: Signed acceptance protocol" in e
+        for key, e in events
+    )
     aging = prefect_http().get("artifacts/aging-report/latest")
     assert aging.status_code == 200 and aging.json()["type"] == "table"
     # What ops staff see of the whole deal in the Prefect UI: a task run per step done

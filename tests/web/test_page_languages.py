@@ -141,3 +141,27 @@ def test_the_chinese_deal_page_names_stages_and_gates_as_the_matrix_titles_them(
     assert "<tr><td>销售经理审批</td>" in page.text, "the approvals table"
     english = client.get(f"/deals/{deal_id}?key={deal_page_token(deal_id)}&lang=en")
     assert '<td data-field="stage">Sales manager approval</td>' in english.text
+
+
+def test_the_acceptance_page_asks_for_the_signed_report_in_the_managers_language(
+    client: TestClient,
+) -> None:
+    from dealflow.infra.links import LinkClaim, Purpose
+    from tasks.closing import acceptance_link
+
+    intake = stored(example("xinghe"), delivery_start=dt.date(2026, 12, 2))
+    expires = int((dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).timestamp())
+    claim = LinkClaim(
+        intake.deal_id,
+        keys.ACCEPTANCE_WAIT,
+        "chen.jing@example.com",
+        RUN,
+        expires,
+        Purpose.ACCEPTANCE.value,
+    )
+    path = "/acceptance/" + acceptance_link(claim).rsplit("/", 1)[1]
+
+    page = client.get(path)
+    assert page.status_code == 200
+    assert '<label for="report">已签署的验收报告（编号或文件名）</label>' in page.text
+    assert '<input id="report" name="report"' in page.text

@@ -309,12 +309,15 @@ def test_acceptance_from_the_cli_is_recorded_once_and_the_second_hears_who_and_w
     )
     manager = str(request["To"])  # the delivery manager of the deal's team
 
-    accepted = dealflow("deal", "accept", deal_id, "--note", "Signed protocol")
+    accepted = dealflow(
+        "deal", "accept", deal_id, "--note", "Signed protocol", "--report", "scan-0042.pdf"
+    )
     assert f"Recorded acceptance of {deal_id} on " in accepted.stdout
     again = dealflow("deal", "accept", deal_id, check=False)
     assert again.returncode == 1
     entry = accepted_entry(deal_id)
     assert entry is not None and entry.actor == manager
+    assert "acceptance report scan-0042.pdf: Signed protocol" in entry.event
     assert (
         f"Nothing was recorded: acceptance of {deal_id} was already recorded by "
         f"{manager} at {entry.at:%Y-%m-%d %H:%M} UTC"
