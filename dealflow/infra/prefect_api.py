@@ -20,6 +20,9 @@ def use_configured_prefect_server() -> None:
     from a plain shell would talk to a throwaway in-process server instead.
     """
     os.environ.setdefault("PREFECT_API_URL", get_settings().prefect_api_url)
+    # With PREFECT_API_URL set empty Prefect starts a temporary server, which first
+    # builds its database: on a busy machine that takes longer than Prefect's 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     keep_out_of_home()  # Prefect's home, and matplotlib's folder, in the data folder
 
 
