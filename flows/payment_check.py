@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from prefect import flow
 from prefect.runtime import flow_run
 
 from dealflow.infra.clock import utcnow
+from dealflow.infra.words import Words
 from flows.outcomes import reported
 from flows.run_names import by_day
 from tasks.aging import compute_aging, publish_payment_check
@@ -48,7 +50,7 @@ def payment_check(now: dt.datetime | None = None) -> str:
 
 
 def what_it_did(
-    today: dt.date, summary: DunningSummary, closing: list[str], mailed: list[str]
+    today: dt.date, summary: DunningSummary, closing: Sequence[Words | str], mailed: list[str]
 ) -> str:
     """The check's outcome for a person: what `dealflow payments check` prints."""
     levels = ", ".join(f"{level} {count}" for level, count in summary.by_level.items())

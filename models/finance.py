@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from models.answers import Proof
+from models.language import Language
 
 CUSTOMER = "customer"  # in a level's notify list: the invoice's billing contact
 SALES_REP = "sales_rep"  # a role the deal names itself: its submitting rep
@@ -49,11 +50,18 @@ class DunningLevel(BaseModel):
         min_length=1, description="'customer' (the billing contact) and/or matrix roles."
     )
     title: str = Field(default="", description="How the level reads in emails and reports.")
+    titles: dict[Language, str] = Field(
+        default_factory=dict, description="The title in other languages: {zh_Hans: ...}."
+    )
     hold: bool = Field(default=False, description="Put the customer on collections hold.")
 
     @property
     def label(self) -> str:
         return self.title or self.name.replace("-", " ")
+
+    def label_in(self, language: str) -> str:
+        """The title as readers of ``language`` read it (the English one if not given)."""
+        return self.titles.get(language, self.label)
 
     @property
     def roles(self) -> list[str]:

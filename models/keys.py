@@ -260,8 +260,11 @@ def weekly_report_mail(period_key: str, language: str = "en") -> str:
     return key if language == "en" else f"{key}/{language}"
 
 
-def payment_check_mail(run_key: str) -> str:
-    return f"payment-check/{run_key}/report"
+def payment_check_mail(run_key: str, language: str = "en") -> str:
+    """The payment check's report to finance's English readers; to the readers of another
+    language, the same key with the language after it."""
+    key = f"payment-check/{run_key}/report"
+    return key if language == "en" else f"{key}/{language}"
 
 
 def channel_notice(mail_key: str, index: int = 0) -> str:

@@ -336,10 +336,15 @@ class Matrix(_Item):
     def reader_language(self, person: MatrixPerson) -> str:
         """The language of what ``person`` reads beyond one deal (the weekly report):
         their own, else that of the teams they serve if those share one, else English."""
+        return self.stated_language(person) or ENGLISH
+
+    def stated_language(self, person: MatrixPerson) -> str | None:
+        """``person``'s own language, else that of the teams they serve if those share
+        one; None for a person serving every team ("*") who sets none."""
         if person.language:
             return person.language
         teams = {self.team_language(team) for team in person.teams if team != "*"}
-        return teams.pop() if len(teams) == 1 and "*" not in person.teams else ENGLISH
+        return teams.pop() if len(teams) == 1 and "*" not in person.teams else None
 
     def customer_language(self, deal: DealIntake) -> str:
         """The language of the letters to ``deal``'s customer: theirs, else the team's."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import case, func, select
 
 from dealflow.infra.db import session_scope
-from dealflow.infra.rendering import count, render
+from dealflow.infra.rendering import render, translations, when
+from dealflow.infra.words import Words
 from models import keys
 from models.finance import AGING_BUCKETS
 from models.matrix import load_matrix
@@ -56,7 +58,7 @@ def aging_rows(table: AgingTable) -> list[dict[str, str]]:
     ]
 
 
-def worth_reporting(summary: DunningSummary, closing: list[str]) -> bool:
+def worth_reporting(summary: DunningSummary, closing: Sequence[Words | str]) -> bool:
     """Whether a payment check did something finance should hear of: an invoice reached a
     new level, a customer went on hold, a paid deal closed, or invoices were skipped."""
     return bool(summary.escalated or summary.holds or closing or summary.unknown_teams)
@@ -64,18 +66,22 @@ def worth_reporting(summary: DunningSummary, closing: list[str]) -> bool:
 
 @effect_task("publish-payment-check")
 def publish_payment_check(
-    today: dt.date, aging: AgingTable, summary: DunningSummary, closing: list[str], run_key: str
+    today: dt.date,
+    aging: AgingTable,
+    summary: DunningSummary,
+    closing: Sequence[Words | str],
+    run_key: str,
 ) -> list[str]:
     """The aging table and what the check did, as Prefect artifacts every time; and as an
-    email to finance when the check did something (not a daily "0 escalations"). Whom
-    it emailed."""
+    email to finance when the check did something (not a daily "0 escalations"), one per
+    language its readers read. Whom it emailed."""
     rows = aging_rows(aging)
     create_table_artifact(
         key="aging-report",
         table=rows or [{"currency": "-", **dict.fromkeys(AGING_BUCKETS, "0.00"), "total": "0.00"}],
         description=f"Open receivables by days overdue on {today.isoformat()}.",
     )
-    context = {"today": today, "rows": rows, "summary": summary, "closing": closing}
+    context = {"today": today, "rows": rows, "summary": summary, "closing": list(closing)}
     create_markdown_artifact(
         key="payment-check",
         markdown=render("artifacts/payment_check.md", **context),
@@ -84,22 +90,35 @@ def publish_payment_check(
     if not worth_reporting(summary, closing):
         return []
     matrix = load_matrix(get_settings().matrix_path)
-    finance = sorted(
-        {
-            p.email
-            for team in matrix.teams
-            for p in matrix.people_for(matrix.handoff.finance_role, team)
-        }
-    )
-    deliver(
-        OutgoingEmail(
-            key=keys.payment_check_mail(run_key),
-            kind="aging-report",
-            deal_id=None,
-            to=finance,
-            subject=f"Payment check {today.isoformat()}: {count(summary.escalated, 'escalation')}",
-            template="aging_report",
-            context=context,
+    people = {
+        p.email: p
+        for team in matrix.teams
+        for p in matrix.people_for(matrix.handoff.finance_role, team)
+    }
+    finance = sorted(people)
+    readers: dict[str, list[str]] = {}
+    for email in finance:
+        readers.setdefault(matrix.reader_language(people[email]), []).append(email)
+    for language, recipients in sorted(readers.items()):
+        subject = translations(language).ngettext(
+            "Payment check %(date)s: %(num)s escalation",
+            "Payment check %(date)s: %(num)s escalations",
+            summary.escalated,
+        ) % {"date": when(today, language), "num": summary.escalated}
+        deliver(
+            OutgoingEmail(
+                key=keys.payment_check_mail(run_key, language),
+                kind="aging-report",
+                deal_id=None,
+                to=recipients,
+                subject=subject,
+                template="aging_report",
+                context=context | {"closing": [_written(line, language) for line in closing]},
+                language=language,
+            )
         )
-    )
     return finance
+
+
+def _written(line: Words | str, language: str) -> str:
+    return line.in_language(language) if isinstance(line, Words) else line

@@ -10,6 +10,7 @@ from dealflow.answers.settlement import settle_deal
 from dealflow.infra.clock import utcnow
 from dealflow.infra.links import LinkClaim, sign
 from dealflow.infra.rendering import N_, translate
+from dealflow.infra.words import Words
 from models import keys
 from models.finance import PaymentsSettled
 from models.keys import ACCEPTANCE_WAIT
@@ -193,8 +194,9 @@ def close_deal(deal_id: str, settled: PaymentsSettled) -> None:
 
 
 @effect_task("close-paid-deals")
-def close_paid_deals() -> list[str]:
-    """Resume every deal that is paid but still waits (its resume was lost or late)."""
+def close_paid_deals() -> list[Words]:
+    """Resume every deal that is paid but still waits (its resume was lost or late); what
+    happened to each, in words."""
     from dealflow.answers.settlement import settled_deals
 
     return [settle_deal(deal_id) for deal_id in settled_deals()]

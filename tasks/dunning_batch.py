@@ -20,6 +20,7 @@ from dealflow.finance.days_overdue import DaysOverdue
 from dealflow.infra.db import get_engine, session_scope
 from models import keys
 from models.finance import DunningLadder, DunningLevel
+from models.language import ENGLISH
 from models.matrix import Matrix
 from models.settings import Settings
 from models.tables import (
@@ -75,6 +76,17 @@ class Escalated:
     )
     holds: dict[str, Escalation] = field(default_factory=dict)
     timeline: list[dict[str, object]] = field(default_factory=list)
+    # The language of each person told on the deals of their digest (matrix.language_of).
+    languages: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def reader_language(self, matrix: Matrix, email: str, name: str) -> str:
+        """The language of the digest to ``email``: theirs on its deals if those agree,
+        else theirs beyond one deal (``matrix.reader_language``), else English."""
+        languages = self.languages[(email, name)]
+        if len(languages) == 1:
+            return next(iter(languages))
+        person = next((p for p in matrix.people if p.email.lower() == email.lower()), None)
+        return matrix.reader_language(person) if person is not None else ENGLISH
 
 
 def claim_batch(
@@ -104,7 +116,7 @@ def claim_batch(
         done = _escalate(matrix, wanted, now)
         first_letter = min(claimed.values()) if claimed else 0
         mails = done.letters + [
-            digest(email, name, items, first_letter)
+            digest(email, name, items, first_letter, done.reader_language(matrix, email, name))
             for (email, name), items in sorted(done.digests.items())
         ]
         placed = _place_holds(session, done.holds, now)
@@ -258,6 +270,7 @@ def _escalate(matrix: Matrix, wanted: list[_Due], now: dt.datetime) -> Escalated
             currency=invoice.currency,
             due_date=invoice.due_date,
             hold=level.hold,
+            level_titles=tuple(sorted(level.titles.items())),
         )
         done.escalations.append(escalation)
         if level.tells_customer:
@@ -267,6 +280,7 @@ def _escalate(matrix: Matrix, wanted: list[_Due], now: dt.datetime) -> Escalated
             )
         for person in people_told(matrix, level, due.team, due.rep):
             done.digests[person].append(escalation)
+            done.languages[person].add(matrix.language_of(person[0], due.team))
         if level.hold:
             done.holds.setdefault(invoice.customer_name, escalation)
         done.timeline.append(

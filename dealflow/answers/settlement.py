@@ -15,6 +15,7 @@ from dealflow.answers.waiting_run import (
 from dealflow.finance.payments import deal_settled
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
+from dealflow.infra.words import Words
 from models import keys
 from models.finance import PaymentsSettled
 from models.keys import PAYMENT_WAIT
@@ -25,9 +26,10 @@ class _NotSettled(Exception):
     pass
 
 
-def settle_deal(deal_id: str, last_payment: str = "", patience: Patience | None = None) -> str:
+def settle_deal(deal_id: str, last_payment: str = "", patience: Patience | None = None) -> Words:
     """Resume the deal's run if it waits for payment and nothing is left to pay; what
-    happened, in words. Never raises for Prefect being away: the next payment check
+    happened, in Words (English as a string; finance's digest and page translate them).
+    Never raises for Prefect being away: the next payment check
     tries again.
 
     The answer is its own record: the payments are stored before, and the run closes the
@@ -35,7 +37,7 @@ def settle_deal(deal_id: str, last_payment: str = "", patience: Patience | None 
     """
     with session_scope() as session:
         if not deal_settled(session, deal_id):
-            return f"{deal_id}: not settled yet"
+            return Words("%(deal)s: not settled yet", deal=deal_id)
 
     def earlier(session: Session, deal: Deal) -> Earlier | None:
         closed = session.scalar(
@@ -55,28 +57,39 @@ def settle_deal(deal_id: str, last_payment: str = "", patience: Patience | None 
             deal_id, PAYMENT_WAIT, record=record, earlier=earlier, patience=patience
         )
     except _NotSettled:
-        return f"{deal_id}: not settled yet"
+        return Words("%(deal)s: not settled yet", deal=deal_id)
     if answered.kind is Answered.RESUMED:
-        return f"{deal_id}: paid in full, closing"
+        return Words("%(deal)s: paid in full, closing", deal=deal_id)
     if answered.earlier is not None:
-        at = f" at {answered.earlier.at:%Y-%m-%d %H:%M} UTC" if answered.earlier.at else ""
-        return f"{deal_id}: paid; closed already{at}"
+        if answered.earlier.at:
+            return Words(
+                "%(deal)s: paid; closed already at %(at)s", deal=deal_id, at=answered.earlier.at
+            )
+        return Words("%(deal)s: paid; closed already", deal=deal_id)
     match answered.why:
         case Why.NO_RUN | Why.OTHER_RUN:
-            return f"{deal_id}: paid, but it has no flow run"
+            return Words("%(deal)s: paid, but it has no flow run", deal=deal_id)
         case Why.RUN_GONE:
-            return f"{deal_id}: paid, but its flow run no longer exists"
+            return Words("%(deal)s: paid, but its flow run no longer exists", deal=deal_id)
         case Why.UNREACHABLE | Why.REFUSED | Why.RESTARTING:
-            return (
-                f"{deal_id}: paid; the workflow server did not take it "
-                f"({answered.detail or answered.why.value}); the next check retries"
+            return Words(
+                "%(deal)s: paid; the workflow server did not take it (%(detail)s); the next "
+                "check retries",
+                deal=deal_id,
+                detail=answered.detail or answered.why.value,
             )
         case Why.ON_ITS_WAY | Why.CRASHED:
-            return (
-                f"{deal_id}: paid; its run is {answered.state}, not waiting for payment yet; "
-                "the next check retries"
+            return Words(
+                "%(deal)s: paid; its run is %(state)s, not waiting for payment yet; the next "
+                "check retries",
+                deal=deal_id,
+                state=answered.state,
             )
-    return f"{deal_id}: paid; its run is {answered.state}, not waiting for payment"
+    return Words(
+        "%(deal)s: paid; its run is %(state)s, not waiting for payment",
+        deal=deal_id,
+        state=answered.state,
+    )
 
 
 def settled_deals() -> list[str]:

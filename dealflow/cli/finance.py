@@ -45,7 +45,7 @@ def _report_settled(deal_ids: list[str]) -> None:
     from dealflow.answers.settlement import settle_deal
 
     for deal_id in deal_ids:
-        typer.echo(settle_deal(deal_id))
+        typer.echo(str(settle_deal(deal_id)))
 
 
 @payments_app.command("record")
