@@ -89,6 +89,18 @@ def publish_payment_check(
     )
     if not worth_reporting(summary, closing):
         return []
+    return mail_payment_check(today, context, summary, closing, run_key)
+
+
+def mail_payment_check(
+    today: dt.date,
+    context: dict[str, object],
+    summary: DunningSummary,
+    closing: Sequence[Words | str],
+    run_key: str,
+) -> list[str]:
+    """The payment check's email to finance, one per language its readers read; whom it
+    emailed."""
     matrix = load_matrix(get_settings().matrix_path)
     people = {
         p.email: p
