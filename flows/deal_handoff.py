@@ -8,7 +8,7 @@ from prefect.states import State
 
 from dealflow.infra.clock import utcnow
 from flows.answers import answer_to
-from flows.outcomes import ended
+from flows.outcomes import ended, superseded
 from flows.run_names import deal_run_name
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled
@@ -18,7 +18,7 @@ from tasks.approvals import announce_rejection, plan_approvals, record_decision,
 from tasks.artifacts import publish_deal_board
 from tasks.closing import await_payment, close_deal, request_acceptance
 from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery, plan_handoff
-from tasks.stages import open_stage, plan_early_stages, record_stage_report
+from tasks.stages import open_stage, plan_run, record_stage_report
 
 
 @flow(name="deal-handoff", flow_run_name=deal_run_name, persist_result=False)
@@ -38,7 +38,9 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
     payment-check flow, resumes it. No process is held while it waits.
 
     Ends: Completed "Paid"; or Cancelled "Rejected" (at a gate) or "Lost" (at an early
-    stage), so that a deal that cannot go on does not look like a success.
+    stage), so that a deal that cannot go on does not look like a success; or Cancelled
+    "Superseded", having done nothing, when a revision submitted since replaced the
+    run's own (see below).
 
     An answer counts only with Dealflow's proof (the page, the CLI or finance sent it
     after their checks): one typed into Prefect's Resume form is refused, noted on the
@@ -48,8 +50,12 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
     of its own for the new ``revision`` (named ``deal-<id>-r2``): the stages reported
     before are not asked again, its route is planned again and every gate asked again,
     under keys of that revision. The run reads the
-    deal's current revision from Dealflow's database; ``revision`` names the run and
-    tells its runs apart in Prefect.
+    deal's current revision from Dealflow's database; ``revision`` names the run, tells
+    its runs apart in Prefect, and says which revision the run carries: a run whose
+    revision was replaced (started again by the sla-sweep after a crash, a retry in the
+    Prefect UI) ends at once without touching the deal, and its gates act for their own
+    revision only. Submitting the revision also cancels the replaced run in Prefect
+    when it can; this check holds when Prefect could not be reached then.
 
     After each resume Prefect runs this function again from the top: every step below
     is idempotent by its own key in Dealflow's database, and a step an earlier pass
@@ -63,7 +69,12 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
     rep's "paid in full"), and the run's keyed markdown artifact ``deal-<id>``.
     """
     run_id = str(flow_run.id)
-    for stage in plan_early_stages(deal_id):
+    run = plan_run(deal_id, revision, run_id)
+    if run.replaced_by is not None:
+        # A revision submitted since replaced this run's, and its own run carries the
+        # deal: this one, started again (a crash recovered, a retry), touches nothing.
+        return superseded(deal_id, revision, run.replaced_by)
+    for stage in run.early_stages:
         if stage.done:
             if stage.lost:  # reported lost on a pass that ended before the run did
                 return ended("lost", deal_id)
@@ -76,7 +87,7 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
         if report.lost:
             publish_deal_board(deal_id)
             return ended("lost", deal_id)
-    for gate in plan_approvals(deal_id):
+    for gate in plan_approvals(deal_id, revision):
         decision = gate.decision
         if decision is None:
             request_approval(deal_id, gate, run_id)

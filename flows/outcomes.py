@@ -2,7 +2,8 @@
 
 A paid deal ends Completed, named "Paid". A rejected or lost deal cannot go on, and
 should not look like a success: it ends Cancelled, named "Rejected" or "Lost". All
-three are final states that nothing retries or recovers.
+three are final states that nothing retries or recovers. So is the end of a run whose
+revision a later one replaced: Cancelled, named "Superseded".
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Literal, TypeVar, cast
 
 from prefect.states import Cancelled, Completed, State
+
+from models.revisions import superseded_message
 
 Outcome = Literal["paid", "rejected", "lost"]
 Result = TypeVar("Result")
@@ -22,6 +25,13 @@ def ended(outcome: Outcome, deal_id: str) -> State:
     if outcome == "rejected":
         return Cancelled(name="Rejected", message=f"{deal_id}: rejected at an approval gate")
     return Cancelled(name="Lost", message=f"{deal_id}: lost before the contract")
+
+
+def superseded(deal_id: str, revision: int, current: int) -> State:
+    """The end of a run whose ``revision`` was replaced by the deal's ``current`` one:
+    Cancelled, named "Superseded", having done nothing (the new revision's run carries
+    the deal)."""
+    return Cancelled(name="Superseded", message=superseded_message(deal_id, revision, current))
 
 
 def reported(result: Result, message: str) -> Result:

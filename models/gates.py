@@ -15,6 +15,7 @@ class GatePlan(BaseModel):
     assignee_name: str
     decision: GateDecision | None = None  # as Dealflow's database records it
     recorded: bool = False  # the decision is on the deal's timeline (an earlier pass)
+    revision: int = 1  # the deal's revision the gate belongs to: it acts for that one only
 
 
 def approval_stage(gate: str) -> str:

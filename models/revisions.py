@@ -19,6 +19,14 @@ class Revised(NamedTuple):
     changes: list[str]
 
 
+def superseded_message(deal_id: str, revision: int, current: int) -> str:
+    """What a run of a replaced revision says as it ends without acting."""
+    return (
+        f"{deal_id}: revision {revision} was replaced by revision {current}, which has a run "
+        "of its own; this run ended without acting"
+    )
+
+
 def _number(value: Decimal) -> str:
     """``120``, ``12.5``, ``310.00`` as written: no exponent, no trailing noise."""
     return format(value.normalize(), "f") if value == value.to_integral() else str(value)

@@ -36,3 +36,13 @@ class StagePlan(BaseModel):
     done: bool  # the rep's report is on the timeline
     opened: bool = False  # the stage was opened for the rep (an earlier pass)
     lost: bool = False  # the report said the deal was lost
+
+
+class RunPlan(BaseModel):
+    """Where a pass of a deal's run starts: whether the run still carries the deal, and
+    the stages before the contract it still goes through."""
+
+    # The deal's revision, when it is no longer the run's own: a revision submitted since
+    # replaced it and has a run of its own, so this run must end without acting.
+    replaced_by: int | None = None
+    early_stages: list[StagePlan] = Field(default_factory=list)

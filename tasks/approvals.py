@@ -52,17 +52,23 @@ def _plan(row: Approval, title: str, on_timeline: set[str]) -> GatePlan:
         assignee_name=row.assignee_name,
         decision=recorded_decision(row),
         recorded=keys.gate_decided(row.gate, row.revision) in on_timeline,
+        revision=row.revision,
     )
 
 
 @effect_task("plan-approvals")
-def plan_approvals(deal_id: str) -> list[GatePlan]:
+def plan_approvals(deal_id: str, revision: int | None = None) -> list[GatePlan]:
     """Fix the deal's approval route from the matrix, once; later passes read it back,
-    each gate with its decision and whether that is on the timeline yet."""
+    each gate with its decision and whether that is on the timeline yet.
+
+    ``revision``: the revision the run carries (default: the deal's current one). Once a
+    later revision replaced it, its gates are read back as they were and no route is
+    planned: the new revision's run plans its own."""
     with deal_effect(deal_id) as effect:
         session, deal, matrix = effect.session, effect.deal, effect.matrix
-        rows = approvals(session, deal_id)
-        if not rows:
+        replaced = revision is not None and revision != deal.revision
+        rows = approvals(session, deal_id, revision)
+        if not rows and not replaced:
             route = matrix.route(effect.intake)
             for position, (gate, person) in enumerate(route.steps):
                 session.add(
@@ -143,6 +149,8 @@ def request_approval(deal_id: str, gate: GatePlan, flow_run_id: str) -> None:
     are away) and email them a signed link, once."""
     with deal_effect(deal_id) as effect:
         session, deal, settings = effect.session, effect.deal, effect.settings
+        if gate.revision != deal.revision:
+            return  # a later revision replaced the gate's: its own run asks again
         row = get_approval(session, deal_id, gate.name)
         assert row is not None, f"gate {gate.name} of {deal_id} was never planned"
         if row.decision is not None:
@@ -212,6 +220,8 @@ def record_decision(deal_id: str, gate: GatePlan, decision: GateDecision) -> Non
     verdict = "approved" if decision.approved else "rejected"
     with deal_effect(deal_id) as effect:
         deal = effect.deal
+        if gate.revision != deal.revision:
+            return  # recorded before the revision that replaced the gate's was stored
         who = decision.decided_by_name or decision.decided_by
         added = effect.record(
             keys.gate_decided(gate.name, deal.revision),
@@ -233,6 +243,8 @@ def announce_rejection(deal_id: str, gate: GatePlan) -> None:
     """Tell the sales rep and everyone who approved before that the deal was rejected."""
     with deal_effect(deal_id) as effect:
         deal = effect.deal
+        if gate.revision != deal.revision:
+            return  # the rep revised the rejected deal already: it was theirs to know
         rows = approvals(effect.session, deal_id)
         rejected = next(row for row in rows if row.gate == gate.name)
         approved_before = [row for row in rows if row.decision == "approved"]

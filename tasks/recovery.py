@@ -12,6 +12,10 @@ A run can also die half-way through a suspend: Prefect stores the Suspended stat
 the run looks suspended at its gate, but Prefect refuses every resume ("Run input schema
 not found") and nothing ever starts it again. Such a run is scheduled again too, its
 pause key forgotten, so that it suspends at the same gate afresh, whole.
+
+A deal's run is started again only while it carries the deal: the run of a revision that
+a later one replaced (the deal was rejected, revised and submitted again) is cancelled
+instead, named "Superseded", since the new revision's run carries the deal.
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ from prefect.events.filters import (
     EventResourceFilter,
 )
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Crashed, Scheduled
+from prefect.states import Cancelled, Crashed, Scheduled, State
 
-from dealflow.infra.records import note_on_timeline
+from dealflow.infra.db import session_scope
+from dealflow.infra.records import note_on_timeline, replaced_by
 from models import keys
+from models.revisions import superseded_message
 from models.settings import get_settings
+from models.tables import Deal
 from tasks.effect import effect_task
 
 # The flows of prefect.yaml: each is safe to run again from the top.
@@ -68,6 +75,11 @@ class LostRun:
         if self.run.parameters.get("deal_id") is None:
             return None
         return str(self.run.parameters["deal_id"])
+
+    @property
+    def revision(self) -> int:
+        """The deal's revision the run carries (a deal run's; 1 when not given)."""
+        return int(self.run.parameters.get("revision") or 1)
 
     def describe(self, now: dt.datetime) -> str:
         quiet = int((now - self.quiet_since).total_seconds())
@@ -226,6 +238,17 @@ def recover_lost_runs(
             current = client.read_flow_run(run.id).state
             if current is None or current.id != run.state.id:
                 continue  # it moved on since it was read (another sweep, a resume)
+            replaced = _replaced_by(lost)
+            if replaced is not None:
+                # Not the deal's run any more: its revision's run carries the deal.
+                message = superseded_message(str(deal_id), lost.revision, replaced)
+                cancelled: State[None] = Cancelled(name="Superseded", message=message)
+                client.set_flow_run_state(run.id, cancelled, force=True)
+                done.append(
+                    f"cancelled deal {deal_id}'s revision {lost.revision} run ({run.id}) "
+                    f"instead of scheduling it again: revision {replaced} replaced it"
+                )
+                continue
             if lost.state == "PAUSED":
                 _forget_pause(client, run)
             recoveries = sum(1 for tag in run.tags if tag.startswith(RECOVERED_TAG))
@@ -250,6 +273,18 @@ def recover_lost_runs(
                 )
             done.append(f"scheduled {what} ({run.id}) again: {why}")
     return done
+
+
+def _replaced_by(lost: LostRun) -> int | None:
+    """For a deal's run whose revision a later one replaced, the deal's current revision
+    (the run must not be started again); None for any other run, or a deal not stored."""
+    if lost.deal_id is None:  # only a deal's run names one
+        return None
+    with session_scope() as session:
+        deal = session.get(Deal, lost.deal_id)
+        if deal is None:
+            return None
+        return replaced_by(session, deal, lost.revision, str(lost.run.id))
 
 
 def _give_up(client: SyncPrefectClient, lost: LostRun, recoveries: int, now: dt.datetime) -> None:

@@ -1,38 +1,49 @@
-"""The stages before the contract: open each for the sales rep, record what they report."""
+"""Where a pass of a deal's run starts (is it still the deal's run?), and the stages before
+the contract: open each for the sales rep, record what they report."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from dealflow.infra.records import timeline
+from dealflow.infra.records import replaced_by, timeline
 from models import keys
 from models.deal import EARLY_STAGES
-from models.stage_report import StagePlan, StageReport, grade_for
+from models.stage_report import RunPlan, StagePlan, StageReport, grade_for
 from tasks.deal_effect import deal_effect
 from tasks.effect import effect_task
 
 
-@effect_task("plan-early-stages")
-def plan_early_stages(deal_id: str) -> list[StagePlan]:
-    """The stages before the contract this deal still goes through, from where it was
-    submitted; each says whether it was opened and whether its report is in (and said
-    the deal was lost)."""
+@effect_task("plan-run")
+def plan_run(deal_id: str, revision: int = 1, run_id: str | None = None) -> RunPlan:
+    """Where a pass of the run of the deal's ``revision`` (the run ``run_id``) starts.
+
+    A run whose revision a later one replaced (the deal was rejected, revised and
+    submitted again) is told so and nothing else: the new revision's run carries the
+    deal, and this one must not act on it, whatever started it again (the sla-sweep
+    recovering a crash, an operator's retry, a resume). Otherwise: the stages before the
+    contract the deal still goes through, from where it was submitted; each says whether
+    it was opened and whether its report is in (and said the deal was lost)."""
     with deal_effect(deal_id) as effect:
+        later = replaced_by(effect.session, effect.deal, revision, run_id)
+        if later is not None:
+            return RunPlan(replaced_by=later)
         titles = {stage.name: stage.title for stage in effect.matrix.stages}
         submitted_at = effect.intake.stage
         recorded = {t.key: t.stage for t in timeline(effect.session, deal_id)}
     if submitted_at not in EARLY_STAGES:
-        return []
-    return [
-        StagePlan(
-            name=stage.value,
-            title=titles.get(stage.value, stage.value),
-            done=keys.stage_reported(stage.value) in recorded,
-            opened=keys.stage_opened(stage.value) in recorded,
-            lost=recorded.get(keys.stage_reported(stage.value)) == "lost",
-        )
-        for stage in EARLY_STAGES[EARLY_STAGES.index(submitted_at) :]
-    ]
+        return RunPlan()
+    return RunPlan(
+        early_stages=[
+            StagePlan(
+                name=stage.value,
+                title=titles.get(stage.value, stage.value),
+                done=keys.stage_reported(stage.value) in recorded,
+                opened=keys.stage_opened(stage.value) in recorded,
+                lost=recorded.get(keys.stage_reported(stage.value)) == "lost",
+            )
+            for stage in EARLY_STAGES[EARLY_STAGES.index(submitted_at) :]
+        ]
+    )
 
 
 @effect_task("open-stage")

@@ -104,3 +104,35 @@ def resume_with_input(run_id: str, run_input: dict[str, object], patience: float
             if "schema not found" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+# States in which no process runs the flow: a cancelled run ends there and then.
+_NO_PROCESS = {"SCHEDULED", "PAUSED", "CRASHED"}
+# States in which a process may run it: its worker or runner ends the process first.
+_PROCESS = {"PENDING", "RUNNING"}
+
+
+def cancel_run(run_id: str, message: str) -> str:
+    """Cancel the run ``run_id`` unless it has ended (Completed, Failed, Cancelled or
+    being cancelled): a run that holds no process (scheduled, suspended, crashed) is
+    Cancelled, named "Superseded", at once; one that may hold a process is set Cancelling,
+    for its worker or runner to end that process, as Prefect's own Cancel does. The run's
+    state type as this leaves it. Raises what the client raises (ObjectNotFound for a
+    run Prefect does not know, httpx.HTTPError for an unreachable server)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Cancelling, State
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+        now = state.type.value if state is not None else "UNKNOWN"
+        if now in _NO_PROCESS:
+            cancelled: State[None] = Cancelled(name="Superseded", message=message)
+            client.set_flow_run_state(UUID(run_id), cancelled, force=True)
+            return "CANCELLED"
+        if now in _PROCESS:
+            cancelling: State[None] = Cancelling(message=message)
+            result = client.set_flow_run_state(UUID(run_id), cancelling)
+            return result.state.type.value if result.state is not None else now
+    return now

@@ -123,17 +123,37 @@ def _current_revision(deal_id: str) -> ColumnElement[bool]:
     return and_(Approval.deal_id == deal_id, Approval.revision == current)
 
 
-def approvals(session: Session, deal_id: str) -> list[Approval]:
-    """The gates of the deal's current revision, in order."""
-    return list(
-        session.scalars(
-            select(Approval).where(_current_revision(deal_id)).order_by(Approval.position)
-        )
+def approvals(session: Session, deal_id: str, revision: int | None = None) -> list[Approval]:
+    """The gates of the deal's current revision (or of ``revision``), in order."""
+    which = (
+        _current_revision(deal_id)
+        if revision is None
+        else and_(Approval.deal_id == deal_id, Approval.revision == revision)
     )
+    return list(session.scalars(select(Approval).where(which).order_by(Approval.position)))
 
 
 def get_approval(session: Session, deal_id: str, gate: str) -> Approval | None:
     return session.scalar(select(Approval).where(_current_revision(deal_id), Approval.gate == gate))
+
+
+def replaced_by(
+    session: Session, deal: Deal, revision: int, run_id: str | None = None
+) -> int | None:
+    """The deal's current revision if a run of its ``revision`` (the run ``run_id``, if
+    given) no longer carries it: a revision submitted since replaced that one, and has a
+    run of its own. None while the run is the deal's."""
+    if deal.revision != revision:
+        return deal.revision
+    if run_id is not None:
+        kept = session.scalar(
+            select(DealRevision.revision).where(
+                DealRevision.deal_id == deal.id, DealRevision.flow_run_id == run_id
+            )
+        )
+        if kept is not None:  # the run of a revision kept as history
+            return deal.revision
+    return None
 
 
 def earlier_revisions(session: Session, deal_id: str) -> list[DealRevision]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,13 +20,16 @@ from sqlalchemy.orm import Session
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.echo import echo
-from dealflow.infra.records import add_transition, stored_intake, wait_on
+from dealflow.infra.prefect_api import cancel_run
+from dealflow.infra.records import add_transition, earlier_revisions, stored_intake, wait_on
 from models import keys
 from models.deal import DealIntake
 from models.matrix import Matrix, MatrixError, UnroutableCurrency, load_matrix
-from models.revisions import changed_fields
+from models.revisions import changed_fields, superseded_message
 from models.settings import Settings, get_settings
 from models.tables import Deal, DealOutcome, DealRevision
+
+log = logging.getLogger(__name__)
 
 
 class IntakeError(ValueError):
@@ -430,4 +434,44 @@ def resubmit(
     check_revision(intake)
     check_orchestrator(settings)
     revision, new = store_revision(intake, submitted_via)
+    stop_replaced_runs(intake.deal_id)  # on a retry too: the first may not have reached Prefect
     return _run_of(intake, settings, revision, new)
+
+
+def stop_replaced_runs(deal_id: str) -> list[str]:
+    """Cancel in Prefect the runs of the deal's earlier revisions that have not ended (a
+    run that crashed after its rejection was recorded, say), so that the Prefect UI shows
+    them ended and no sweep starts them again; what became of each, one line per run.
+
+    Never raises for Prefect: the revision is stored by then, and a replaced run that
+    is started again ends by itself without acting (the deal-handoff flow checks which
+    revision it carries), so a run left uncancelled here costs nothing but its look."""
+    import httpx
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    with session_scope() as session:
+        deal = session.get(Deal, deal_id)
+        current = deal.revision if deal is not None else 1
+        runs = [
+            (row.revision, row.flow_run_id)
+            for row in earlier_revisions(session, deal_id)
+            if row.flow_run_id is not None
+        ]
+    said = []
+    for revision, run_id in runs:
+        try:
+            state = cancel_run(run_id, superseded_message(deal_id, revision, current)).lower()
+        except ObjectNotFound:
+            state = "gone from Prefect"
+        except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
+            log.warning(
+                "deal %s: revision %s's run %s was not cancelled (%s); if it is started "
+                "again it ends without acting",
+                deal_id,
+                revision,
+                run_id,
+                f"{type(exc).__name__}: {exc}".splitlines()[0],
+            )
+            state = "not reached"
+        said.append(f"revision {revision}'s run {run_id}: {state}")
+    return said

@@ -202,7 +202,7 @@ def upgrade_a_waiting_deal(
     processes.wait_idle("previous-runner")
     processes.stop("previous-runner")
     assert run_state(run_id)[:2] == ("PAUSED", "gate-manager"), "stopping it crashed nothing"
-    assert task_names(run_id)["plan-early-stages"] == 0, "the previous release's flow ran"
+    assert task_names(run_id)["plan-run"] == 0, "the previous release's flow ran"
 
     # The upgrade: migrate, then this code serves the deployment and the web service.
     processes.run(PROJECT_ROOT, "-m", "dealflow", "db", "upgrade")
@@ -238,7 +238,7 @@ def upgrade_a_waiting_deal(
         assert time.monotonic() < deadline, f"the run is {state}"
         time.sleep(0.3)
     assert state[0] != "FAILED"
-    assert task_names(run_id)["plan-early-stages"] >= 1, "this release's flow took over"
+    assert task_names(run_id)["plan-run"] >= 1, "this release's flow took over"
     mine = inbox.matching(lambda m: deal_id in str(m["Subject"]))
     assert len(inbox.matching(to("mara.keller@example.com", "Approval needed", deal_id))) == 1
     assert max(Counter(str(m["Message-ID"]) for m in mine).values()) == 1, "nothing sent twice"

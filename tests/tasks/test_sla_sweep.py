@@ -23,7 +23,7 @@ from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Approval, Deal
 from tasks.approvals import plan_approvals, request_approval
 from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages
-from tasks.stages import open_stage, plan_early_stages
+from tasks.stages import open_stage, plan_run
 from tests.conftest import Inbox
 from web.decisions import check_claim
 
@@ -212,7 +212,7 @@ def deal_at_lead_screening(
         }
     )
     store_deal(intake)
-    [screening, *_] = plan_early_stages.fn(intake.deal_id)
+    [screening, *_] = plan_run.fn(intake.deal_id).early_stages
     open_stage.fn(intake.deal_id, screening)
     with session_scope() as session:
         deal = get_deal(session, intake.deal_id)

@@ -23,6 +23,7 @@ from dealflow.intake.submit import (
     RevisionRefused,
     UnknownDeal,
     check_revision,
+    stop_replaced_runs,
     store_deal,
     store_revision,
 )
@@ -30,8 +31,10 @@ from harness.mail import text_of, to
 from models.deal import DealIntake
 from models.decision import GateDecision
 from models.gates import GatePlan
+from models.stage_report import RunPlan
 from models.tables import Approval, DealRevision, SentMessage
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
+from tasks.stages import plan_run
 from tests.conftest import Inbox
 from tests.support import fresh_deal
 
@@ -317,3 +320,68 @@ def test_the_resubmit_command_refuses_a_deal_that_is_not_rejected(
     assert f"there is no deal {data['deal_id']} to revise" in unknown.stderr
     assert waiting.returncode == 1
     assert "is not rejected (it is submitted, revision 1)" in waiting.stderr
+
+
+def test_a_run_of_a_replaced_revision_is_told_so_and_its_gates_act_no_more(
+    database_url: str, inbox: Inbox
+) -> None:
+    """What revision 1's run finds when it runs again after revision 2 was stored (the
+    sla-sweep recovered it, or it was past its check when the revision came in): its
+    first plan tells it to end, and its gates, read back as they were, touch nothing of
+    revision 2: no route planned, no request, no rejection notice, no timeline entry."""
+    intake = DealIntake.model_validate(fresh_deal())
+    deal_id = intake.deal_id
+    store_deal(intake)
+    gates = started(intake, RUN_1)
+    assert plan_run.fn(deal_id, 1, RUN_1) == RunPlan(), "revision 1's run carries the deal"
+    reject_first_gate(deal_id, gates[0], "5% is not enough")
+    assert store_revision(cheaper(intake)) == (2, True)
+    sent_before, timeline_before = len(inbox.messages), deal_report(deal_id)["timeline"]
+
+    assert plan_run.fn(deal_id, 1, RUN_1) == RunPlan(replaced_by=2)
+    assert plan_run.fn(deal_id, 2, RUN_1).replaced_by == 2, "the run kept with revision 1"
+    assert plan_run.fn(deal_id, 2, RUN_2) == RunPlan(), "revision 2's own run goes on"
+
+    # A pass of revision 1's run that was past its first plan when revision 2 came in.
+    old_gates = plan_approvals.fn(deal_id, 1)
+    assert [(g.name, g.revision) for g in old_gates] == [(g.name, 1) for g in gates]
+    assert old_gates[0].decision is not None and not old_gates[0].decision.approved
+    record_decision.fn(deal_id, old_gates[0], old_gates[0].decision)
+    announce_rejection.fn(deal_id, old_gates[0])
+    request_approval.fn(deal_id, old_gates[1], RUN_1)
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        assert (deal.revision, deal.outcome, deal.stage) == (2, None, "submitted")
+        assert session.scalars(
+            select(Approval.revision).where(Approval.deal_id == deal_id)
+        ).all() == [1] * len(gates), "no route planned for revision 2 by revision 1's run"
+    assert deal_report(deal_id)["timeline"] == timeline_before
+    assert len(inbox.messages) == sent_before, "no request, no second rejection notice"
+
+    # Revision 2's own run plans its route and asks the manager.
+    gates_2 = plan_approvals.fn(deal_id, 2)
+    assert {g.revision for g in gates_2} == {2}
+    request_approval.fn(deal_id, gates_2[0], RUN_2)
+    assert len(inbox.matching(to(MANAGER, "Approval needed", deal_id))) == 2
+
+
+def test_the_replaced_run_is_left_to_its_own_check_when_prefect_cannot_be_reached(
+    database_url: str,
+) -> None:
+    """Storing a revision cancels the earlier revision's run in Prefect when it can; with
+    Prefect out of reach the revision stays stored and nothing is raised: the run, if
+    ever started again, ends by itself (the test above)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from harness.ports import free_port
+
+    intake = DealIntake.model_validate(fresh_deal())
+    store_deal(intake)
+    reject_first_gate(intake.deal_id, started(intake, RUN_1)[0], "too expensive")
+    assert store_revision(cheaper(intake)) == (2, True)
+    nowhere = f"http://127.0.0.1:{free_port()}/api"
+    with temporary_settings(updates={PREFECT_API_URL: nowhere}):
+        said = stop_replaced_runs(intake.deal_id)
+    assert said == [f"revision 1's run {RUN_1}: not reached"]
+    with session_scope() as session:
+        assert get_deal(session, intake.deal_id).revision == 2
