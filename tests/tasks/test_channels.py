@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,60 +24,21 @@ from dealflow.infra.links import link_keys, verify
 from dealflow.infra.records import get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
 from harness.mail import LINK, link_in, text_of
-from harness.ports import free_port
 from models import keys
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import SentMessage
 from tasks.approvals import plan_approvals, request_approval
 from tasks.mailer import resend_failed
 from tests.conftest import Inbox
+from tests.messaging_service import Service, running_service
 
 MATRIX = PROJECT_ROOT / "config" / "matrix.yaml"
 
 
-class Service:
-    """A messaging service's webhook on a free local port: it keeps each notice posted
-    to it, or answers 503 while ``down``."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.notices: list[tuple[str, dict[str, Any]]] = []
-        self.down = False
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if service.down:
-                    self.send_response(503)
-                else:
-                    service.notices.append((self.path, json.loads(body)))
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"json://127.0.0.1:{self.port}/{path}"
-
-    def posted_to(self, path: str) -> list[dict[str, Any]]:
-        return [notice for where, notice in self.notices if where == f"/{path}"]
-
-
 @pytest.fixture
 def service() -> Iterator[Service]:
-    running = Service()
-    running.thread.start()
-    try:
+    with running_service() as running:
         yield running
-    finally:
-        running.server.shutdown()
-        running.server.server_close()
 
 
 def matrix_with_channels(
