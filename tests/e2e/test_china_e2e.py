@@ -123,6 +123,10 @@ def approve(link: str, gate_title: str) -> httpx.Response:
     chinese_page(link, gate_title, "批准", "驳回", "¥1,280,000.00")
     decided = decide(link, "approve", "同意")
     assert decided.status_code == 200 and 'data-verdict="decided"' in decided.text, decided.text
+    # The confirmation speaks the approver's language too, and says what happens next.
+    assert '<html lang="zh-Hans">' in decided.text
+    assert "<h1>决定已登记</h1>" in decided.text and "您已批准此交易，谢谢。" in decided.text
+    assert "接下来由" in decided.text or "这是最后一道审批" in decided.text, decided.text
     return decided
 
 
