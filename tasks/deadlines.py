@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from models.matrix import load_matrix
 from models.settings import get_settings
+from tasks.archive_follow_up import follow_up_archive, open_archives
 from tasks.effect import effect_task, is_transient
 from tasks.gate_follow_up import follow_up, open_gates
 from tasks.mailer import resend_failed
@@ -58,6 +59,16 @@ def follow_up_overdue_stages(now: dt.datetime) -> list[FollowUp]:
     matrix = load_matrix(get_settings().matrix_path)
     return _each(
         (deal_id, partial(follow_up_stage, matrix, deal_id, now)) for deal_id in open_stages()
+    )
+
+
+@effect_task("follow-up-archiving")
+def follow_up_archiving(now: dt.datetime) -> list[FollowUp]:
+    """Remind administration of every signed contract due to be archived at ``now``, and
+    escalate those overdue."""
+    matrix = load_matrix(get_settings().matrix_path)
+    return _each(
+        (deal_id, partial(follow_up_archive, matrix, deal_id, now)) for deal_id in open_archives()
     )
 
 
