@@ -1,6 +1,7 @@
 """The sla-sweep's follow-ups on work past its time limit, once per level: approval gates
-(reminders, then escalation: ``gate_follow_up``) and the stages before the contract (a
-reminder, then the accountable: ``stage_follow_up``); and the emails whose send failed."""
+(reminders, then escalation: ``gate_follow_up``), the stages before the contract (a
+reminder, then the accountable: ``stage_follow_up``) and signed contracts still to archive
+(``archive_follow_up``); and the emails whose send failed."""
 
 from __future__ import annotations
 

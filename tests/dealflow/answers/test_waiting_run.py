@@ -286,7 +286,7 @@ def test_clicks_racing_on_one_gate_decide_it_once_and_every_loser_hears_who_and_
                 if rejected:
                     wait_for_state(run_id, "CANCELLED")
                 else:
-                    wait_for_state(run_id, "PAUSED", key="acceptance")
+                    wait_for_state(run_id, "PAUSED", key="signing")
     assert races == len(GATES) * len(runs)
 
 
