@@ -14,7 +14,16 @@ from sqlalchemy import func, select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import approvals, get_deal, timeline
-from harness.mail import SIGNING_LINK, SIGNING_SUBJECT, decide, link_in, sign, text_of, to
+from harness.mail import (
+    SIGNING_LINK,
+    SIGNING_SUBJECT,
+    decide,
+    link_in,
+    sign,
+    sign_from_email,
+    text_of,
+    to,
+)
 from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -280,6 +289,7 @@ def test_the_route_follows_the_matrix_rules_and_the_timeline_records_the_rule(
     run_id = submit(path)
     approve(inbox, "tom.alvarez@example.com", deal_id)
     approve(inbox, LEGAL, deal_id)
+    sign_from_email(inbox, "priya.natarajan@example.com", deal_id)
     inbox.wait_for(to("accounts@initech.example", "Invoice", deal_id))
     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert not inbox.matching(to(DIRECTOR, "Approval needed", deal_id)), "the director is skipped"
