@@ -39,8 +39,8 @@ STATE_POLL_RUNS = 1000  # run ids per such query
 def baseline_flow() -> Flow[..., str]:
     """The baseline: a flow that suspends ``suspends`` times (keys gate-0, gate-1, ...) and
     does nothing else. It imports nothing of Dealflow, so each of its flow-run processes
-    costs what Prefect alone costs; the deal flow suspends once per gate and once more
-    for the delivery acceptance."""
+    costs what Prefect alone costs; the deal flow suspends once per gate and twice more,
+    for the signed contract and the delivery acceptance."""
     from prefect import flow, suspend_flow_run
 
     from bench.bare_flow import Go

@@ -67,6 +67,8 @@ def email_kind(subject: str) -> str | None:
     """What a deal's email is to this benchmark, from its subject (tasks/*.py)."""
     if subject.startswith("Approval needed:"):
         return "approval request"
+    if subject.startswith("Record the signed contract:"):
+        return "signing request"
     if subject.startswith("Delivery kickoff:"):
         return "kickoff"
     if subject.startswith("Record acceptance when delivered:"):

@@ -1,10 +1,12 @@
-"""Ours under load: deals submitted over HTTP and approved at the links of their emails.
+"""Ours under load: deals submitted over HTTP, approved and signed at the links of their
+emails.
 
 Every deal is submitted with ``POST /api/deals``; this process's SMTP server hands each
-approval request to ``DealsUnderLoad.on_email`` as it arrives, which queues the approval
-(the POST of the page's form at the emailed link) before any submission still waiting.
-A deal is done when the email that follows its last approval arrives (the delivery
-kickoff, or the acceptance request).
+approval request, and the sales rep's request to record the signed contract, to
+``DealsUnderLoad.on_email`` as it arrives, which queues the answer (the POST of the
+page's form at the emailed link) before any submission still waiting. A deal is done
+when the email that follows its signing arrives (the delivery kickoff, or the acceptance
+request).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from bench.deal_copies import email_kind
 from bench.process_trees import MemoryPeaks
 from bench.timed_inbox import Received
 from bench.under_load import PhaseResult, UnderLoad, spans
-from harness.mail import link_in
+from harness.mail import LINK, SIGNING_LINK, link_in
 
 SUBJECT_DEAL = re.compile(r"\(([A-Za-z0-9][A-Za-z0-9-]{1,62}[A-Za-z0-9])\)")
 
 
 @dataclass
 class ApprovalSample:
-    """One approval: its request email, the POST at its link, and the next email."""
+    """One approval (or the signing after them): its request email, the POST at its link,
+    and the next email."""
 
     gate_email_at: float  # monotonic, the request's arrival at our SMTP server
     link: str
@@ -38,7 +41,9 @@ class ApprovalSample:
     status: int | None = None
     attempts: int = 0
     next_email_at: float | None = None
-    next_email: str | None = None  # "approval request", "kickoff" or "acceptance request"
+    # "approval request", "signing request", "kickoff" or "acceptance request"
+    next_email: str | None = None
+    signing: bool = False  # the sales rep's signed contract, not a gate's approval
 
 
 @dataclass
@@ -81,11 +86,14 @@ class DealsUnderLoad(UnderLoad):
             last = track.approvals[-1] if track.approvals else None
             if last is not None and last.post_start is not None and last.next_email_at is None:
                 last.next_email_at, last.next_email = received.monotonic, kind
-            if kind == "approval request":
-                link = self._link(received.message)
+            if kind in ("approval request", "signing request"):
+                signing = kind == "signing request"
+                link = self._link(received.message, SIGNING_LINK if signing else LINK)
                 if link is None or any(a.link == link for a in track.approvals):
                     return
-                approval = ApprovalSample(gate_email_at=received.monotonic, link=link)
+                approval = ApprovalSample(
+                    gate_email_at=received.monotonic, link=link, signing=signing
+                )
                 track.approvals.append(approval)
                 assert self.pool is not None
                 self.pool.submit(URGENT, lambda clients: self._approve(clients, track, approval))
@@ -93,9 +101,9 @@ class DealsUnderLoad(UnderLoad):
                 track.done_at = received.monotonic
             self.moved()
 
-    def _link(self, message: EmailMessage) -> str | None:
+    def _link(self, message: EmailMessage, pattern: re.Pattern[str]) -> str | None:
         try:
-            return link_in(message)
+            return link_in(message, pattern)
         except AssertionError:
             return None
 
@@ -123,11 +131,16 @@ class DealsUnderLoad(UnderLoad):
     def _approve(self, clients: Clients, track: DealTrack, approval: ApprovalSample) -> None:
         import httpx
 
+        if approval.signing:
+            data = {"signed_by": "Load Buyer", "document": f"{track.deal_id}-signed.pdf"}
+            said = "Signed contract recorded"
+        else:
+            data = {"decision": "approve", "comment": "load benchmark"}
+            said = "You approved this deal"
+
         def post() -> httpx.Response:
             approval.attempts += 1
-            return clients.http.post(
-                approval.link, data={"decision": "approve", "comment": "load benchmark"}
-            )
+            return clients.http.post(approval.link, data=data)
 
         approval.post_start = time.monotonic()
         try:
@@ -136,7 +149,7 @@ class DealsUnderLoad(UnderLoad):
             self.fail(track, f"approval failed: {type(exc).__name__}: {exc}")
             return
         approval.post_end, approval.status = time.monotonic(), response.status_code
-        if response.status_code != 200 or "You approved this deal" not in response.text:
+        if response.status_code != 200 or said not in response.text:
             self.fail(track, f"approval answered {response.status_code}")
 
     # --- the run

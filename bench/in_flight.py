@@ -170,7 +170,7 @@ def probe_approval(http: httpx.Client, inbox: TimedInbox, deal: SampledDeal) -> 
 
 def next_email_of(deal: SampledDeal) -> Callable[[EmailMessage], bool]:
     """The deal's email after its first approval: the next gate's request (another
-    link), the delivery kickoff or the acceptance request."""
+    link), the sales rep's signing request, the delivery kickoff or the acceptance request."""
 
     def predicate(message: EmailMessage) -> bool:
         subject = str(message["Subject"])

@@ -7,7 +7,8 @@ as two uvicorn processes, Prefect and Dealflow on PostgreSQL) carries N deals at
 * ours: a load script (this one) submits every deal with ``POST /api/deals``; an SMTP
   server in this process takes each approval request as it arrives, and a pool of
   ``--concurrency`` HTTP clients posts the approval form at its link (what the page's
-  Approve button sends). A deal is done when the email that follows its last approval
+  Approve button sends), then the sales rep's signed-contract form at the link of the
+  email after the last approval. A deal is done when the email that follows its signing
   arrives (the delivery kickoff, or the acceptance request).
 * baseline: a bare Prefect flow with as many suspends and no work (``bare_suspends``,
   like bench/bare_flow.py; the workers load it from this file), deployed to the same work
@@ -135,7 +136,7 @@ def run_phases(
     """Ours, then (unless skipped) the baseline with as many suspends, on one stack and
     under one memory sampler; their figures and the raw samples."""
     deployment_id = None if args.skip_baseline else register_baseline()
-    suspends = len(route_of(deals[0], "the deal").gates) + 1
+    suspends = len(route_of(deals[0], "the deal").gates) + 2  # and signing, acceptance
     roles = stack_roles(stack)
     sampler = MemorySampler(roles).start()
     bare: BareUnderLoad | None = None
@@ -210,7 +211,7 @@ def main(argv: Sequence[str]) -> None:
     clock = RunClock(argv)
     template, example = load_example(args.example)
     route = route_of(template, example)
-    say(f"deal: {example}; route {route.rule}: {', '.join(route.gates)} (+ acceptance)")
+    say(f"deal: {example}; route {route.rule}: {', '.join(route.gates)} (+ signing, acceptance)")
     inbox = ListeningInbox()
     with running_stack(plan, inbox, args.keep_data) as stack:
         phases, raw = run_phases(stack, inbox, plan, fresh_copies(template, args.deals), args)

@@ -139,8 +139,8 @@ def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
     gates = ", ".join(info.route.gates)
     notes = [
         "Latency: ours, from the start of an approval POST to the arrival at this "
-        "script's SMTP server of the deal's next email (the next gate's request, or the "
-        "delivery kickoff); baseline, from the start of a `resume_flow_run` call to the "
+        "script's SMTP server of the deal's next email (the next gate's request, the "
+        "sales rep's signing request, or, after the signing POST, the delivery kickoff); baseline, from the start of a `resume_flow_run` call to the "
         "timestamp of the run's next PAUSED state (seen by a poll every "
         f"{STATE_POLL_SECONDS:.2f} s; the poll only triggers the next resume). "
         "p95 and p99 are nearest-rank.",
@@ -188,8 +188,8 @@ with as many suspends and no work (`bare_suspends` in bench/load.py) on the same
 and workers, its runs created and resumed with `resume_flow_run` by as many clients.
 
 {info.record.header(SCRIPT)}
-- Deal: {info.example}; route `{info.route.rule}`: {gates}, then the acceptance wait
-  ({len(info.route.gates) + 1} suspends per deal; the baseline suspends as often)
+- Deal: {info.example}; route `{info.route.rule}`: {gates}, then the signing and acceptance
+  waits ({len(info.route.gates) + 2} suspends per deal; the baseline suspends as often)
 
 {main_table}
 

@@ -12,12 +12,14 @@ from flows.outcomes import ended, superseded
 from flows.run_names import deal_run_name
 from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled
-from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, gate_wait, stage_wait
+from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, SIGNING_WAIT, gate_wait, stage_wait
+from models.signing import ContractSigned
 from models.stage_report import StageReport
 from tasks.approvals import announce_rejection, plan_approvals, record_decision, request_approval
 from tasks.artifacts import publish_deal_board
 from tasks.closing import await_payment, close_deal, request_acceptance
 from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery, plan_handoff
+from tasks.signing import request_archiving, request_signing
 from tasks.stages import open_stage, plan_run, record_stage_report
 
 
@@ -31,7 +33,10 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
     for its sales rep's report (``dealflow deal report``). Then, at each gate of the
     deal's approval route (manager -> director -> legal by default, from the
     responsibility matrix), the run is suspended under the key ``gate-<name>`` until
-    the approver's decision resumes it. After kickoff and the first invoices it waits
+    the approver's decision resumes it. After the last approval it waits (key
+    ``signing``) for the sales rep to record the contract signed by the customer (link
+    or ``dealflow deal sign``); administration is then told to archive it (a duty the
+    sla-sweep follows up, not a wait). After kickoff and the first invoices it waits
     (key ``acceptance``) for the delivery manager to record the customer's acceptance (link
     or ``dealflow deal accept``), which releases the invoices due on acceptance; then
     (key ``payment``) until every invoice is paid: recording the last payment, or the
@@ -61,12 +66,13 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
     is idempotent by its own key in Dealflow's database, and a step an earlier pass
     finished is not called again (each phase's plan says which), so the run shows
     one task run per step done, not one per step per pass. A gate the database records
-    as decided, a stage whose report is in and an acceptance already recorded are not
-    waited for again.
+    as decided, a stage whose report is in, a signed contract and an acceptance already
+    recorded are not waited for again.
 
     Touches: Dealflow's database (stage, timeline, approvals, invoices, outbox), SMTP
-    (approval requests, rejection notice, kickoff, invoices, acceptance request, the
-    rep's "paid in full"), and the run's keyed markdown artifact ``deal-<id>``.
+    (approval requests, rejection notice, signing request, archiving request, kickoff,
+    invoices, acceptance request, the rep's "paid in full"), and the run's keyed markdown
+    artifact ``deal-<id>``.
     """
     run_id = str(flow_run.id)
     run = plan_run(deal_id, revision, run_id)
@@ -100,7 +106,13 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
             publish_deal_board(deal_id)
             return ended("rejected", deal_id)
     done = plan_handoff(deal_id)
+    if not done.signed:
+        request_signing(deal_id, run_id)
+        publish_deal_board(deal_id)
+        # The link or the CLI records the signed contract before it resumes the run.
+        answer_to(deal_id, run_id, ContractSigned, SIGNING_WAIT)
     if not done.handed_over:
+        request_archiving(deal_id)  # a duty beside the run: nothing waits for it
         kick_off_delivery(deal_id)
         issue_invoices(deal_id)
     if not done.accepted:

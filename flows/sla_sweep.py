@@ -10,15 +10,21 @@ from dealflow.infra.clock import utcnow
 from flows.outcomes import reported
 from flows.run_names import by_minute
 from tasks.artifacts import publish_deal_board
-from tasks.deadlines import follow_up_overdue_gates, follow_up_overdue_stages, resend_failed_mail
+from tasks.deadlines import (
+    follow_up_archiving,
+    follow_up_overdue_gates,
+    follow_up_overdue_stages,
+    resend_failed_mail,
+)
 from tasks.recovery import recover_lost_runs
 
 
 @flow(name="sla-sweep", flow_run_name=by_minute("sla-sweep"), persist_result=False)
 def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     """Send every reminder and escalation due at ``now``: for stages before the contract
-    that passed their limit (the rep, then the accountable manager) and for open
-    approval gates.
+    that passed their limit (the rep, then the accountable manager), for open
+    approval gates, and for signed contracts administration has yet to archive (a
+    reminder on the day it is due, then the matrix's ``archive_escalate_to``).
 
     Waits: never. Runs on a schedule (every 15 minutes in the local stack and in
     prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
@@ -38,7 +44,11 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     moment = now or utcnow()
     recovered = recover_lost_runs()
     resent = [f"resent {key}" for key in resend_failed_mail()]
-    done = [*follow_up_overdue_stages(moment), *follow_up_overdue_gates(moment)]
+    done = [
+        *follow_up_overdue_stages(moment),
+        *follow_up_overdue_gates(moment),
+        *follow_up_archiving(moment),
+    ]
     for deal_id in sorted({follow_up.deal_id for follow_up in done}):
         publish_deal_board(deal_id)  # ops see the new holder and the follow-up
     actions = [*recovered, *resent, *(str(follow_up) for follow_up in done)]

@@ -1,8 +1,9 @@
 """What the tests and the benchmarks share, so that neither imports the other.
 
 - ``harness.mail``: Dealflow's emails as the people who get them use them: whose a
-  message is, its text, the approval or acceptance link it carries, and the decision
-  posted at that link.
+  message is, its text, the approval, signing or acceptance link it carries, the
+  decision posted at that link, and the signed contract recorded from the sales rep's
+  email (``sign_from_email``).
 - ``harness.runs``: a flow run's state as Prefect reports it, waiting for a state, and
   the processes on this machine that still hold a run.
 - ``harness.ports``: a free TCP port on this machine.

@@ -13,6 +13,10 @@ class HandoffPlan(BaseModel):
     of a step the flow takes only after it, and a pass that ended in between runs the
     step again (idempotently, as before)."""
 
+    # The signed contract recorded (by the link or the CLI, which resume only a run
+    # waiting for it: the signing request went before the run suspended). A deal handed
+    # over by a release before signing was a step counts as signed.
+    signed: bool = False
     # Delivery kicked off and the first invoices sent: the acceptance was requested.
     handed_over: bool = False
     # Recorded by the link or the CLI, which resume only a run waiting for it: the

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 
 # --- wait keys ---------------------------------------------------------------------
 
+SIGNING_WAIT = "signing"
 ACCEPTANCE_WAIT = "acceptance"
 PAYMENT_WAIT = "payment"
 _ATTEMPT = re.compile(r"^(?P<base>.+)-attempt-(?P<n>[2-9]|[1-9]\d+)$")
@@ -99,6 +100,10 @@ def in_revision(key: str, revision: int = 1) -> str:
 
 SUBMITTED = "submitted"
 ROUTED = "route"
+SIGNING_REQUESTED = "signing-requested"
+SIGNED = "signed"
+ARCHIVE_REQUESTED = "archive/requested"
+ARCHIVED = "archived"
 KICKOFF = "kickoff"
 INVOICED = "invoiced"
 ACCEPTANCE_REQUESTED = "acceptance-requested"
@@ -106,6 +111,11 @@ ACCEPTED = "accepted"
 AWAITING_PAYMENT = "awaiting-payment"
 CLOSED = "closed"
 PLAN_CONFIRMED = "delivery/plan-confirmed"
+
+
+def archive_deadline(level: str) -> str:
+    """The archiving duty's follow-up at ``level`` ("reminder", "escalation"): once each."""
+    return f"archive/{level}"
 
 
 def acceptance_link_renewed(at_iso: str) -> str:
@@ -222,6 +232,14 @@ def delegation_mail(deal_id: str, gate: str, delegate_email: str, revision: int 
 
 def rejected_mail(deal_id: str, revision: int = 1) -> str:
     return deal_mail(deal_id, in_revision("rejected", revision))
+
+
+def signing_request_mail(deal_id: str) -> str:
+    return deal_mail(deal_id, "signing/request")
+
+
+def archive_request_mail(deal_id: str) -> str:
+    return deal_mail(deal_id, ARCHIVE_REQUESTED)
 
 
 def acceptance_request_mail(deal_id: str) -> str:

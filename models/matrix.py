@@ -184,6 +184,16 @@ class Handoff(_Item):
     delivery_role: Name = "delivery_manager"
     finance_role: Name = "finance"
     plan_confirmation_business_days: int = Field(default=5, ge=0)
+    archive_role: Name | None = Field(
+        default=None,
+        description="Who archives the signed contract (told when it is signed); none: no duty.",
+    )
+    archive_business_days: int = Field(
+        default=3, ge=1, description="Business days after signing by which it is archived."
+    )
+    archive_escalate_to: Name | None = Field(
+        default=None, description="Role told when the archiving is overdue."
+    )
 
 
 class Reports(_Item):

@@ -159,6 +159,11 @@ def _check_role_holders(matrix: Matrix) -> list[str]:
         ("handoff.delivery_role", matrix.handoff.delivery_role),
         ("handoff.finance_role", matrix.handoff.finance_role),
     ]
+    needed += [
+        (f"handoff.{field}", role)
+        for field in ("archive_role", "archive_escalate_to")
+        if (role := getattr(matrix.handoff, field))
+    ]
     # An unknown role in a dunning level is reported by _check_dunning.
     needed += [(where, who) for where, who in _dunning_roles(matrix) if who in matrix.roles]
     problems: list[str] = []

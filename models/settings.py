@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         "refused; unset, each works until it expires.",
     )
     link_ttl_hours: int = Field(default=14 * 24, ge=1)
+    signing_link_ttl_days: int = Field(
+        default=60,
+        ge=1,
+        description="How long a sales rep's link to record the signed contract works; "
+        "`dealflow deal sign` records it without one.",
+    )
     acceptance_link_ttl_days: int = Field(
         default=120,
         ge=1,

@@ -26,6 +26,7 @@ from models.decision import GateDecision
 from models.finance import DeliveryAcceptance, PaymentsSettled
 from models.keys import base_key, gate_wait
 from models.settings import get_settings
+from models.signing import ContractSigned
 from models.tables import Deal, StageTransition
 from tasks.approvals import recorded_decision
 from tasks.effect import effect_task
@@ -47,6 +48,13 @@ def _recorded(session: Session, deal: Deal, step: str, answer: BaseModel) -> Any
             )
         )
         return answer if actor and actor.lower() == answer.accepted_by.lower() else None
+    if isinstance(answer, ContractSigned):
+        actor = session.scalar(
+            select(StageTransition.actor).where(
+                StageTransition.deal_id == deal.id, StageTransition.key == keys.SIGNED
+            )
+        )
+        return answer if actor and actor.lower() == answer.recorded_by.lower() else None
     if isinstance(answer, PaymentsSettled):
         return PaymentsSettled(settled_at=utcnow()) if deal_settled(session, deal.id) else None
     return None  # a stage report exists only in the answer itself

@@ -1,6 +1,7 @@
 """The sla-sweep's follow-ups on work past its time limit, once per level: approval gates
-(reminders, then escalation: ``gate_follow_up``) and the stages before the contract (a
-reminder, then the accountable: ``stage_follow_up``); and the emails whose send failed."""
+(reminders, then escalation: ``gate_follow_up``), the stages before the contract (a
+reminder, then the accountable: ``stage_follow_up``) and signed contracts still to archive
+(``archive_follow_up``); and the emails whose send failed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import NamedTuple
 
 from models.matrix import load_matrix
 from models.settings import get_settings
+from tasks.archive_follow_up import follow_up_archive, open_archives
 from tasks.effect import effect_task, is_transient
 from tasks.gate_follow_up import follow_up, open_gates
 from tasks.mailer import resend_failed
@@ -58,6 +60,16 @@ def follow_up_overdue_stages(now: dt.datetime) -> list[FollowUp]:
     matrix = load_matrix(get_settings().matrix_path)
     return _each(
         (deal_id, partial(follow_up_stage, matrix, deal_id, now)) for deal_id in open_stages()
+    )
+
+
+@effect_task("follow-up-archiving")
+def follow_up_archiving(now: dt.datetime) -> list[FollowUp]:
+    """Remind administration of every signed contract due to be archived at ``now``, and
+    escalate those overdue."""
+    matrix = load_matrix(get_settings().matrix_path)
+    return _each(
+        (deal_id, partial(follow_up_archive, matrix, deal_id, now)) for deal_id in open_archives()
     )
 
 

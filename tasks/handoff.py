@@ -47,8 +47,11 @@ def plan_handoff(deal_id: str) -> HandoffPlan:
     with deal_effect(deal_id) as effect:
         recorded = {t.key for t in timeline(effect.session, deal_id)}
     accepted = keys.ACCEPTED in recorded
+    handed_over = keys.ACCEPTANCE_REQUESTED in recorded or accepted
     return HandoffPlan(
-        handed_over=keys.ACCEPTANCE_REQUESTED in recorded or accepted,
+        # A deal kicked off by a release before signing was a step is not asked to sign.
+        signed=keys.SIGNED in recorded or keys.KICKOFF in recorded or handed_over,
+        handed_over=handed_over,
         accepted=accepted,
         invoiced_at_acceptance=keys.AWAITING_PAYMENT in recorded,
     )

@@ -230,14 +230,18 @@ def what_happens_next(deal_id: str, gate: str, approved: bool, settings: Setting
     due = [p.label for p in intake.payment_terms.schedule if p.milestone in INVOICED_AT_HANDOFF]
     if due:
         return Words(
-            "That was the last approval: delivery goes to %(name)s, and the invoices due now "
+            "That was the last approval: Dealflow asks %(rep)s, the sales rep, to record the "
+            "signed contract; then delivery goes to %(name)s, and the invoices due at signing "
             "go to the customer: %(invoices)s.",
+            rep=intake.sales_rep.name,
             name=manager.name,
             invoices=", ".join(due),
         )
     return Words(
-        "That was the last approval: delivery goes to %(name)s, and no invoice is due "
-        "before delivery.",
+        "That was the last approval: Dealflow asks %(rep)s, the sales rep, to record the "
+        "signed contract; then delivery goes to %(name)s, and no invoice is due before "
+        "delivery.",
+        rep=intake.sales_rep.name,
         name=manager.name,
     )
 

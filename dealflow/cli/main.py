@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from dealflow.cli import deal as deal_commands
 from dealflow.cli import finance as finance_commands
 from dealflow.cli import prefect_cli
+from dealflow.cli import signing as signing_commands
 from dealflow.cli import stack as stack_commands
 from dealflow.cli.app import Group
 from dealflow.cli.deal_import import import_deals
@@ -49,6 +50,8 @@ DEAL_COMMANDS = (
     "status",
     "resubmit",
     "report",
+    "sign",
+    "archive",
     "confirm-plan",
     "accept",
     "renew-acceptance-link",
@@ -72,6 +75,7 @@ app.add_typer(runs_app, name="runs")
 finance_commands.register(app, deal_app)
 deal_app.command("import")(import_deals)
 deal_commands.register(deal_app)
+signing_commands.register(deal_app)
 app.command("report")(report)
 stack_commands.register(app)
 prefect_cli.register(app)

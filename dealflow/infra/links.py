@@ -37,6 +37,7 @@ from models.settings import Settings, get_settings
 class Purpose(StrEnum):
     APPROVAL = "approval"
     ACCEPTANCE = "acceptance"
+    SIGNING = "signing"
     DEAL_PAGE = "deal-page"
 
 
@@ -57,15 +58,15 @@ class LinkError(ValueError):
 @dataclass(frozen=True)
 class LinkClaim:
     """What a signed link claims: for deal ``deal_id`` and its run, ``approver`` may
-    answer step ``gate`` (a gate's name, or ``acceptance``) until ``expires_at``."""
+    answer step ``gate`` (a gate's name, ``signing`` or ``acceptance``) until ``expires_at``."""
 
     deal_id: str
     gate: str
     approver: str
     run_id: str
     expires_at: int  # seconds since the epoch, UTC
-    # What the link is for: "approval" (a gate's decision), "acceptance" (delivery) or
-    # "deal-page". Links issued before it existed are approval links.
+    # What the link is for: "approval" (a gate's decision), "acceptance" (delivery),
+    # "signing" (the signed contract) or "deal-page". Links issued before it existed are approval links.
     purpose: str = Purpose.APPROVAL.value
 
     @property

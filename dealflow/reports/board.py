@@ -16,11 +16,15 @@ from dealflow.reports import board_queries as bq
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import Clocks, Figures, figures, gate_limit_hours, ordered
 from models.gates import approval_stage
-from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT
+from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, SIGNING_WAIT
 from models.matrix import Matrix
 
 # The wait a handed-off deal's run is suspended under, by the deal's stage.
-PENDING_WAITS = {"delivery": ACCEPTANCE_WAIT, "awaiting_payment": PAYMENT_WAIT}
+PENDING_WAITS = {
+    "signing": SIGNING_WAIT,
+    "delivery": ACCEPTANCE_WAIT,
+    "awaiting_payment": PAYMENT_WAIT,
+}
 
 
 @dataclass
@@ -54,9 +58,12 @@ def limit_for_stage(matrix: Matrix, stage: str) -> float | None:
 
 
 def waits_on(matrix: Matrix, deal: bq.WaitingDeal) -> str:
-    """Whom ``deal`` waits on; in delivery, also what for: the delivery manager to record
-    the customer's acceptance, then finance for the customer's payment."""
+    """Whom ``deal`` waits on; after the approvals, also what for: the sales rep to record
+    the signed contract, the delivery manager to record the customer's acceptance, then
+    finance for the customer's payment."""
     wait = PENDING_WAITS.get(deal.stage)
+    if wait == SIGNING_WAIT:
+        return f"{deal.waiting_on} (sales rep), to record the signed contract"
     if wait == ACCEPTANCE_WAIT:
         role = matrix.role_title(matrix.handoff.delivery_role)
         return f"{deal.waiting_on} ({role}), to record the customer's acceptance"

@@ -58,6 +58,8 @@ def stage_order(matrix: Matrix) -> list[str]:
         "submitted",
         *early,
         *(approval_stage(g.name) for g in matrix.gates),
+        "signing",  # waiting for the signed contract
+        "signed",
         "delivery_kickoff",
         "invoiced",
         "delivery",  # waiting for the customer's acceptance

@@ -53,6 +53,8 @@ def change(now: float | None, before: float | None, digits: int = 1) -> str:
 
 
 AFTER_APPROVAL = {
+    "signing": N_("Approved, awaiting the signed contract"),
+    "signed": N_("Contract signed"),
     "invoiced": N_("Invoiced"),
     "delivery": N_("Delivery, awaiting acceptance"),
     "accepted": N_("Accepted"),

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_approval, get_deal, timeline
-from harness.mail import ACCEPTANCE_LINK, LINK, decide, link_in, text_of, to
+from harness.mail import ACCEPTANCE_LINK, LINK, SIGNING_LINK, decide, link_in, sign, text_of, to
 from harness.runs import wait_for_state
 from models.tables import Invoice
 from tests.conftest import MATRIX, Inbox
@@ -43,6 +43,7 @@ MANAGER, DIRECTOR, LEGAL = (
     "lena.fischer@example.com",
 )
 DELIVERY, BILLING = "chen.jing@example.com", "finance@xinghe-manufacturing.example"
+REP = "liu.yang@example.com"  # the sales rep of examples/xinghe.json
 ROBOT = "cn-sales-manager"  # the path of 周敏's webhook on the stand-in service
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # What the English templates say where the Chinese ones say 您好, 尊敬的, 请...
@@ -286,6 +287,16 @@ def test_a_chinese_customers_cny_deal_through_the_real_stack(
     legal = inbox.wait_for(to(LEGAL, "待审批", deal_id))
     assert read_in_chinese(legal).startswith("Lena Fischer，您好：")
     decided = approve(link_in(legal), "法务审核")
+
+    # The rep records the signed contract from their email, in Chinese; only then do
+    # kickoff and the first invoices go out.
+    signing = inbox.wait_for(to(REP, "请登记已签署的合同", deal_id))
+    assert signing["Subject"] == f"请登记已签署的合同：{TITLE}（{deal_id}）"
+    read_in_chinese(signing)
+    signing_link = link_in(signing, SIGNING_LINK)
+    chinese_page(signing_link)
+    signed = sign(signing_link, signed_by="王强", document="XH-HT-2026-022.pdf")
+    assert signed.status_code == 200 and "已签署的合同已登记" in signed.text, signed.text
 
     # The delivery plan is due 5 working days before the start, counted back over the
     # Spring Festival's days off (15-23 February) and the worked Saturday 14 February.

@@ -14,7 +14,16 @@ from sqlalchemy import func, select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import approvals, get_deal, timeline
-from harness.mail import decide, link_in, text_of, to
+from harness.mail import (
+    SIGNING_LINK,
+    SIGNING_SUBJECT,
+    decide,
+    link_in,
+    sign,
+    sign_from_email,
+    text_of,
+    to,
+)
 from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.matrix import load_matrix
 from models.settings import get_settings
@@ -63,6 +72,24 @@ def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_
     approve(inbox, DIRECTOR, deal_id, "Discount within policy")
     approve(inbox, LEGAL, deal_id, "Standard contract")
 
+    # Approved: the run waits for the sales rep to record the contract the customer signed;
+    # nothing is kicked off or invoiced before.
+    signing = inbox.wait_for(to("sam.rivera@example.com", SIGNING_SUBJECT, deal_id))
+    wait_for_state(run_id, "PAUSED", key="signing")
+    signing_link = link_in(signing, SIGNING_LINK)
+    assert httpx.get(signing_link).status_code == 200  # a scanner: changes nothing
+    with session_scope() as session:
+        deal = get_deal(session, deal_id)
+        assert (deal.stage, deal.waiting_on) == ("signing", "sam.rivera@example.com")
+        assert not list(session.scalars(select(Invoice).where(Invoice.deal_id == deal_id)))
+    waiting = dealflow("deal", "status", deal_id).stdout
+    assert "Stage:       signing" in waiting
+    assert "Waiting on:  Sam Rivera <sam.rivera@example.com>" in waiting
+    signed = sign(signing_link, "Jonas Weber", "ACME-2026-CONTRACT.pdf")
+    assert signed.status_code == 200 and "Signed contract recorded" in signed.text
+    archive = inbox.wait_for(to("ines.moreau@example.com", "Archive the signed contract", deal_id))
+    assert "ACME-2026-CONTRACT.pdf" in text_of(archive)
+
     kickoff = inbox.wait_for(to("omar.haddad@example.com", "Delivery kickoff", deal_id))
     kickoff_text = text_of(kickoff)
     assert "sam.rivera@example.com" in str(kickoff["Cc"])
@@ -98,14 +125,23 @@ def test_deal_is_approved_kicked_off_and_invoiced(stack: Any, inbox: Inbox, tmp_
         (DIRECTOR, "Discount within policy"),
         (LEGAL, "Standard contract"),
     ]
-    assert [e[0] for e in events[-3:]] == ["delivery_kickoff", "invoiced", "delivery"]
+    assert [e[0] for e in events[-6:]] == [
+        "signing",
+        "signed",  # who signed and the document, recorded by the rep
+        "signed",  # administration asked to archive it
+        "delivery_kickoff",
+        "invoiced",
+        "delivery",
+    ]
+    assert events[-5][1].startswith("Contract signed for the customer by Jonas Weber on ")
+    assert events[-5][2] == "sam.rivera@example.com"
 
     status = dealflow("deal", "status", deal_id).stdout
     assert "Stage:       delivery" in status
     assert f"INV-{deal_id}-01" in status and "Margin is fine" in status
 
     mine = inbox.matching(lambda m: deal_id in str(m["Subject"]))
-    assert len(mine) == 6, [m["Subject"] for m in mine]
+    assert len(mine) == 8, [m["Subject"] for m in mine]
     assert max(Counter(str(m["Message-ID"]) for m in mine).values()) == 1
 
 
@@ -253,6 +289,7 @@ def test_the_route_follows_the_matrix_rules_and_the_timeline_records_the_rule(
     run_id = submit(path)
     approve(inbox, "tom.alvarez@example.com", deal_id)
     approve(inbox, LEGAL, deal_id)
+    sign_from_email(inbox, "priya.natarajan@example.com", deal_id)
     inbox.wait_for(to("accounts@initech.example", "Invoice", deal_id))
     wait_for_state(run_id, "PAUSED", key="acceptance")
     assert not inbox.matching(to(DIRECTOR, "Approval needed", deal_id)), "the director is skipped"

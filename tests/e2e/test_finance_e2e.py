@@ -16,7 +16,7 @@ from sqlalchemy import select
 from dealflow.infra.db import session_scope
 from dealflow.infra.links import Purpose, link_keys, verify
 from dealflow.infra.records import get_deal, timeline
-from harness.mail import ACCEPTANCE_LINK, link_in, text_of, to
+from harness.mail import ACCEPTANCE_LINK, SIGNING_SUBJECT, link_in, text_of, to
 from harness.runs import run_state, wait_for_state
 from models.settings import get_settings
 from models.tables import Invoice
@@ -77,6 +77,28 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     for approver in ("tom.alvarez@example.com", "dana.whitfield@example.com"):
         approve_via_email(inbox, approver, "Approval needed", deal_id, "ok")
     approve_via_email(inbox, "lena.fischer@example.com", "Approval needed", deal_id, "ok")
+
+    # The sales rep records the signed contract with the CLI; nothing is invoiced before.
+    inbox.wait_for(to("priya.natarajan@example.com", SIGNING_SUBJECT, deal_id))
+    wait_for_state(run_id, "PAUSED", key="signing")
+    assert not invoices_of(deal_id), "no invoice before the contract is signed"
+    future = dealflow(
+        "deal",
+        "sign",
+        deal_id,
+        "--signed-by",
+        "Hank Scorpio",
+        "--document",
+        "GLOBEX-MSA.pdf",
+        "--date",
+        "2999-01-01",
+        check=False,
+    )
+    assert future.returncode != 0 and "in the future" in future.stderr + future.stdout
+    said = dealflow(
+        "deal", "sign", deal_id, "--signed-by", "Hank Scorpio", "--document", "GLOBEX-MSA.pdf"
+    ).stdout
+    assert said.startswith(f"Recorded the contract of {deal_id} signed by Hank Scorpio"), said
 
     request = inbox.wait_for(to("grace.lin@example.com", "Record acceptance", deal_id))
     link = link_in(request, ACCEPTANCE_LINK)
@@ -162,12 +184,13 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
     aging = prefect_http().get("artifacts/aging-report/latest")
     assert aging.status_code == 200 and aging.json()["type"] == "table"
     # What ops staff see of the whole deal in the Prefect UI: a task run per step done
-    # (51 when every pass called every step again) and a board version per change.
+    # (34 before signing was a step; 51 when every pass called every step again) and a
+    # board version per change.
     with prefect_http() as api:
         of_the_run = {"flow_runs": {"id": {"any_": [run_id]}}}
         steps = api.post("task_runs/count", json=of_the_run).json()
         versions = api.post("artifacts/filter", json=of_the_run).json()
-    assert steps <= 34, steps
+    assert steps <= 40, steps
     by_key = Counter(version["key"] for version in versions)
     assert by_key[f"deal-{deal_id.lower()}-raci"] == 1, by_key
     assert by_key[f"deal-{deal_id.lower()}"] <= 8, by_key

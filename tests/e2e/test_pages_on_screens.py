@@ -19,9 +19,10 @@ from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkClaim, Purpose
 from dealflow.stack.mailcatcher import MailStore, inbox_app
 from harness.ports import free_port
-from models.keys import ACCEPTANCE_WAIT
+from models.keys import ACCEPTANCE_WAIT, SIGNING_WAIT
 from models.settings import get_settings
 from tasks.closing import acceptance_link
+from tasks.signing import signing_link
 from tests.browser import SCREENSHOTS
 from tests.conftest import Inbox
 from tests.finance_support import invoiced_deal
@@ -72,8 +73,17 @@ def pages(stack: Any, inbox: Inbox, tmp_path_factory: pytest.TempPathFactory) ->
         expires,
         purpose=Purpose.ACCEPTANCE.value,
     )
+    signing = LinkClaim(
+        deal_id,
+        SIGNING_WAIT,
+        "sam.rivera@example.com",
+        "run-of-the-screens-test",
+        expires,
+        purpose=Purpose.SIGNING.value,
+    )
     return {
         "approval": approval,
+        "signing": signing_link(signing),
         "deal-waiting": deal_page_url(deal_id),
         "deal-invoiced": deal_page_url(invoiced),
         "acceptance": acceptance_link(acceptance),
@@ -89,6 +99,7 @@ def pages(stack: Any, inbox: Inbox, tmp_path_factory: pytest.TempPathFactory) ->
     "name",
     [
         "approval",
+        "signing",
         "deal-waiting",
         "deal-invoiced",
         "acceptance",

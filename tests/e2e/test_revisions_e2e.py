@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_deal
-from harness.mail import decide, link_in, text_of, to
+from harness.mail import decide, link_in, sign_from_email, text_of, to
 from harness.runs import wait_for_state
 from models.tables import DealRevision, SentMessage
 from tests.conftest import Inbox
@@ -92,6 +92,7 @@ def test_a_rejected_deal_is_revised_and_approved_from_the_new_emails(
     director = approve_via_email(inbox, DIRECTOR, "Approval needed", deal_id, "fine")
     assert "What changed since revision 1" in httpx.get(director, timeout=60).text
     approve_via_email(inbox, LEGAL, "Approval needed", deal_id, "standard contract")
+    sign_from_email(inbox, REP, deal_id)
     inbox.wait_for(to("omar.haddad@example.com", "Delivery kickoff", deal_id))
     wait_for_state(run_2, "PAUSED", key="acceptance")
 

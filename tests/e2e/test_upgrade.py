@@ -29,7 +29,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from harness.mail import decide, link_in, to
+from harness.mail import decide, link_in, sign_from_email, to
 from harness.ports import free_port
 from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.settings import PROJECT_ROOT
@@ -229,6 +229,8 @@ def upgrade_a_waiting_deal(
     for approver in ("dana.whitfield@example.com", "lena.fischer@example.com"):
         link = link_in(inbox.wait_for(to(approver, "Approval needed", deal_id)))
         assert decide(link, "approve", "fine").status_code == 200
+    # This release asks the sales rep for the signed contract before the kickoff.
+    sign_from_email(inbox, "sam.rivera@example.com", deal_id)
     inbox.wait_for(to("omar.haddad@example.com", "Delivery kickoff", deal_id))
 
     deadline = time.monotonic() + 60

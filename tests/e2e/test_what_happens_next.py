@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.mail import ACCEPTANCE_LINK, decide, link_in, to
+from harness.mail import ACCEPTANCE_LINK, SIGNING_LINK, SIGNING_SUBJECT, decide, link_in, to
 from harness.runs import wait_for_state
 from tests.browser import SCREENSHOTS
 from tests.conftest import Inbox
@@ -68,9 +68,27 @@ def test_each_confirmation_says_what_happens_next_and_links_the_deal(
     last = decide(legal, "approve", "ok")
     assert last.status_code == 200
     assert (
-        "That was the last approval: delivery goes to Omar Haddad, and the invoices due now go "
-        "to the customer: Full contract value." in last.text
+        "That was the last approval: Dealflow asks Sam Rivera, the sales rep, to record the "
+        "signed contract; then delivery goes to Omar Haddad, and the invoices due at signing "
+        "go to the customer: Full contract value." in last.text
     )
+
+    # The sales rep records the contract the customer signed, on the phone.
+    signing = link_in(
+        inbox.wait_for(to("sam.rivera@example.com", SIGNING_SUBJECT, deal_id)), SIGNING_LINK
+    )
+    wait_for_state(run_id, "PAUSED", key="signing")
+    page.goto(signing)
+    assert below(page, "Signed for the customer by")
+    assert below(page, "Signed contract (document reference or file name)")
+    assert "stage Approved, awaiting the signed contract" in page.inner_text("main")
+    page.screenshot(path=str(SCREENSHOTS / "signing-form-phone.png"), full_page=True)
+    page.get_by_label("Signed for the customer by").fill("Jonas Weber")
+    page.get_by_label("Signed contract (document reference or file name)").fill("ACME-2026.pdf")
+    page.get_by_role("button", name="Record the signed contract").click()
+    assert page.get_by_role("heading").inner_text() == "Signed contract recorded"
+    assert "signed by Jonas Weber" in page.inner_text("main")
+    assert fits_the_screen(page)
 
     request = inbox.wait_for(to("omar.haddad@example.com", "Record acceptance", deal_id))
     acceptance = link_in(request, ACCEPTANCE_LINK)

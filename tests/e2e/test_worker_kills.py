@@ -1,6 +1,6 @@
 """Workers SIGKILLed at random points while deals are in flight, on the production path.
 
-Deals go from intake through their approval gates, kickoff, invoices, acceptance,
+Deals go from intake through their approval gates, signing, kickoff, invoices, acceptance,
 payment checks that send dunning letters, and payment (six at a time, a new one as
 each closes, for as long as the kills go on), driven the way people drive them
 (links in the emails, the intake API, payments recorded). Meanwhile a worker, with every
@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 
 from dealflow.finance.payments import DuplicatePayment, PaymentDetails, record_payment
 from dealflow.infra.db import session_scope
-from harness.mail import ACCEPTANCE_LINK, LINK
+from harness.mail import ACCEPTANCE_LINK, LINK, SIGNING_LINK
 from harness.runs import run_state
 from models.settings import PROJECT_ROOT
 from models.tables import Approval, Deal, DunningLetter, Invoice, StageTransition
@@ -66,6 +66,7 @@ WORKERS = ["worker-1", "worker-2"]
 KILLING_BUDGET = float(os.environ.get("DEALFLOW_TEST_KILL_MINUTES", "30")) * 60
 REQUEST_KEY = re.compile(r"deal/(?P<deal>[^/]+)/gate/(?P<gate>[^/]+)/request$")
 ACCEPTANCE_KEY = re.compile(r"deal/(?P<deal>[^/]+)/acceptance/request$")
+SIGNING_KEY = re.compile(r"deal/(?P<deal>[^/]+)/signing/request$")
 
 
 class Driver:
@@ -122,6 +123,7 @@ class Driver:
             key = str(message["X-Dealflow-Key"])
             for kind, pattern, links in (
                 ("approval", REQUEST_KEY, LINK),
+                ("signing", SIGNING_KEY, SIGNING_LINK),
                 ("acceptance", ACCEPTANCE_KEY, ACCEPTANCE_LINK),
             ):
                 match = pattern.fullmatch(key)
@@ -139,7 +141,10 @@ class Driver:
         for kind, deal_id, which, link in self._mail_links():
             if link in self.done_links:
                 continue
-            data = {"decision": "approve", "comment": "ok"} if kind == "approval" else {}
+            data = {
+                "approval": {"decision": "approve", "comment": "ok"},
+                "signing": {"signed_by": "Jane Buyer", "document": f"{deal_id}-signed.pdf"},
+            }.get(kind, {})
             try:
                 response = httpx.post(link, data=data, timeout=60)
             except httpx.HTTPError as exc:
@@ -448,7 +453,7 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
             "invoice emails": sum(invoice_emails.values()),
             "dunning letters": letters,
             "dunning emails": len(letter_emails),
-            "approval and acceptance answers": dict(driver.answers),
+            "approval, signing and acceptance answers": dict(driver.answers),
             "seconds killing": round(killing_took),
             "seconds until all completed": round(total),
         },

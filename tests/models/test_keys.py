@@ -14,6 +14,7 @@ def test_wait_keys_are_the_ones_waiting_runs_use() -> None:
     assert keys.gate_wait("manager") == "gate-manager"
     assert keys.gate_wait("sales_director") == "gate-sales-director"
     assert keys.stage_wait("needs_discovery") == "stage-needs-discovery"
+    assert keys.SIGNING_WAIT == "signing"
     assert keys.ACCEPTANCE_WAIT == "acceptance"
     assert keys.PAYMENT_WAIT == "payment"
     assert list(itertools.islice(keys.attempt_keys("gate-legal"), 3)) == [
@@ -82,6 +83,20 @@ def test_timeline_keys() -> None:
     assert keys.finance_lever("dispute", "INV-1", "2026-12-04T10:00:00+00:00") == (
         "dispute/INV-1/2026-12-04T10:00:00+00:00"
     )
+
+
+def test_signing_and_archiving_keys() -> None:
+    assert [keys.SIGNING_REQUESTED, keys.SIGNED, keys.ARCHIVE_REQUESTED, keys.ARCHIVED] == [
+        "signing-requested",
+        "signed",
+        "archive/requested",
+        "archived",
+    ]
+    assert keys.archive_deadline("reminder") == "archive/reminder"
+    assert keys.archive_deadline("escalation") == "archive/escalation"
+    assert keys.signing_request_mail("D-1") == "deal/D-1/signing/request"
+    assert keys.archive_request_mail("D-1") == "deal/D-1/archive/requested"
+    assert keys.deal_mail("D-1", keys.archive_deadline("reminder")) == "deal/D-1/archive/reminder"
 
 
 def test_timeline_keys_read_back() -> None:

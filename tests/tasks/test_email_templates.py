@@ -321,6 +321,28 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         "Hello Jonas Weber,",
         ["Acceptance releases the invoice: On acceptance."],
     ),
+    "archive_follow_up": (
+        mail(
+            "archive_follow_up",
+            f"Archiving overdue: {XINGHE.title} ({XINGHE.deal_id})",
+            {"deal": XINGHE, "due": TODAY, "overdue": True, "holders": "Ines Moreau"},
+        ),
+        None,
+        ["and its archiving is not recorded yet. Please follow up with Ines Moreau."],
+    ),
+    "archive_request": (
+        mail(
+            "archive_request",
+            f"Archive the signed contract: {XINGHE.title} ({XINGHE.deal_id})",
+            {
+                "deal": XINGHE,
+                "due": TODAY,
+                "signed": "Contract signed for the customer by Wang Fang on 2026-12-03",
+            },
+        ),
+        "Hello,",
+        [f'  dealflow deal archive {XINGHE.deal_id} --reference "..."'],
+    ),
     "aging_report": (
         mail(
             "aging_report",
@@ -497,6 +519,20 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         ),
         "Hello Mara Jansen,",
         ["Review it and approve or reject it here:"],
+    ),
+    "signing_request": (
+        mail(
+            "signing_request",
+            f"Record the signed contract: {XINGHE.title} ({XINGHE.deal_id})",
+            {
+                "deal": XINGHE,
+                "link": "http://127.0.0.1:8000/signing/t",
+                "expires": WHEN,
+                "due_now": ["Down payment"],
+            },
+        ),
+        "Hello Liu Yang,",
+        ["Once it is recorded, these invoices go to the customer: Down payment."],
     ),
     "stage_overdue": (
         mail(

@@ -42,7 +42,7 @@ from dealflow.infra.links import verify
 from dealflow.infra.records import add_transition, get_approval, get_deal, timeline
 from dealflow.intake.submit import load_deal_file, store_deal
 from flows.sla_sweep import sla_sweep
-from harness.mail import decide, link_in, to
+from harness.mail import decide, link_in, sign_from_email, to
 from harness.runs import wait_for_state
 from models.settings import PROJECT_ROOT, get_settings
 from models.tables import Deal, StageTransition
@@ -286,7 +286,7 @@ def test_clicks_racing_on_one_gate_decide_it_once_and_every_loser_hears_who_and_
                 if rejected:
                     wait_for_state(run_id, "CANCELLED")
                 else:
-                    wait_for_state(run_id, "PAUSED", key="acceptance")
+                    wait_for_state(run_id, "PAUSED", key="signing")
     assert races == len(GATES) * len(runs)
 
 
@@ -304,6 +304,7 @@ def test_acceptance_from_the_cli_is_recorded_once_and_the_second_hears_who_and_w
     ), early.stderr
     for approver in ("tom.alvarez@example.com", "lena.fischer@example.com"):
         approve_via_email(inbox, approver, "Approval needed", deal_id, "fine")
+    sign_from_email(inbox, "priya.natarajan@example.com", deal_id)
     request = inbox.wait_for(
         lambda m: "Record acceptance" in str(m["Subject"]) and deal_id in str(m["Subject"])
     )

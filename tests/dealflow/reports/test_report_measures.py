@@ -55,6 +55,8 @@ def test_the_week_measured_by_hand(database_url: str) -> None:
         "approval:manager": 3,
         "approval:director": 0,
         "approval:legal": 1,
+        "signing": 0,
+        "signed": 0,
         "delivery_kickoff": 1,
         "invoiced": 0,
         "delivery": 0,
