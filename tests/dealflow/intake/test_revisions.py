@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import get_approval, get_deal
-from dealflow.infra.rendering import render
 from dealflow.intake.status import deal_report, format_report
 from dealflow.intake.submit import (
     RevisionRefused,
@@ -166,10 +165,22 @@ def test_a_rejected_deal_is_revised_its_route_planned_again_and_the_approver_tol
     shown = format_report(report)
     assert "Revisions:   2 (this is revision 2)" in shown
     assert "changed amount: 54,359.00 EUR -> 51,498.00 EUR" in shown
-    page = render("pages/deal.html", report=report)
+    page = deal_page_of(report["deal_id"])
     assert "<h2>Revisions</h2>" in page and 'data-revision="1"' in page
     assert "amount: 54,359.00 EUR -&gt; 51,498.00 EUR" in page
     assert "5% is not enough, make it 10%" in page, "why revision 1 was rejected"
+
+
+def deal_page_of(deal_id: str) -> str:
+    """The deal's page, as its link in the Prefect UI opens it."""
+    from fastapi.testclient import TestClient
+
+    from dealflow.infra.deal_links import deal_page_token
+    from web.app import app
+
+    page = TestClient(app).get(f"/deals/{deal_id}?key={deal_page_token(deal_id)}")
+    assert page.status_code == 200, page.text
+    return page.text
 
 
 def with_discount(intake: DealIntake, percent: int) -> DealIntake:
