@@ -17,7 +17,7 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkClaim
-from dealflow.infra.records import approvals, get_approval, get_deal, intake_of
+from dealflow.infra.records import approvals, get_approval, get_deal, intake_of, store_decision
 from dealflow.infra.words import Words, sentences
 from models.decision import GateDecision
 from models.keys import gate_wait
@@ -152,7 +152,6 @@ def decide(
     refusal = check_claim(claim)
     if refusal is not None:
         return refusal
-    verb = "approved" if approved else "rejected"
 
     def earlier(session: Session, _deal: Deal) -> Earlier | None:
         row = get_approval(session, claim.deal_id, claim.gate)
@@ -172,9 +171,7 @@ def decide(
             comment=comment,
             decided_at=utcnow(),
         )
-        row.decision, row.decided_by = verb, decision.decided_by
-        row.decided_by_name, row.comment = decision.decided_by_name, comment
-        row.decided_at = decision.decided_at
+        store_decision(row, decision)
         return decision
 
     try:

@@ -58,6 +58,22 @@ def already_accepted(deal_id: str, earlier: Earlier) -> Words:
     )
 
 
+def store_acceptance(session: Session, deal: Deal, accepted: DeliveryAcceptance) -> None:
+    """Put the customer's acceptance on the deal's timeline (once): by whoever records it
+    as they resume the run, or by the run itself when their commit was lost."""
+    report = f", acceptance report {accepted.report}" if accepted.report else ""
+    note = f": {accepted.note}" if accepted.note else ""
+    add_transition(
+        session,
+        deal,
+        key=keys.ACCEPTED,
+        stage="accepted",
+        event=f"Delivery accepted by the customer on {accepted.accepted_on.isoformat()}"
+        f"{report}{note}",
+        actor=accepted.accepted_by,
+    )
+
+
 def accept_delivery(
     deal_id: str,
     *,
@@ -104,23 +120,15 @@ def accept_delivery(
                     kickoff=kickoff_day,
                 )
             )
-        add_transition(
-            session,
-            deal,
-            key=keys.ACCEPTED,
-            stage="accepted",
-            event=f"Delivery accepted by the customer on {day.isoformat()}"
-            + (f", acceptance report {report}" if report else "")
-            + (f": {note}" if note else ""),
-            actor=email,
-        )
-        return DeliveryAcceptance(
+        accepted = DeliveryAcceptance(
             accepted_by=email,
             accepted_by_name=person.name if person else email,
             accepted_on=day,
             note=note,
             report=report,
         )
+        store_acceptance(session, deal, accepted)
+        return accepted
 
     return answer_waiting_run(
         deal_id, ACCEPTANCE_WAIT, record=record, earlier=earlier, run_id=run_id, patience=patience

@@ -78,6 +78,21 @@ def check_signature(signed_by: str, document: str) -> None:
         raise SigningError(Words("The name or the document reference is too long."))
 
 
+def store_signature(session: Session, deal: Deal, signed: ContractSigned) -> None:
+    """Put the signed contract on the deal's timeline (once): by whoever records it as
+    they resume the run, or by the run itself when their commit was lost."""
+    add_transition(
+        session,
+        deal,
+        key=keys.SIGNED,
+        stage=SIGNED_STAGE,
+        event=f"Contract signed for the customer by {signed.signed_by} on "
+        f"{signed.signed_on.isoformat()}, document {signed.document}",
+        actor=signed.recorded_by,
+    )
+    wait_on(deal, None, None, None)
+
+
 def record_signature(
     deal_id: str,
     *,
@@ -126,23 +141,15 @@ def record_signature(
                     approved=approved,
                 )
             )
-        add_transition(
-            session,
-            deal,
-            key=keys.SIGNED,
-            stage=SIGNED_STAGE,
-            event=f"Contract signed for the customer by {signed_by} on {day.isoformat()}, "
-            f"document {document}",
-            actor=email,
-        )
-        wait_on(deal, None, None, None)
-        return ContractSigned(
+        signed = ContractSigned(
             signed_by=signed_by,
             signed_on=day,
             document=document,
             recorded_by=email,
             recorded_by_name=name,
         )
+        store_signature(session, deal, signed)
+        return signed
 
     return answer_waiting_run(
         deal_id, SIGNING_WAIT, record=record, earlier=earlier, run_id=run_id, patience=patience

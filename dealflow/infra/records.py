@@ -15,6 +15,7 @@ from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.echo import echo
 from models.deal import STORED, DealIntake
+from models.decision import GateDecision
 from models.revisions import Revised, changed_fields
 from models.settings import get_settings
 from models.tables import (
@@ -135,6 +136,14 @@ def approvals(session: Session, deal_id: str, revision: int | None = None) -> li
 
 def get_approval(session: Session, deal_id: str, gate: str) -> Approval | None:
     return session.scalar(select(Approval).where(_current_revision(deal_id), Approval.gate == gate))
+
+
+def store_decision(row: Approval, decision: GateDecision) -> None:
+    """Write an approver's decision on its gate: by the web service as it resumes the
+    run, or by the run itself when the web service's commit was lost (tasks/answers.py)."""
+    row.decision = "approved" if decision.approved else "rejected"
+    row.decided_by, row.decided_by_name = decision.decided_by, decision.decided_by_name
+    row.comment, row.decided_at = decision.comment, decision.decided_at
 
 
 def replaced_by(
