@@ -4,7 +4,6 @@ once and resumes the deal's run, which then kicks off delivery and sends the inv
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -19,11 +18,10 @@ from dealflow.answers.signing import (
     record_signature,
     signed_entry,
 )
-from dealflow.answers.waiting_run import Outcome, Why
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
-from dealflow.infra.links import LinkError, LinkProblem, Purpose, link_keys, verify
+from dealflow.infra.links import Purpose
 from dealflow.infra.records import DealNotFound, get_deal, intake_of
 from dealflow.infra.rendering import render_in
 from dealflow.infra.words import Words
@@ -33,54 +31,42 @@ from models.matrix import load_matrix
 from models.settings import get_settings
 from models.signing import ContractSigned
 from tasks.signing import due_at_handoff
-from web.pages import browser_language, reader_language
 from web.pages import message_page as _message
+from web.step_links import DEAL_GONE, StepPage, claim_of, form_date, not_answered
 
 router = APIRouter()
 
-_NOT_SIGNING = (Words("This link is not valid"), Words("It is not a signing link."), 403)
-_DEAL_GONE = (Words("Deal not found"), Words("This deal no longer exists in Dealflow."), 404)
-_NOT_RECORDED = Words("Signed contract not recorded")
-_PROBLEMS = {
-    LinkProblem.MALFORMED: Words("It is malformed."),
-    LinkProblem.FORGED: Words("It is forged."),
-    LinkProblem.EXPIRED: Words("It is expired."),
-}
-
-
-def _signing_claim(token: str, request: Request) -> tuple[str, str, str, str] | HTMLResponse:
-    """The deal, the rep and the run the link names, and the rep's language."""
-    try:
-        claim = verify(token, link_keys(), utcnow(), Purpose.SIGNING)
-    except LinkError as exc:
-        language = browser_language(request.headers)
-        if exc.problem is LinkProblem.WRONG_PURPOSE:
-            return _message(*_NOT_SIGNING, language=language)
-        return _message(
-            Words("This link cannot be used"),
-            [
-                _PROBLEMS[exc.problem],
-                Words(
-                    "Open the link from your email again, or record the signed contract "
-                    "with `dealflow deal sign`."
-                ),
-            ],
-            410 if exc.problem is LinkProblem.EXPIRED else 403,
-            language=language,
-        )
-    language = reader_language(claim, request.headers)
-    if claim.gate != SIGNING_WAIT:
-        return _message(*_NOT_SIGNING, language=language)
-    return claim.deal_id, claim.approver, claim.run_id, language
+SIGNING_PAGE = StepPage(
+    purpose=Purpose.SIGNING,
+    step=SIGNING_WAIT,
+    not_this_kind=Words("It is not a signing link."),
+    record_otherwise=Words(
+        "Open the link from your email again, or record the signed contract "
+        "with `dealflow deal sign`."
+    ),
+    not_recorded=Words("Signed contract not recorded"),
+    already=already_signed,
+    not_yet=lambda deal_id, stage: Words(
+        "Deal %(deal_id)s is not waiting for the signed contract yet (it is at "
+        "%(stage)s). Nothing was recorded; try again in a minute.",
+        deal_id=deal_id,
+        stage=stage,
+    ),
+    not_waiting=lambda deal_id, stage: Words(
+        "Deal %(deal_id)s is not waiting for the signed contract (it is at %(stage)s).",
+        deal_id=deal_id,
+        stage=stage,
+    ),
+)
 
 
 @router.get("/signing/{token}", response_class=HTMLResponse)
 def show_signing(token: str, request: Request) -> HTMLResponse:
     """The signing page; opening it changes nothing (mail scanners open links)."""
-    claim = _signing_claim(token, request)
+    claim = claim_of(SIGNING_PAGE, token, request)
     if isinstance(claim, HTMLResponse):
         return claim
-    deal_id, rep, _run, language = claim
+    deal_id, rep, language = claim.deal_id, claim.person, claim.language
     try:
         done = signed_entry(deal_id)
         with session_scope() as session:
@@ -103,7 +89,7 @@ def show_signing(token: str, request: Request) -> HTMLResponse:
                 approved=last_approval_day(session, deal, zone),
             )
     except DealNotFound:
-        return _message(*_DEAL_GONE, language=language)
+        return _message(*DEAL_GONE, language=language)
     return HTMLResponse(html)
 
 
@@ -115,27 +101,26 @@ def post_signing(
     signed_on: Annotated[str, Form(max_length=10)] = "",
     document: Annotated[str, Form(max_length=MAX_DOCUMENT)] = "",
 ) -> HTMLResponse:
-    claim = _signing_claim(token, request)
+    claim = claim_of(SIGNING_PAGE, token, request)
     if isinstance(claim, HTMLResponse):
         return claim
-    deal_id, rep, run_id, language = claim
-    try:
-        day = dt.date.fromisoformat(signed_on) if signed_on else None
-    except ValueError:
-        return _message(
-            Words("Not a date"),
-            Words("Give the date as YYYY-MM-DD (got %(given)r).", given=signed_on),
-            400,
-            language=language,
-        )
+    deal_id, language = claim.deal_id, claim.language
+    day = form_date(signed_on, language)
+    if isinstance(day, HTMLResponse):
+        return day
     try:
         answered = record_signature(
-            deal_id, signed_by=signed_by, document=document, signed_on=day, by=rep, run_id=run_id
+            deal_id,
+            signed_by=signed_by,
+            document=document,
+            signed_on=day,
+            by=claim.person,
+            run_id=claim.run_id,
         )
     except DealNotFound:
-        return _message(*_DEAL_GONE, language=language)
+        return _message(*DEAL_GONE, language=language)
     except SigningError as exc:
-        return _message(_NOT_RECORDED, exc.said, 409, language=language)
+        return _message(SIGNING_PAGE.not_recorded, exc.said, 409, language=language)
     signed = answered.answer
     if isinstance(signed, ContractSigned):
         return _message(
@@ -156,66 +141,4 @@ def post_signing(
             language=language,
             deal_page=deal_page_url(deal_id),
         )
-    return _not_signed(deal_id, answered, language)
-
-
-def _not_signed(deal_id: str, answered: Outcome, language: str) -> HTMLResponse:
-    """The signing page for each outcome but RESUMED; Prefect's words go to the log."""
-    if answered.earlier is not None:
-        return _message(
-            _NOT_RECORDED, already_signed(deal_id, answered.earlier), 409, language=language
-        )
-    try_again = Words("Please try again")
-    match answered.why:
-        case Why.ON_ITS_WAY:
-            return _message(
-                try_again,
-                Words(
-                    "Deal %(deal_id)s is not waiting for the signed contract yet (it is at "
-                    "%(stage)s). Nothing was recorded; try again in a minute.",
-                    deal_id=deal_id,
-                    stage=answered.stage,
-                ),
-                503,
-                language=language,
-            )
-        case Why.CRASHED | Why.RESTARTING:
-            return _message(
-                try_again,
-                Words(
-                    "This deal's workflow is being restarted. Nothing was recorded; try again "
-                    "in a few minutes."
-                ),
-                503,
-                language=language,
-            )
-        case Why.UNREACHABLE:
-            return _message(
-                try_again,
-                Words(
-                    "Dealflow cannot reach its workflow server right now. Nothing was "
-                    "recorded; try again in a minute."
-                ),
-                503,
-                language=language,
-            )
-        case Why.REFUSED:
-            words = Words(
-                "The workflow server did not accept it. Nothing was recorded; operations can "
-                "tell you why."
-            )
-        case Why.NO_RUN | Why.OTHER_RUN:
-            words = Words(
-                "This link does not belong to the current run of %(deal_id)s.", deal_id=deal_id
-            )
-        case Why.RUN_GONE:
-            words = Words(
-                "This deal's workflow run no longer exists. Nothing was recorded; ask operations."
-            )
-        case _:
-            words = Words(
-                "Deal %(deal_id)s is not waiting for the signed contract (it is at %(stage)s).",
-                deal_id=deal_id,
-                stage=answered.stage,
-            )
-    return _message(_NOT_RECORDED, words, 409, language=language)
+    return not_answered(SIGNING_PAGE, deal_id, answered, language)
