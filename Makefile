@@ -29,8 +29,8 @@ demo: $(STAMP)
 ## tests again on the production path (docs/deployment.md: PostgreSQL, a process work
 ## pool with two workers, the web service as two processes)
 test: lint browser
-	$(BIN)/pytest
-	DEALFLOW_TEST_STACK=postgres $(BIN)/pytest -m stack
+	$(BIN)/pytest --durations=15
+	DEALFLOW_TEST_STACK=postgres $(BIN)/pytest -m stack --durations=15
 
 ## browser: Debian's chromium for the browser tests (installed when make runs as root)
 browser:
