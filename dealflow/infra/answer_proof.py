@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel
@@ -38,10 +39,26 @@ def _digest(run_id: str, key: str, fields: dict[str, Any], signing_key: bytes) -
     return hmac.new(_key(signing_key), message.encode(), hashlib.sha256).hexdigest()
 
 
-def proven_payload(run_id: str, key: str, answer: BaseModel, signing_key: bytes) -> dict[str, Any]:
-    """What to resume the run with: the answer's fields and their proof."""
-    fields = _fields(answer)
-    return {**fields, PROOF: _digest(run_id, key, fields, signing_key)}
+def proven_payload(
+    run_id: str,
+    key: str,
+    answer: BaseModel,
+    signing_key: bytes,
+    known: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """What to resume the run with: the answer's fields and their proof.
+
+    ``known``: the fields of the input schema the run stored when it suspended, if an
+    earlier release suspended it. Prefect refuses fields that schema does not have, so
+    only the known ones are sent and proven (Dealflow's database records the others),
+    and no proof at all to a run suspended before answers carried one."""
+    fields = {
+        name: value for name, value in _fields(answer).items() if known is None or name in known
+    }
+    payload = {**fields, PROOF: _digest(run_id, key, fields, signing_key)}
+    if known is not None and PROOF not in known:
+        del payload[PROOF]
+    return payload
 
 
 def is_proven(run_id: str, key: str, answer: BaseModel, signing_key: bytes) -> bool:

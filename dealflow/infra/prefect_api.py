@@ -7,7 +7,7 @@ import os
 
 from pydantic import BaseModel
 
-from dealflow.infra.answer_proof import PROOF, proven_payload
+from dealflow.infra.answer_proof import proven_payload
 from dealflow.infra.home_folder import keep_out_of_home
 from models.keys import waits_for
 from models.settings import get_settings
@@ -55,9 +55,10 @@ def pause_state(run_id: str) -> tuple[str, str | None]:
 def resume_with_answer(run_id: str, step: str, answer: BaseModel) -> None:
     """Resume the run waiting for ``step`` (its base key) with ``answer`` and its proof.
 
-    NotPausedError if the run does not wait for that step. A run suspended before
-    answers carried proofs stored a schema that refuses the field: it is sent without,
-    and the flow believes it only as far as Dealflow's database records it.
+    NotPausedError if the run does not wait for that step. A run an earlier release
+    suspended stored a schema that refuses fields added since (the proof itself, a
+    newer optional field): those are left out, and what the run is not sent Dealflow's
+    database records (dealflow/infra/answer_proof.py).
     """
     from uuid import UUID
 
@@ -78,10 +79,10 @@ def resume_with_answer(run_id: str, step: str, answer: BaseModel) -> None:
             if exc.response.status_code != 404:
                 raise  # a busy or failing server: the caller says "try again"
             schema = None  # not stored yet: the run is being suspended under a new schema
-    payload = proven_payload(run_id, key, answer, get_settings().signing_key())
-    if schema is not None and PROOF not in schema.get("properties", {}):
-        del payload[PROOF]
-    resume_with_input(run_id, payload)
+    known = set(schema.get("properties", {})) if schema is not None else None
+    resume_with_input(
+        run_id, proven_payload(run_id, key, answer, get_settings().signing_key(), known)
+    )
 
 
 def resume_with_input(run_id: str, run_input: dict[str, object], patience: float = 10.0) -> None:

@@ -28,8 +28,16 @@ from uuid import UUID
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from harness.mail import decide, link_in, sign_from_email, to
+from harness.mail import (
+    ACCEPTANCE_LINK,
+    SIGNING_SUBJECT,
+    decide,
+    link_in,
+    sign_from_email,
+    to,
+)
 from harness.ports import free_port
 from harness.runs import run_state, wait_for_state, wait_until_no_process
 from models.settings import PROJECT_ROOT
@@ -42,6 +50,10 @@ pytestmark = pytest.mark.stack
 # The code the first benchmark in bench/RESULTS.md was recorded against: gates by
 # signed link, routing and escalation, but no early stages and an older schema.
 PREVIOUS_RELEASE = "8b4c132d67e5b7ce06e0d43fd1c59fa739ee3a13"
+# The last release before the signed contract became a step: deals it left waiting for
+# the customer's acceptance or for payment must finish under this code, never be asked
+# to sign a contract their delivery already started on.
+LAST_RELEASE_BEFORE_SIGNING = "61242b1ebe2f550ab2f5579084c6b89a9f5de2d6"
 DEPLOYMENT = "deal-handoff/upgrade-check"
 SERVE = (
     "from flows.deal_handoff import deal_handoff; "
@@ -154,6 +166,23 @@ def wait_for_deployment(processes: Processes, name: str, timeout: float = 120) -
     raise AssertionError(f"{name} did not serve {DEPLOYMENT}:\n{processes.logs}")
 
 
+def start_web(processes: Processes, name: str, code: Path) -> None:
+    """The web service of the release in ``code``, once it answers."""
+    web_port = processes.env["DEALFLOW_WEB_PORT"]
+    processes.start(
+        name, code, *("-m", "uvicorn", "web.app:app", "--port", web_port, "--no-access-log")
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{web_port}/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"the web service {name} did not start"
+        time.sleep(0.3)
+
+
 def task_names(run_id: str) -> Counter[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -207,21 +236,8 @@ def upgrade_a_waiting_deal(
     # The upgrade: migrate, then this code serves the deployment and the web service.
     processes.run(PROJECT_ROOT, "-m", "dealflow", "db", "upgrade")
     processes.start("runner", PROJECT_ROOT, "-c", SERVE)
-    web_port = processes.env["DEALFLOW_WEB_PORT"]
-    processes.start(
-        "web",
-        PROJECT_ROOT,
-        *("-m", "uvicorn", "web.app:app", "--port", web_port, "--no-access-log"),
-    )
+    start_web(processes, "web", PROJECT_ROOT)
     wait_for_deployment(processes, "runner")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{web_port}/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, "the web service did not start"
-            time.sleep(0.3)
 
     # The link mailed by the previous release works with this code.
     approved = decide(link_in(request), "approve", "signed off before the upgrade")
@@ -244,3 +260,96 @@ def upgrade_a_waiting_deal(
     mine = inbox.matching(lambda m: deal_id in str(m["Subject"]))
     assert len(inbox.matching(to("mara.keller@example.com", "Approval needed", deal_id))) == 1
     assert max(Counter(str(m["Message-ID"]) for m in mine).values()) == 1, "nothing sent twice"
+
+
+def test_deals_waiting_for_acceptance_and_payment_under_the_last_release_finish_under_this_one(
+    stack: Any, inbox: Inbox, tmp_path: Path, processes: Processes
+) -> None:
+    previous = export_release(LAST_RELEASE_BEFORE_SIGNING, tmp_path)
+    processes.run(previous, "-m", "dealflow", "db", "upgrade")
+    processes.start("previous-runner", previous, "-c", SERVE)
+    start_web(processes, "previous-web", previous)
+    wait_for_deployment(processes, "previous-runner")
+
+    # The last release takes two deals through their gates to delivery; the customer
+    # accepts the second one, which then waits for its money.
+    template = json.loads((previous / "examples" / "acme.json").read_text())
+    runs: dict[str, str] = {}
+    for name in ("accepts-after", "pays-after"):
+        deal_id = f"U{uuid.uuid4().hex[:8].upper()}-{template['deal_id']}"
+        deal = {**template, "deal_id": deal_id}
+        (tmp_path / f"{name}.json").write_text(json.dumps(deal))
+        submitted = processes.run(
+            previous, "-m", "dealflow", "deal", "submit", str(tmp_path / f"{name}.json")
+        )
+        runs[deal["deal_id"]] = submitted.split("/runs/flow-run/")[1].split()[0]
+    waiting_acceptance, waiting_payment = runs
+    for deal_id in runs:
+        for approver in APPROVERS:
+            link = link_in(inbox.wait_for(to(approver, "Approval needed", deal_id)))
+            assert decide(link, "approve", "fine").status_code == 200
+    requests = {
+        deal_id: link_in(
+            inbox.wait_for(to(DELIVERY, "Record acceptance", deal_id)), ACCEPTANCE_LINK
+        )
+        for deal_id in runs
+    }
+    accepted = httpx.post(requests[waiting_payment], data={"note": "before"}, timeout=60)
+    assert accepted.status_code == 200, accepted.text
+    wait_for_state(runs[waiting_acceptance], "PAUSED", key="acceptance")
+    wait_for_state(runs[waiting_payment], "PAUSED", key="payment")
+    for run_id in runs.values():
+        wait_until_no_process(run_id)
+    processes.wait_idle("previous-runner")
+    processes.stop("previous-runner")
+    processes.stop("previous-web")
+
+    # The upgrade.
+    processes.run(PROJECT_ROOT, "-m", "dealflow", "db", "upgrade")
+    processes.start("runner", PROJECT_ROOT, "-c", SERVE)
+    start_web(processes, "web", PROJECT_ROOT)
+    wait_for_deployment(processes, "runner")
+
+    # The acceptance link the last release mailed works; the deal then waits for payment.
+    accepted = httpx.post(
+        requests[waiting_acceptance], data={"note": "after", "report": "AR-9"}, timeout=60
+    )
+    assert accepted.status_code == 200 and "Acceptance recorded" in accepted.text, accepted.text
+    wait_for_state(runs[waiting_acceptance], "PAUSED", key="payment")
+
+    # Finance records the money of both deals with this code; both runs end Completed.
+    for number, amount in open_invoices(tmp_path / "dealflow.db", list(runs)):
+        said = processes.run(
+            PROJECT_ROOT,
+            *("-m", "dealflow", "payments", "record", "--invoice", number, "--amount", amount),
+        )
+        assert said.startswith("Recorded:"), said
+    for deal_id, run_id in runs.items():
+        inbox.wait_for(to(REP, "Paid in full", deal_id))
+        wait_for_state(run_id, "COMPLETED", timeout=120)
+        assert task_names(run_id)["plan-run"] >= 1, "this release's flow took over"
+        assert not inbox.matching(to(REP, SIGNING_SUBJECT, deal_id)), "nobody asked to sign"
+    mine = inbox.matching(lambda m: any(d in str(m["Subject"]) for d in runs))
+    assert max(Counter(str(m["Message-ID"]) for m in mine).values()) == 1, "nothing sent twice"
+
+
+APPROVERS = ("mara.keller@example.com", "dana.whitfield@example.com", "lena.fischer@example.com")
+DELIVERY, REP = "omar.haddad@example.com", "sam.rivera@example.com"
+
+
+def open_invoices(database: Path, deal_ids: list[str]) -> list[tuple[str, str]]:
+    """Every invoice of the deals, with its amount, from the upgraded database."""
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT number, amount FROM invoices WHERE deal_id IN "
+                    "(SELECT value FROM json_each(:ids)) ORDER BY deal_id, sequence"
+                ),
+                {"ids": json.dumps(deal_ids)},
+            ).all()
+    finally:
+        engine.dispose()
+    assert rows, "the deals have invoices"
+    return [(str(number), str(amount)) for number, amount in rows]

@@ -70,3 +70,22 @@ def test_a_decision_forged_with_a_backdated_time_is_not_proven() -> None:
     genuine = proven_payload(RUN, "gate-manager", ANSWERS[0], KEY)
     backdated = {**genuine, "decided_at": "2020-01-01T00:00:00Z"}
     assert not is_proven(RUN, "gate-manager", received(GateDecision, backdated), KEY)
+
+
+def test_a_run_suspended_by_an_earlier_release_gets_only_the_fields_its_schema_has() -> None:
+    # Prefect refuses fields the stored schema lacks: a run waiting for acceptance since
+    # before the acceptance report existed gets the answer without it, still proven.
+    accepted = DeliveryAcceptance(
+        accepted_by="omar.haddad@example.com",
+        accepted_on=dt.date(2026, 3, 2),
+        note="signed protocol",
+        report="AR-9",
+        proof="",
+    )
+    earlier = {"accepted_by", "accepted_by_name", "accepted_on", "note", "proof"}
+    payload = proven_payload(RUN, "acceptance", accepted, KEY, earlier)
+    assert set(payload) == {"accepted_by", "accepted_on", "note", "proof"}
+    assert is_proven(RUN, "acceptance", received(DeliveryAcceptance, payload), KEY)
+    # Before answers carried proofs: no proof, and the flow believes the database only.
+    older = proven_payload(RUN, "acceptance", accepted, KEY, earlier - {"proof"})
+    assert "proof" not in older and "report" not in older
