@@ -78,8 +78,11 @@ def follow_up_archiving(now: dt.datetime) -> list[FollowUp]:
 @effect_task("follow-up-repurchase")
 def follow_up_repurchases(now: dt.datetime) -> list[FollowUp]:
     """Ask the sales rep of every deal paid long enough before ``now`` for a repurchase
-    conversation, and remind those asked long enough ago who have not recorded it."""
+    conversation, and remind those asked long enough ago who have not recorded it.
+    Nothing when the matrix asks for no repurchase follow-up."""
     matrix = load_matrix(get_settings().matrix_path)
+    if matrix.handoff.repurchase_after_days is None:
+        return []
     return _each(
         (deal_id, partial(follow_up_repurchase, matrix, deal_id, now))
         for deal_id in open_repurchases()
