@@ -14,6 +14,7 @@ from tasks.deadlines import (
     follow_up_archiving,
     follow_up_overdue_gates,
     follow_up_overdue_stages,
+    follow_up_repurchases,
     resend_failed_mail,
 )
 from tasks.recovery import recover_lost_runs
@@ -24,7 +25,9 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     """Send every reminder and escalation due at ``now``: for stages before the contract
     that passed their limit (the rep, then the accountable manager), for open
     approval gates, and for signed contracts administration has yet to archive (a
-    reminder on the day it is due, then the matrix's ``archive_escalate_to``).
+    reminder on the day it is due, then the matrix's ``archive_escalate_to``); and, for
+    deals paid the matrix's ``repurchase_after_days`` ago, it asks the sales rep once for
+    a repurchase conversation, then reminds them once if it is not recorded.
 
     Waits: never. Runs on a schedule (every 15 minutes in the local stack and in
     prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
@@ -37,7 +40,7 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
 
     Touches: Prefect's runs (lost ones scheduled again), Dealflow's database (deals,
     approvals, timeline, outbox), the boards of
-    the deals it acted on (Prefect artifacts) and SMTP (reminders
+    the deals it acted on (Prefect artifacts) and SMTP (reminders and repurchase requests
     to the rep or the assignee; escalations to the next person in the gate's chain, who gets a
     working approval link). Each level is sent once per gate, however often it runs.
     """
@@ -48,6 +51,7 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
         *follow_up_overdue_stages(moment),
         *follow_up_overdue_gates(moment),
         *follow_up_archiving(moment),
+        *follow_up_repurchases(moment),
     ]
     for deal_id in sorted({follow_up.deal_id for follow_up in done}):
         publish_deal_board(deal_id)  # ops see the new holder and the follow-up

@@ -111,6 +111,9 @@ ACCEPTED = "accepted"
 AWAITING_PAYMENT = "awaiting-payment"
 CLOSED = "closed"
 PLAN_CONFIRMED = "delivery/plan-confirmed"
+REPURCHASE_REQUESTED = "repurchase/requested"
+REPURCHASE_REMINDER = "repurchase/reminder"
+REPURCHASE_RECORDED = "repurchase/recorded"
 
 
 def archive_deadline(level: str) -> str:

@@ -194,6 +194,18 @@ class Handoff(_Item):
     archive_escalate_to: Name | None = Field(
         default=None, description="Role told when the archiving is overdue."
     )
+    repurchase_after_days: int | None = Field(
+        default=30,
+        ge=1,
+        description="Calendar days after a deal is paid when its sales rep is asked for a "
+        "repurchase conversation; none: never asked.",
+    )
+    repurchase_remind_days: int = Field(
+        default=7,
+        ge=1,
+        description="Calendar days after that request when the rep is reminded, once, if "
+        "the conversation is not recorded yet.",
+    )
 
 
 class Reports(_Item):

@@ -1,7 +1,8 @@
 """The sla-sweep's follow-ups on work past its time limit, once per level: approval gates
 (reminders, then escalation: ``gate_follow_up``), the stages before the contract (a
 reminder, then the accountable: ``stage_follow_up``) and signed contracts still to archive
-(``archive_follow_up``); and the emails whose send failed."""
+(``archive_follow_up``), paid deals due for a repurchase conversation
+(``repurchase_follow_up``); and the emails whose send failed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tasks.archive_follow_up import follow_up_archive, open_archives
 from tasks.effect import effect_task, is_transient
 from tasks.gate_follow_up import follow_up, open_gates
 from tasks.mailer import resend_failed
+from tasks.repurchase_follow_up import follow_up_repurchase, open_repurchases
 from tasks.stage_follow_up import follow_up_stage, open_stages
 
 
@@ -70,6 +72,20 @@ def follow_up_archiving(now: dt.datetime) -> list[FollowUp]:
     matrix = load_matrix(get_settings().matrix_path)
     return _each(
         (deal_id, partial(follow_up_archive, matrix, deal_id, now)) for deal_id in open_archives()
+    )
+
+
+@effect_task("follow-up-repurchase")
+def follow_up_repurchases(now: dt.datetime) -> list[FollowUp]:
+    """Ask the sales rep of every deal paid long enough before ``now`` for a repurchase
+    conversation, and remind those asked long enough ago who have not recorded it.
+    Nothing when the matrix asks for no repurchase follow-up."""
+    matrix = load_matrix(get_settings().matrix_path)
+    if matrix.handoff.repurchase_after_days is None:
+        return []
+    return _each(
+        (deal_id, partial(follow_up_repurchase, matrix, deal_id, now))
+        for deal_id in open_repurchases()
     )
 
 

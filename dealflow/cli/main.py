@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from dealflow.cli import deal as deal_commands
 from dealflow.cli import finance as finance_commands
 from dealflow.cli import prefect_cli
+from dealflow.cli import repurchase as repurchase_commands
 from dealflow.cli import signing as signing_commands
 from dealflow.cli import stack as stack_commands
 from dealflow.cli.app import Group
@@ -55,6 +56,7 @@ DEAL_COMMANDS = (
     "confirm-plan",
     "accept",
     "renew-acceptance-link",
+    "repurchase",
 )
 
 app = Group(
@@ -76,6 +78,7 @@ finance_commands.register(app, deal_app)
 deal_app.command("import")(import_deals)
 deal_commands.register(deal_app)
 signing_commands.register(deal_app)
+repurchase_commands.register(deal_app)
 app.command("report")(report)
 stack_commands.register(app)
 prefect_cli.register(app)

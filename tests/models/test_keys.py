@@ -191,3 +191,13 @@ def test_a_revision_has_keys_of_its_own_and_revision_1_keeps_the_old_ones() -> N
     assert not set(every_key(1)) & set(every_key(2)) & set(every_key(3))
     assert len(set(every_key(1) + every_key(2) + every_key(3))) == 3 * len(every_key(1))
     assert keys.revision_submitted(2) == "revision/2/submitted"
+
+
+def test_repurchase_keys() -> None:
+    assert [keys.REPURCHASE_REQUESTED, keys.REPURCHASE_REMINDER, keys.REPURCHASE_RECORDED] == [
+        "repurchase/requested",
+        "repurchase/reminder",
+        "repurchase/recorded",
+    ]
+    assert keys.deal_mail("D-1", keys.REPURCHASE_REQUESTED) == "deal/D-1/repurchase/requested"
+    assert keys.deal_mail("D-1", keys.REPURCHASE_REMINDER) == "deal/D-1/repurchase/reminder"

@@ -343,6 +343,15 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         "Hello,",
         [f'  dealflow deal archive {XINGHE.deal_id} --reference "..."'],
     ),
+    "repurchase_follow_up": (
+        mail(
+            "repurchase_follow_up",
+            f"Repurchase conversation: {XINGHE.title} ({XINGHE.deal_id})",
+            {"deal": XINGHE, "paid": TODAY, "reminder": False},
+        ),
+        "Hello Liu Yang,",
+        [f'  dealflow deal repurchase {XINGHE.deal_id} --note "..."'],
+    ),
     "aging_report": (
         mail(
             "aging_report",
