@@ -1,7 +1,8 @@
 """The sla-sweep's follow-ups on work past its time limit, once per level: approval gates
 (reminders, then escalation: ``gate_follow_up``), the stages before the contract (a
 reminder, then the accountable: ``stage_follow_up``) and signed contracts still to archive
-(``archive_follow_up``); and the emails whose send failed."""
+(``archive_follow_up``); delivery's weekly progress reports not recorded
+(``progress_follow_up``); and the emails whose send failed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tasks.archive_follow_up import follow_up_archive, open_archives
 from tasks.effect import effect_task, is_transient
 from tasks.gate_follow_up import follow_up, open_gates
 from tasks.mailer import resend_failed
+from tasks.progress_follow_up import follow_up_progress, open_deliveries
 from tasks.stage_follow_up import follow_up_stage, open_stages
 
 
@@ -70,6 +72,17 @@ def follow_up_archiving(now: dt.datetime) -> list[FollowUp]:
     matrix = load_matrix(get_settings().matrix_path)
     return _each(
         (deal_id, partial(follow_up_archive, matrix, deal_id, now)) for deal_id in open_archives()
+    )
+
+
+@effect_task("follow-up-delivery-progress")
+def follow_up_delivery_progress(now: dt.datetime) -> list[FollowUp]:
+    """Remind the rep of every delivery whose last week ended at ``now`` without a
+    progress report, and tell the accountable manager of those two weeks behind."""
+    matrix = load_matrix(get_settings().matrix_path)
+    return _each(
+        (deal_id, partial(follow_up_progress, matrix, deal_id, now))
+        for deal_id in open_deliveries()
     )
 
 
