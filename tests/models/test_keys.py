@@ -191,3 +191,12 @@ def test_a_revision_has_keys_of_its_own_and_revision_1_keeps_the_old_ones() -> N
     assert not set(every_key(1)) & set(every_key(2)) & set(every_key(3))
     assert len(set(every_key(1) + every_key(2) + every_key(3))) == 3 * len(every_key(1))
     assert keys.revision_submitted(2) == "revision/2/submitted"
+
+
+def test_delivery_progress_keys() -> None:
+    assert keys.progress_report(1) == "progress/week-1"
+    assert keys.progress_deadline(3, "reminder") == "progress/week-3/reminder"
+    assert keys.progress_deadline(3, "escalation") == "progress/week-3/escalation"
+    assert keys.change_request(2) == "change-request/2"
+    assert keys.change_request(2).startswith(keys.CHANGE_REQUEST_PREFIX)
+    assert keys.deal_mail("D-1", keys.progress_report(2)) == "deal/D-1/progress/week-2"
