@@ -12,6 +12,7 @@ from flows.run_names import by_minute
 from tasks.artifacts import publish_deal_board
 from tasks.deadlines import (
     follow_up_archiving,
+    follow_up_delivery_progress,
     follow_up_overdue_gates,
     follow_up_overdue_stages,
     follow_up_repurchases,
@@ -25,9 +26,11 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     """Send every reminder and escalation due at ``now``: for stages before the contract
     that passed their limit (the rep, then the accountable manager), for open
     approval gates, and for signed contracts administration has yet to archive (a
-    reminder on the day it is due, then the matrix's ``archive_escalate_to``); and, for
-    deals paid the matrix's ``repurchase_after_days`` ago, it asks the sales rep once for
-    a repurchase conversation, then reminds them once if it is not recorded.
+    reminder on the day it is due, then the matrix's ``archive_escalate_to``), for
+    deliveries whose week ended without the rep's progress report (a reminder to the
+    rep; two weeks in a row, the matrix's ``progress_escalate_to``); and, for deals paid
+    the matrix's ``repurchase_after_days`` ago, it asks the sales rep once for a
+    repurchase conversation, then reminds them once if it is not recorded.
 
     Waits: never. Runs on a schedule (every 15 minutes in the local stack and in
     prefect.yaml) or on demand (``dealflow sla sweep``); ``now`` defaults to the current
@@ -51,6 +54,7 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
         *follow_up_overdue_stages(moment),
         *follow_up_overdue_gates(moment),
         *follow_up_archiving(moment),
+        *follow_up_delivery_progress(moment),
         *follow_up_repurchases(moment),
     ]
     for deal_id in sorted({follow_up.deal_id for follow_up in done}):

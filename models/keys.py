@@ -217,6 +217,30 @@ def finance_lever(lever: str, invoice_number: str, at_iso: str) -> str:
     return f"{lever}/{invoice_number}/{at_iso}"
 
 
+# Delivery progress (a duty beside the run, from kickoff to acceptance): the rep's report
+# of each week, the sla-sweep's follow-ups on a missed one, and change requests.
+
+
+def progress_report(week: int) -> str:
+    """The rep's progress report for delivery week ``week`` (1, 2, ...): once each; its
+    mail to the customer's contact is ``deal_mail`` of the same key."""
+    return f"progress/week-{week}"
+
+
+def progress_deadline(week: int, level: str) -> str:
+    """The sla-sweep's follow-up on week ``week``'s missing report at ``level``
+    ("reminder", "escalation"): once each."""
+    return f"{progress_report(week)}/{level}"
+
+
+def change_request(number: int) -> str:
+    """A change request during delivery and its decision: the deal's ``number``-th."""
+    return f"change-request/{number}"
+
+
+CHANGE_REQUEST_PREFIX = "change-request/"
+
+
 # --- outbox keys (unique in the database) --------------------------------------------
 
 

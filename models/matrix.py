@@ -206,6 +206,18 @@ class Handoff(_Item):
         description="Calendar days after that request when the rep is reminded, once, if "
         "the conversation is not recorded yet.",
     )
+    # Delivery progress: the rep's weekly report while delivery runs.
+    progress_every_days: int | None = Field(
+        default=7,
+        ge=1,
+        description="Days in a delivery week: the rep reports progress once each, from "
+        "kickoff to acceptance; none: no progress duty.",
+    )
+    progress_escalate_to: Name | None = Field(
+        default=None,
+        description="Role told (the rep in copy) when two delivery weeks in a row end "
+        "without a progress report.",
+    )
 
 
 class Reports(_Item):

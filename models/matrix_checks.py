@@ -164,6 +164,8 @@ def _check_role_holders(matrix: Matrix) -> list[str]:
         for field in ("archive_role", "archive_escalate_to")
         if (role := getattr(matrix.handoff, field))
     ]
+    if matrix.handoff.progress_escalate_to:
+        needed.append(("handoff.progress_escalate_to", matrix.handoff.progress_escalate_to))
     # An unknown role in a dunning level is reported by _check_dunning.
     needed += [(where, who) for where, who in _dunning_roles(matrix) if who in matrix.roles]
     problems: list[str] = []

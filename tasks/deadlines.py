@@ -2,7 +2,8 @@
 (reminders, then escalation: ``gate_follow_up``), the stages before the contract (a
 reminder, then the accountable: ``stage_follow_up``) and signed contracts still to archive
 (``archive_follow_up``), paid deals due for a repurchase conversation
-(``repurchase_follow_up``); and the emails whose send failed."""
+(``repurchase_follow_up``), delivery's weekly progress reports not recorded
+(``progress_follow_up``); and the emails whose send failed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tasks.archive_follow_up import follow_up_archive, open_archives
 from tasks.effect import effect_task, is_transient
 from tasks.gate_follow_up import follow_up, open_gates
 from tasks.mailer import resend_failed
+from tasks.progress_follow_up import follow_up_progress, open_deliveries
 from tasks.repurchase_follow_up import follow_up_repurchase, open_repurchases
 from tasks.stage_follow_up import follow_up_stage, open_stages
 
@@ -86,6 +88,17 @@ def follow_up_repurchases(now: dt.datetime) -> list[FollowUp]:
     return _each(
         (deal_id, partial(follow_up_repurchase, matrix, deal_id, now))
         for deal_id in open_repurchases()
+    )
+
+
+@effect_task("follow-up-delivery-progress")
+def follow_up_delivery_progress(now: dt.datetime) -> list[FollowUp]:
+    """Remind the rep of every delivery whose last week ended at ``now`` without a
+    progress report, and tell the accountable manager of those two weeks behind."""
+    matrix = load_matrix(get_settings().matrix_path)
+    return _each(
+        (deal_id, partial(follow_up_progress, matrix, deal_id, now))
+        for deal_id in open_deliveries()
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from dealflow.cli import deal as deal_commands
 from dealflow.cli import finance as finance_commands
 from dealflow.cli import prefect_cli
+from dealflow.cli import progress as progress_commands
 from dealflow.cli import repurchase as repurchase_commands
 from dealflow.cli import signing as signing_commands
 from dealflow.cli import stack as stack_commands
@@ -54,6 +55,8 @@ DEAL_COMMANDS = (
     "sign",
     "archive",
     "confirm-plan",
+    "progress",
+    "change-request",
     "accept",
     "renew-acceptance-link",
     "repurchase",
@@ -79,6 +82,7 @@ deal_app.command("import")(import_deals)
 deal_commands.register(deal_app)
 signing_commands.register(deal_app)
 repurchase_commands.register(deal_app)
+progress_commands.register(deal_app)
 app.command("report")(report)
 stack_commands.register(app)
 prefect_cli.register(app)

@@ -201,3 +201,12 @@ def test_repurchase_keys() -> None:
     ]
     assert keys.deal_mail("D-1", keys.REPURCHASE_REQUESTED) == "deal/D-1/repurchase/requested"
     assert keys.deal_mail("D-1", keys.REPURCHASE_REMINDER) == "deal/D-1/repurchase/reminder"
+
+
+def test_delivery_progress_keys() -> None:
+    assert keys.progress_report(1) == "progress/week-1"
+    assert keys.progress_deadline(3, "reminder") == "progress/week-3/reminder"
+    assert keys.progress_deadline(3, "escalation") == "progress/week-3/escalation"
+    assert keys.change_request(2) == "change-request/2"
+    assert keys.change_request(2).startswith(keys.CHANGE_REQUEST_PREFIX)
+    assert keys.deal_mail("D-1", keys.progress_report(2)) == "deal/D-1/progress/week-2"

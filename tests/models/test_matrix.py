@@ -385,3 +385,20 @@ def test_a_gate_or_stage_title_in_another_language_falls_back_to_english() -> No
     matrix = parse_matrix(yaml.safe_dump(data, allow_unicode=True))
     assert matrix.gate_title("director", "zh_Hans") == "Sales director approval"
     assert matrix.stages[1].title_in("zh_Hans") == "需求挖掘与拜访记录"
+
+
+def test_the_progress_duty_is_checked_like_its_neighbours() -> None:
+    matrix = load_matrix(PROJECT_ROOT / "config" / "matrix.yaml")
+    assert (matrix.handoff.progress_every_days, matrix.handoff.progress_escalate_to) == (
+        7,
+        "sales_manager",
+    )
+    data = default_data()
+    data["handoff"]["progress_escalate_to"] = "sales_manger"
+    assert "handoff.progress_escalate_to: unknown role 'sales_manger'" in errors(data)
+    data["handoff"]["progress_escalate_to"] = "general_counsel"
+    data["handoff"]["progress_every_days"] = 0
+    assert "handoff.progress_every_days" in errors(data)
+    data["handoff"]["progress_every_days"] = None
+    del data["handoff"]["progress_escalate_to"]
+    assert parse_matrix(yaml.safe_dump(data), "matrix.yaml").handoff.progress_every_days is None

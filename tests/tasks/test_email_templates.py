@@ -330,6 +330,29 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         None,
         ["and its archiving is not recorded yet. Please follow up with Ines Moreau."],
     ),
+    "progress_follow_up": (
+        mail(
+            "progress_follow_up",
+            f"Progress report for week 2 due: {XINGHE.title} ({XINGHE.deal_id})",
+            {"deal": XINGHE, "week": 2, "ended": WHEN, "overdue": False},
+        ),
+        "Hello Liu Yang,",
+        [f'  dealflow deal progress {XINGHE.deal_id} --note "..." [--to-customer]'],
+    ),
+    "progress_report": (
+        mail(
+            "progress_report",
+            f"Progress report, week 2: {XINGHE.title}",
+            {
+                "deal": XINGHE,
+                "contact": XINGHE.customer.contacts[0],
+                "week": 2,
+                "note": "Line 1 monitored since Monday.",
+            },
+        ),
+        "Dear Wang Qiang,",
+        ["Line 1 monitored since Monday.", f"Our reference: {XINGHE.deal_id}"],
+    ),
     "archive_request": (
         mail(
             "archive_request",
