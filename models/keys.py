@@ -221,10 +221,13 @@ def finance_lever(lever: str, invoice_number: str, at_iso: str) -> str:
 # of each week, the sla-sweep's follow-ups on a missed one, and change requests.
 
 
+PROGRESS_PREFIX = "progress/week-"
+
+
 def progress_report(week: int) -> str:
     """The rep's progress report for delivery week ``week`` (1, 2, ...): once each; its
     mail to the customer's contact is ``deal_mail`` of the same key."""
-    return f"progress/week-{week}"
+    return f"{PROGRESS_PREFIX}{week}"
 
 
 def progress_deadline(week: int, level: str) -> str:

@@ -384,6 +384,13 @@ class Matrix(_Item):
         """The language of the letters to ``deal``'s customer: theirs, else the team's."""
         return deal.customer.language or self.team_language(deal.team)
 
+    def archive_due(self, team: str, requested_at: dt.datetime) -> dt.date:
+        """The team's day by which a signed contract is to be archived: the handoff's
+        business days after the day administration was asked."""
+        calendar = self.calendar(team)
+        day = requested_at.astimezone(calendar.zone).date()
+        return calendar.add_business_days(day, self.handoff.archive_business_days)
+
     def calendar(self, team: str) -> BusinessCalendar:
         self.check_team(team)
         return self.teams[team].calendar()

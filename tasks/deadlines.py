@@ -83,11 +83,12 @@ def follow_up_repurchases(now: dt.datetime) -> list[FollowUp]:
     conversation, and remind those asked long enough ago who have not recorded it.
     Nothing when the matrix asks for no repurchase follow-up."""
     matrix = load_matrix(get_settings().matrix_path)
-    if matrix.handoff.repurchase_after_days is None:
+    after_days = matrix.handoff.repurchase_after_days
+    if after_days is None:
         return []
     return _each(
         (deal_id, partial(follow_up_repurchase, matrix, deal_id, now))
-        for deal_id in open_repurchases()
+        for deal_id in open_repurchases(now, after_days)
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from dealflow.infra.db import session_scope
@@ -20,19 +20,29 @@ from tasks.email_message import OutgoingEmail
 from tasks.mailer import deliver
 
 
-def open_repurchases() -> list[str]:
-    """Paid deals whose repurchase conversation is neither recorded nor already reminded
-    (after the reminder the sweep has nothing more to do for them), oldest paid first."""
+def open_repurchases(now: dt.datetime, after_days: int) -> list[str]:
+    """Paid deals the sweep may have to ask or remind at ``now``, oldest paid first: those
+    already asked and neither reminded nor recorded, and those paid about ``after_days``
+    to twice that long ago and not recorded. (A day's margin on each side: the exact
+    moment is the team's, which ``follow_up_repurchase`` checks.)"""
     later = aliased(StageTransition)
+    margin = dt.timedelta(days=1)
+    due = now - dt.timedelta(days=after_days) + margin
+    too_late = now - dt.timedelta(days=2 * after_days) - margin
+
+    def has(*wanted: str) -> ColumnElement[bool]:
+        return exists().where(later.deal_id == StageTransition.deal_id, later.key.in_(wanted))
+
     with session_scope() as session:
         return list(
             session.scalars(
                 select(StageTransition.deal_id)
                 .where(
                     StageTransition.key == keys.CLOSED,
-                    ~exists().where(
-                        later.deal_id == StageTransition.deal_id,
-                        later.key.in_([keys.REPURCHASE_RECORDED, keys.REPURCHASE_REMINDER]),
+                    ~has(keys.REPURCHASE_RECORDED, keys.REPURCHASE_REMINDER),
+                    or_(
+                        has(keys.REPURCHASE_REQUESTED),
+                        and_(StageTransition.at <= due, StageTransition.at > too_late),
                     ),
                 )
                 .order_by(StageTransition.at)
@@ -75,6 +85,10 @@ def follow_up_repurchase(matrix: Matrix, deal_id: str, now: dt.datetime) -> str 
         asked_at = done.get(keys.REPURCHASE_REQUESTED)
         if asked_at is None:
             if now < paid_at.astimezone(zone) + dt.timedelta(days=after_days):
+                return None
+            if now >= paid_at.astimezone(zone) + dt.timedelta(days=2 * after_days):
+                # Paid long before: before this duty existed (the first sweep after an
+                # upgrade) or while no sweep ran. The moment for the conversation passed.
                 return None
             key, reminder = keys.REPURCHASE_REQUESTED, False
         else:

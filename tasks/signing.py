@@ -83,11 +83,8 @@ def due_at_handoff(intake: DealIntake) -> list[str]:
 
 
 def archive_due(matrix: Matrix, deal: Deal, requested_at: dt.datetime) -> dt.date:
-    """The team's day by which the signed contract is to be archived: its business days
-    after the day administration was asked."""
-    calendar = matrix.calendar(deal.team)
-    day = requested_at.astimezone(calendar.zone).date()
-    return calendar.add_business_days(day, matrix.handoff.archive_business_days)
+    """The team's day by which the deal's signed contract is to be archived."""
+    return matrix.archive_due(deal.team, requested_at)
 
 
 @effect_task("request-archiving")

@@ -17,6 +17,7 @@ from dealflow.reports.period import ReportPeriod
 from dealflow.reports.working_hours import WorkingHours
 from models import keys
 from models.business_time import BusinessCalendar
+from models.delivery_weeks import week_end, weeks_ended
 from models.gates import approval_stage
 from models.matrix import Gate, Matrix
 
@@ -120,6 +121,8 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
         *_gate_deadlines(matrix, clocks, gates, utc),
         *_stage_deadlines(matrix, clocks, rows, facts, utc),
         *_payment_deadlines(due, period),
+        *_archive_deadlines(matrix, rows, facts, utc),
+        *_progress_deadlines(matrix, q.deliveries(session, utc), utc),
     ]
     cycle = m.cycle_times(all_stays, utc)
     return Figures(
@@ -198,6 +201,58 @@ def _payment_deadlines(due: list[m.InvoiceRow], period: ReportPeriod) -> list[m.
         )
         for inv in due
     ]
+
+
+def _archive_deadlines(
+    matrix: Matrix, rows: list[m.TimelineRow], facts: dict[str, q.DealFacts], period: m.Period
+) -> list[m.Deadline]:
+    """Signed contracts administration was asked to archive within the period, each due
+    by its business day on the team's calendar: the days past that day it took (to the
+    period's end, when still not archived)."""
+    role = matrix.handoff.archive_role
+    if role is None:
+        return []
+    archived = {row.deal_id: row.at for row in rows if row.key == keys.ARCHIVED}
+    who = f"Signed contract archived ({matrix.role_title(role)})"
+    result = []
+    for row in rows:
+        if row.key != keys.ARCHIVE_REQUESTED or not period.holds(row.at):
+            continue
+        team = facts[row.deal_id].team
+        due = matrix.archive_due(team, row.at)
+        done = archived.get(row.deal_id)
+        until = (done or period.end).astimezone(matrix.calendar(team).zone).date()
+        result.append(m.Deadline(who, 0, float(max(0, (until - due).days)), done is not None))
+    return result
+
+
+def _progress_deadlines(
+    matrix: Matrix, rows: list[m.TimelineRow], period: m.Period
+) -> list[m.Deadline]:
+    """The delivery weeks that ended within the period while delivery ran: each on time
+    with its progress report, late without."""
+    every = matrix.handoff.progress_every_days
+    if every is None:
+        return []
+    kickoffs: dict[str, dt.datetime] = {}
+    ended: dict[str, dt.datetime] = {}
+    reported: set[tuple[str, str]] = set()
+    for row in rows:
+        if row.key == keys.KICKOFF:
+            kickoffs.setdefault(row.deal_id, row.at)
+        elif row.key in (keys.ACCEPTED, keys.CLOSED) or row.stage in ("rejected", "lost"):
+            ended.setdefault(row.deal_id, row.at)
+        reported.add((row.deal_id, row.key))
+    who = f"Weekly progress report ({matrix.roles.get('sales_rep', 'Sales representative')})"
+    result = []
+    for deal_id, kickoff in kickoffs.items():
+        last = min(ended.get(deal_id, period.end), period.end)
+        for week in range(1, weeks_ended(kickoff, last, every) + 1):
+            if not period.holds(week_end(kickoff, week, every)):
+                continue
+            done = (deal_id, keys.progress_report(week)) in reported
+            result.append(m.Deadline(who, 0, 0.0 if done else 1.0, done))
+    return result
 
 
 def _gate_deadlines(

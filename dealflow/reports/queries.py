@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dealflow.reports.measures import ZERO, InvoiceRow, Period, TimelineRow
+from models import keys
 from models.tables import Approval, Deal, Invoice, InvoiceStatus, Payment, StageTransition
 
 BATCH = 5000
@@ -41,6 +42,32 @@ def timelines(session: Session, period: Period) -> Iterator[TimelineRow]:
     )
     for row in session.execute(query):
         yield TimelineRow(*row)
+
+
+def deliveries(session: Session, period: Period) -> list[TimelineRow]:
+    """For every deal kicked off before the period's end, the entries that say how its
+    delivery went up to then: the kickoff, its end (acceptance, payment, rejection or
+    loss) and its weekly progress reports. A delivery whose rep reported nothing has no
+    entry in the period, and is still measured."""
+    kicked_off = select(StageTransition.deal_id).where(
+        StageTransition.key == keys.KICKOFF, StageTransition.at < period.end
+    )
+    query = (
+        select(
+            StageTransition.deal_id, StageTransition.key, StageTransition.stage, StageTransition.at
+        )
+        .where(
+            StageTransition.deal_id.in_(kicked_off),
+            StageTransition.at < period.end,
+            or_(
+                StageTransition.key.in_([keys.KICKOFF, keys.ACCEPTED, keys.CLOSED]),
+                StageTransition.key.like(f"{keys.PROGRESS_PREFIX}%"),
+                StageTransition.stage.in_(["rejected", "lost"]),
+            ),
+        )
+        .order_by(StageTransition.deal_id, StageTransition.at, StageTransition.id)
+    )
+    return [TimelineRow(*row) for row in session.execute(query)]
 
 
 class DealFacts(NamedTuple):

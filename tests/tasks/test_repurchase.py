@@ -69,7 +69,7 @@ def test_the_rep_is_asked_a_month_after_payment_then_reminded_once(inbox: Inbox)
     text = text_of(request)
     assert "was paid on 2026-03-02." in text
     assert f'dealflow deal repurchase {deal_id} --note "..."' in text
-    assert deal_id in open_repurchases()
+    assert deal_id in open_repurchases(month, 30)
 
     week = month + dt.timedelta(days=7)
     assert sweep(deal_id, week - dt.timedelta(minutes=1)) == []
@@ -78,7 +78,7 @@ def test_the_rep_is_asked_a_month_after_payment_then_reminded_once(inbox: Inbox)
     [reminder] = inbox.matching(to(REP, "Reminder: repurchase conversation", deal_id))
     assert "is not recorded yet." in text_of(reminder)
     assert f"dealflow deal repurchase {deal_id}" in text_of(reminder)
-    assert deal_id not in open_repurchases(), "nothing more for the sweep to do"
+    assert deal_id not in open_repurchases(week, 30), "nothing more for the sweep to do"
     assert entries(deal_id) == ["repurchase/requested", "repurchase/reminder"]
     with session_scope() as session:
         [requested] = [t for t in timeline(session, deal_id) if t.key == "repurchase/requested"]
@@ -94,7 +94,7 @@ def test_a_conversation_recorded_gets_no_reminder(inbox: Inbox) -> None:
     assert len(sweep(deal_id, month)) == 1
     done = record_repurchase(deal_id, "  Wants 200 more sensors in Q3.  ", REP)
     assert done.new and done.by == REP and done.note == "Wants 200 more sensors in Q3."
-    assert deal_id not in open_repurchases()
+    assert deal_id not in open_repurchases(month, 30)
     assert sweep(deal_id, month + dt.timedelta(days=60)) == []
     assert not inbox.matching(to(REP, "Reminder: repurchase conversation", deal_id))
     assert entries(deal_id) == ["repurchase/requested", "repurchase/recorded"]
@@ -140,3 +140,15 @@ def test_a_chinese_speaking_rep_is_asked_in_chinese(inbox: Inbox) -> None:
     [request] = inbox.matching(to("liu.yang@example.com", "复购沟通", deal_id))
     assert f'dealflow deal repurchase {deal_id} --note "..."' in text_of(request)
     assert "现在是与客户沟通其后续需求的时候了。" in text_of(request)
+
+
+def test_a_deal_paid_long_before_is_not_asked(inbox: Inbox) -> None:
+    # The first sweep after an upgrade finds deals paid years ago: their moment passed.
+    deal_id = paid(PAID - dt.timedelta(days=400))
+    assert deal_id not in open_repurchases(PAID, 30)
+    assert sweep(deal_id, PAID) == []
+    late = paid(PAID - dt.timedelta(days=60))
+    assert sweep(late, PAID) == [], "twice the 30 days: too late"
+    in_time = paid(PAID - dt.timedelta(days=59))
+    assert sweep(in_time, PAID) == [f"{in_time}/repurchase/requested to {REP}"]
+    assert entries(deal_id) == [] and entries(late) == []
