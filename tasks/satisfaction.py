@@ -200,6 +200,7 @@ def record_survey_answer(
             at=now,
         )
         language = matrix.language_of(holders[0].email, deal.team)
+        due_text = f"{due:%Y-%m-%d %H:%M} UTC"
         effect.send(
             OutgoingEmail(
                 key=keys.deal_mail(deal_id, keys.COMPLAINT_OPENED),
@@ -210,7 +211,7 @@ def record_survey_answer(
                 subject=translate(
                     language,
                     "Complaint to answer by %(due)s: %(title)s (%(deal_id)s)",
-                    due=f"{due:%Y-%m-%d %H:%M} UTC",
+                    due=due_text,
                     title=deal.title,
                     deal_id=deal_id,
                 ),
