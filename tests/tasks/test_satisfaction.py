@@ -82,8 +82,8 @@ def test_a_chinese_customer_gets_the_survey_in_chinese(inbox: Inbox) -> None:
     deal_id = stored("xinghe.json")
     hand_to_customer_success.fn(deal_id)
     [survey] = inbox.matching(lambda m: WANG in str(m["To"]) and deal_id in text_of(m))
-    assert str(survey["Subject"]) == "客户满意度调查：Xinghe production line monitoring"
-    assert "您向同事推荐我们的可能性有多大？" in text_of(survey)
+    assert str(survey["Subject"]) == "客户满意度调查\uff1aXinghe production line monitoring"
+    assert "您向同事推荐我们的可能性有多大" in text_of(survey)
     assert "Thank you" not in text_of(survey)
 
 

@@ -110,7 +110,7 @@ def test_a_chinese_customer_reads_the_survey_in_chinese(client: TestClient) -> N
     assert page.status_code == 200
     assert '<html lang="zh-Hans">' in page.text
     assert "How likely" not in page.text
-    assert "您向同事推荐我们的可能性有多大？" in page.text
+    assert "您向同事推荐我们的可能性有多大" in page.text
     page = client.post(path_of(deal_id, WANG), data={"score": "abc"})
     assert page.status_code == 400 and "请选择 0 到 10 的分数" in page.text
     page = client.get(path_of(deal_id, WANG, days=-1))
