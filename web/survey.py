@@ -115,7 +115,7 @@ def show_survey(token: str, request: Request) -> HTMLResponse:
 def post_survey(
     token: str,
     request: Request,
-    score: Annotated[str, Form(max_length=10)] = "",
+    score: Annotated[str, Form()] = "",  # any text: one that is no score is told so (400)
     comment: Annotated[str, Form(max_length=MAX_COMMENT)] = "",
 ) -> HTMLResponse:
     """Record the answer once; a second answer changes nothing (409)."""
@@ -129,7 +129,7 @@ def post_survey(
     except SatisfactionError:
         return message_page(
             not_recorded,
-            Words("Choose a score from 0 to 10 (got %(given)r).", given=score),
+            Words("Choose a score from 0 to 10 (got %(given)r).", given=score[:20]),
             400,
             language=language,
         )

@@ -181,6 +181,9 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
         key == "accepted" and "acceptance report AR-2026-117: Signed acceptance protocol" in e
         for key, e in events
     )
+    # The acceptance handed the deal to customer success, and the customer got the survey.
+    assert "success/handed-over" in [key for key, _ in events]
+    assert inbox.matching(lambda m: f"deal/{deal_id}/survey/request" == str(m["X-Dealflow-Key"]))
     aging = prefect_http().get("artifacts/aging-report/latest")
     assert aging.status_code == 200 and aging.json()["type"] == "table"
     # What ops staff see of the whole deal in the Prefect UI: a task run per step done

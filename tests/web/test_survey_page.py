@@ -78,7 +78,7 @@ def test_a_low_score_opens_a_complaint_and_says_when_it_is_answered(client: Test
     assert recorded.index(keys.SURVEY_ANSWERED) < recorded.index(keys.COMPLAINT_OPENED)
 
 
-@pytest.mark.parametrize("score", ["11", "-1", "7.5", "", "ten"])
+@pytest.mark.parametrize("score", ["11", "-1", "7.5", "", "ten", "9" * 500])
 def test_a_score_that_is_not_0_to_10_records_nothing(client: TestClient, score: str) -> None:
     deal_id = stored(example("acme")).deal_id
     before = entries(deal_id)
