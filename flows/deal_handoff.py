@@ -19,6 +19,7 @@ from tasks.approvals import announce_rejection, plan_approvals, record_decision,
 from tasks.artifacts import publish_deal_board
 from tasks.closing import await_payment, close_deal, request_acceptance
 from tasks.handoff import INVOICED_AT_ACCEPTANCE, issue_invoices, kick_off_delivery, plan_handoff
+from tasks.satisfaction import hand_to_customer_success
 from tasks.signing import request_archiving, request_signing
 from tasks.stages import open_stage, plan_run, record_stage_report
 
@@ -38,7 +39,9 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
     or ``dealflow deal sign``); administration is then told to archive it (a duty the
     sla-sweep follows up, not a wait). After kickoff and the first invoices it waits
     (key ``acceptance``) for the delivery manager to record the customer's acceptance (link
-    or ``dealflow deal accept``), which releases the invoices due on acceptance; then
+    or ``dealflow deal accept``), which hands the deal to customer success (the
+    matrix's ``success_role``; the customer's satisfaction survey and any complaint are
+    duties beside the run, not waits) and releases the invoices due on acceptance; then
     (key ``payment``) until every invoice is paid: recording the last payment, or the
     payment-check flow, resumes it. No process is held while it waits.
 
@@ -71,7 +74,8 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
 
     Touches: Dealflow's database (stage, timeline, approvals, invoices, outbox), SMTP
     (approval requests, rejection notice, signing request, archiving request, kickoff,
-    invoices, acceptance request, the rep's "paid in full"), and the run's keyed markdown
+    invoices, acceptance request, customer success's hand-over and the customer's
+    satisfaction survey, the rep's "paid in full"), and the run's keyed markdown
     artifact ``deal-<id>``.
     """
     run_id = str(flow_run.id)
@@ -120,6 +124,8 @@ def deal_handoff(deal_id: str, revision: int = 1) -> State:
         publish_deal_board(deal_id)
         # The link or the CLI records the acceptance before it resumes the run.
         answer_to(deal_id, run_id, DeliveryAcceptance, ACCEPTANCE_WAIT)
+    if not done.handed_to_success:
+        hand_to_customer_success(deal_id)  # the survey and complaints: beside the run
     if not done.invoiced_at_acceptance:
         issue_invoices(deal_id, INVOICED_AT_ACCEPTANCE)
     if not await_payment(deal_id):

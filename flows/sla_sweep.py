@@ -12,6 +12,7 @@ from flows.run_names import by_minute
 from tasks.artifacts import publish_deal_board
 from tasks.deadlines import (
     follow_up_archiving,
+    follow_up_complaints,
     follow_up_delivery_progress,
     follow_up_overdue_gates,
     follow_up_overdue_stages,
@@ -28,7 +29,9 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     approval gates, and for signed contracts administration has yet to archive (a
     reminder on the day it is due, then the matrix's ``archive_escalate_to``), for
     deliveries whose week ended without the rep's progress report (a reminder to the
-    rep; two weeks in a row, the matrix's ``progress_escalate_to``); and, for deals paid
+    rep; two weeks in a row, the matrix's ``progress_escalate_to``), for customer
+    complaints (a satisfaction score of 6 or less) not answered by their due time (the
+    matrix's ``complaint_escalate_to``, once); and, for deals paid
     the matrix's ``repurchase_after_days`` ago, it asks the sales rep once for a
     repurchase conversation, then reminds them once if it is not recorded.
 
@@ -45,7 +48,8 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
     approvals, timeline, outbox), the boards of
     the deals it acted on (Prefect artifacts) and SMTP (reminders and repurchase requests
     to the rep or the assignee; escalations to the next person in the gate's chain, who gets a
-    working approval link). Each level is sent once per gate, however often it runs.
+    working approval link; a complaint's escalation). Each level is sent once per gate,
+    however often it runs.
     """
     moment = now or utcnow()
     recovered = recover_lost_runs()
@@ -56,6 +60,7 @@ def sla_sweep(now: dt.datetime | None = None) -> list[str]:
         *follow_up_archiving(moment),
         *follow_up_delivery_progress(moment),
         *follow_up_repurchases(moment),
+        *follow_up_complaints(moment),
     ]
     for deal_id in sorted({follow_up.deal_id for follow_up in done}):
         publish_deal_board(deal_id)  # ops see the new holder and the follow-up

@@ -22,5 +22,10 @@ class HandoffPlan(BaseModel):
     # Recorded by the link or the CLI, which resume only a run waiting for it: the
     # acceptance request went before the run suspended.
     accepted: bool = False
+    # Customer success told and the customer's survey sent, or nothing to do: the
+    # matrix names no success role, or the deal went on to await its payment (the step
+    # the flow takes after it; a deal accepted under a release before customer success
+    # is not handed over late).
+    handed_to_success: bool = False
     # The invoices due on acceptance sent: the deal awaits payment.
     invoiced_at_acceptance: bool = False

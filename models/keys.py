@@ -32,6 +32,8 @@ from collections.abc import Iterable, Iterator
 SIGNING_WAIT = "signing"
 ACCEPTANCE_WAIT = "acceptance"
 PAYMENT_WAIT = "payment"
+# The step a satisfaction survey link names (in its claim's gate): no run waits for it.
+SURVEY_STEP = "survey"
 _ATTEMPT = re.compile(r"^(?P<base>.+)-attempt-(?P<n>[2-9]|[1-9]\d+)$")
 
 
@@ -114,6 +116,13 @@ PLAN_CONFIRMED = "delivery/plan-confirmed"
 REPURCHASE_REQUESTED = "repurchase/requested"
 REPURCHASE_REMINDER = "repurchase/reminder"
 REPURCHASE_RECORDED = "repurchase/recorded"
+# Customer success (after the acceptance): the hand-over, the customer's satisfaction
+# survey answered (once), and a complaint a low score opens, its answer and escalation.
+SUCCESS_HANDED_OVER = "success/handed-over"
+SURVEY_ANSWERED = "survey/answered"
+COMPLAINT_OPENED = "complaint/opened"
+COMPLAINT_ANSWERED = "complaint/answered"
+COMPLAINT_ESCALATED = "complaint/escalation"
 
 
 def archive_deadline(level: str) -> str:
@@ -274,6 +283,11 @@ def archive_request_mail(deal_id: str) -> str:
 
 def acceptance_request_mail(deal_id: str) -> str:
     return deal_mail(deal_id, "acceptance/request")
+
+
+def survey_mail(deal_id: str) -> str:
+    """The satisfaction survey to the customer's contact, sent with the hand-over."""
+    return deal_mail(deal_id, "survey/request")
 
 
 def invoice_mail(deal_id: str, invoice_number: str) -> str:

@@ -218,6 +218,21 @@ class Handoff(_Item):
         description="Role told (the rep in copy) when two delivery weeks in a row end "
         "without a progress report.",
     )
+    # Customer success: told at kickoff, takes the deal over after the acceptance.
+    success_role: Name | None = Field(
+        default=None,
+        description="Who takes the deal over after the customer's acceptance (in copy of "
+        "the kickoff; the customer gets a satisfaction survey); none: no such steps.",
+    )
+    complaint_business_hours: int = Field(
+        default=16,
+        ge=1,
+        description="Business hours (team calendar) within which a complaint (a survey "
+        "score of 6 or less) is answered.",
+    )
+    complaint_escalate_to: Name | None = Field(
+        default=None, description="Role told when a complaint is not answered in time."
+    )
 
 
 class Reports(_Item):

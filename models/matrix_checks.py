@@ -161,7 +161,12 @@ def _check_role_holders(matrix: Matrix) -> list[str]:
     ]
     needed += [
         (f"handoff.{field}", role)
-        for field in ("archive_role", "archive_escalate_to")
+        for field in (
+            "archive_role",
+            "archive_escalate_to",
+            "success_role",
+            "complaint_escalate_to",
+        )
         if (role := getattr(matrix.handoff, field))
     ]
     if matrix.handoff.progress_escalate_to:

@@ -3,7 +3,8 @@
 reminder, then the accountable: ``stage_follow_up``) and signed contracts still to archive
 (``archive_follow_up``), paid deals due for a repurchase conversation
 (``repurchase_follow_up``), delivery's weekly progress reports not recorded
-(``progress_follow_up``); and the emails whose send failed."""
+(``progress_follow_up``), customer complaints not answered in time (``satisfaction``);
+and the emails whose send failed."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tasks.gate_follow_up import follow_up, open_gates
 from tasks.mailer import resend_failed
 from tasks.progress_follow_up import follow_up_progress, open_deliveries
 from tasks.repurchase_follow_up import follow_up_repurchase, open_repurchases
+from tasks.satisfaction import follow_up_complaint, open_complaints
 from tasks.stage_follow_up import follow_up_stage, open_stages
 
 
@@ -100,6 +102,17 @@ def follow_up_delivery_progress(now: dt.datetime) -> list[FollowUp]:
     return _each(
         (deal_id, partial(follow_up_progress, matrix, deal_id, now))
         for deal_id in open_deliveries()
+    )
+
+
+@effect_task("follow-up-complaints")
+def follow_up_complaints(now: dt.datetime) -> list[FollowUp]:
+    """Escalate every customer complaint still unanswered past its due time at ``now``
+    to the matrix's ``complaint_escalate_to``, once each."""
+    matrix = load_matrix(get_settings().matrix_path)
+    return _each(
+        (deal_id, partial(follow_up_complaint, matrix, deal_id, now))
+        for deal_id in open_complaints()
     )
 
 

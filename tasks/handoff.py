@@ -46,6 +46,7 @@ def plan_handoff(deal_id: str) -> HandoffPlan:
     """Which steps after the approvals an earlier pass of the run finished."""
     with deal_effect(deal_id) as effect:
         recorded = {t.key for t in timeline(effect.session, deal_id)}
+        no_success_role = effect.matrix.handoff.success_role is None
     accepted = keys.ACCEPTED in recorded
     handed_over = keys.ACCEPTANCE_REQUESTED in recorded or accepted
     return HandoffPlan(
@@ -53,13 +54,15 @@ def plan_handoff(deal_id: str) -> HandoffPlan:
         signed=keys.SIGNED in recorded or keys.KICKOFF in recorded or handed_over,
         handed_over=handed_over,
         accepted=accepted,
+        handed_to_success=no_success_role or keys.AWAITING_PAYMENT in recorded,
         invoiced_at_acceptance=keys.AWAITING_PAYMENT in recorded,
     )
 
 
 @effect_task("kick-off-delivery")
 def kick_off_delivery(deal_id: str) -> None:
-    """Hand the deal to its delivery manager, with the date the plan must be confirmed by."""
+    """Hand the deal to its delivery manager, with the date the plan must be confirmed by;
+    the sales rep and customer success (the matrix's ``success_role``) in copy."""
     with deal_effect(deal_id) as effect:
         matrix, deal = effect.matrix, effect.deal
         manager = matrix.first_for(matrix.handoff.delivery_role, deal.team)
@@ -73,13 +76,20 @@ def kick_off_delivery(deal_id: str) -> None:
             stage="delivery_kickoff",
         )
         language = matrix.language_of(manager.email, deal.team)
+        # Customer success, who takes the deal over after the acceptance, is told now.
+        role = matrix.handoff.success_role
+        success = [
+            p
+            for p in (matrix.people_for(role, deal.team) if role else [])
+            if p.email not in (manager.email, deal.sales_rep_email)
+        ]
         effect.send(
             OutgoingEmail(
                 key=keys.deal_mail(deal_id, keys.KICKOFF),
                 kind="kickoff",
                 deal_id=deal_id,
                 to=[manager.email],
-                cc=[deal.sales_rep_email],
+                cc=[deal.sales_rep_email, *(p.email for p in success)],
                 subject=translate(
                     language,
                     "Delivery kickoff: %(title)s (%(deal_id)s)",
@@ -88,7 +98,12 @@ def kick_off_delivery(deal_id: str) -> None:
                 ),
                 language=language,
                 template="kickoff",
-                context={"deal": effect.intake, "manager": manager, "confirm_by": confirm_by},
+                context={
+                    "deal": effect.intake,
+                    "manager": manager,
+                    "confirm_by": confirm_by,
+                    "success": ", ".join(p.name for p in success),
+                },
             )
         )
 

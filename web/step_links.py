@@ -21,7 +21,7 @@ from web.pages import browser_language, message_page, reader_language
 
 DEAL_GONE = (Words("Deal not found"), Words("This deal no longer exists in Dealflow."), 404)
 
-_PROBLEMS = {
+LINK_PROBLEMS = {
     LinkProblem.MALFORMED: Words("It is malformed."),
     LinkProblem.FORGED: Words("It is forged."),
     LinkProblem.EXPIRED: Words("It is expired."),
@@ -66,7 +66,7 @@ def claim_of(page: StepPage, token: str, request: Request) -> StepClaim | HTMLRe
         language = browser_language(request.headers)
         if exc.problem is LinkProblem.WRONG_PURPOSE:
             return message_page(*not_this_kind, language=language)
-        said = [_PROBLEMS[exc.problem], page.record_otherwise]
+        said = [LINK_PROBLEMS[exc.problem], page.record_otherwise]
         if exc.problem is LinkProblem.EXPIRED and exc.claim is not None and page.renew:
             language = reader_language(exc.claim, request.headers)
             said.append(page.renew(exc.claim.deal_id))

@@ -14,6 +14,7 @@ from dealflow.cli import finance as finance_commands
 from dealflow.cli import prefect_cli
 from dealflow.cli import progress as progress_commands
 from dealflow.cli import repurchase as repurchase_commands
+from dealflow.cli import satisfaction as satisfaction_commands
 from dealflow.cli import signing as signing_commands
 from dealflow.cli import stack as stack_commands
 from dealflow.cli.app import Group
@@ -59,6 +60,7 @@ DEAL_COMMANDS = (
     "change-request",
     "accept",
     "renew-acceptance-link",
+    "answer-complaint",
     "repurchase",
 )
 
@@ -83,6 +85,7 @@ deal_commands.register(deal_app)
 signing_commands.register(deal_app)
 repurchase_commands.register(deal_app)
 progress_commands.register(deal_app)
+satisfaction_commands.register(deal_app)
 app.command("report")(report)
 stack_commands.register(app)
 prefect_cli.register(app)

@@ -39,6 +39,7 @@ class Purpose(StrEnum):
     ACCEPTANCE = "acceptance"
     SIGNING = "signing"
     DEAL_PAGE = "deal-page"
+    SURVEY = "survey"  # the customer's satisfaction survey
 
 
 class LinkProblem(StrEnum):
@@ -58,7 +59,8 @@ class LinkError(ValueError):
 @dataclass(frozen=True)
 class LinkClaim:
     """What a signed link claims: for deal ``deal_id`` and its run, ``approver`` may
-    answer step ``gate`` (a gate's name, ``signing`` or ``acceptance``) until ``expires_at``."""
+    answer step ``gate`` (a gate's name, ``signing``, ``acceptance`` or ``survey``) until
+    ``expires_at``."""
 
     deal_id: str
     gate: str
@@ -66,7 +68,9 @@ class LinkClaim:
     run_id: str
     expires_at: int  # seconds since the epoch, UTC
     # What the link is for: "approval" (a gate's decision), "acceptance" (delivery),
-    # "signing" (the signed contract) or "deal-page". Links issued before it existed are approval links.
+    # "signing" (the signed contract), "survey" (the customer's satisfaction survey; its
+    # ``approver`` is the customer's contact) or "deal-page". Links issued before it
+    # existed are approval links.
     purpose: str = Purpose.APPROVAL.value
 
     @property

@@ -181,16 +181,19 @@ def test_an_invoiced_deal_escalates_when_overdue_and_completes_when_paid(
         key == "accepted" and "acceptance report AR-2026-117: Signed acceptance protocol" in e
         for key, e in events
     )
+    # The acceptance handed the deal to customer success, and the customer got the survey.
+    assert "success/handed-over" in [key for key, _ in events]
+    assert inbox.matching(lambda m: f"deal/{deal_id}/survey/request" == str(m["X-Dealflow-Key"]))
     aging = prefect_http().get("artifacts/aging-report/latest")
     assert aging.status_code == 200 and aging.json()["type"] == "table"
     # What ops staff see of the whole deal in the Prefect UI: a task run per step done
-    # (34 before signing was a step; 51 when every pass called every step again) and a
-    # board version per change.
+    # (34 before signing was a step, 40 before customer success; 51 when every pass
+    # called every step again) and a board version per change.
     with prefect_http() as api:
         of_the_run = {"flow_runs": {"id": {"any_": [run_id]}}}
         steps = api.post("task_runs/count", json=of_the_run).json()
         versions = api.post("artifacts/filter", json=of_the_run).json()
-    assert steps <= 40, steps
+    assert steps <= 41, steps
     by_key = Counter(version["key"] for version in versions)
     assert by_key[f"deal-{deal_id.lower()}-raci"] == 1, by_key
     assert by_key[f"deal-{deal_id.lower()}"] <= 8, by_key

@@ -99,6 +99,28 @@ def test_signing_and_archiving_keys() -> None:
     assert keys.deal_mail("D-1", keys.archive_deadline("reminder")) == "deal/D-1/archive/reminder"
 
 
+def test_customer_success_keys() -> None:
+    assert [
+        keys.SURVEY_STEP,
+        keys.SUCCESS_HANDED_OVER,
+        keys.SURVEY_ANSWERED,
+        keys.COMPLAINT_OPENED,
+        keys.COMPLAINT_ANSWERED,
+        keys.COMPLAINT_ESCALATED,
+    ] == [
+        "survey",
+        "success/handed-over",
+        "survey/answered",
+        "complaint/opened",
+        "complaint/answered",
+        "complaint/escalation",
+    ]
+    assert keys.survey_mail("D-1") == "deal/D-1/survey/request"
+    assert keys.deal_mail("D-1", keys.SUCCESS_HANDED_OVER) == "deal/D-1/success/handed-over"
+    assert keys.deal_mail("D-1", keys.COMPLAINT_OPENED) == "deal/D-1/complaint/opened"
+    assert keys.deal_mail("D-1", keys.COMPLAINT_ESCALATED) == "deal/D-1/complaint/escalation"
+
+
 def test_timeline_keys_read_back() -> None:
     assert keys.stage_event("stage/quote/opened") == ("quote", "opened")
     assert keys.stage_event("stage/quote/escalation") == ("quote", "escalation")

@@ -402,3 +402,28 @@ def test_the_progress_duty_is_checked_like_its_neighbours() -> None:
     data["handoff"]["progress_every_days"] = None
     del data["handoff"]["progress_escalate_to"]
     assert parse_matrix(yaml.safe_dump(data), "matrix.yaml").handoff.progress_every_days is None
+
+
+def test_customer_success_is_checked_like_its_neighbours() -> None:
+    matrix = load_matrix(PROJECT_ROOT / "config" / "matrix.yaml")
+    handoff = matrix.handoff
+    assert (
+        handoff.success_role,
+        handoff.complaint_business_hours,
+        handoff.complaint_escalate_to,
+    ) == ("customer_success", 16, "head_of_sales")
+    assert [p.name for p in matrix.people_for("customer_success", "cn")] == ["Kai Brennan"]
+    data = default_data()
+    data["handoff"]["success_role"] = "customer_sucess"
+    data["handoff"]["complaint_escalate_to"] = "nobody_role"
+    data["handoff"]["complaint_business_hours"] = 0
+    found = errors(data)
+    assert "handoff.complaint_business_hours" in found
+    data["handoff"]["complaint_business_hours"] = 16
+    found = errors(data)
+    assert "handoff.success_role: unknown role 'customer_sucess'" in found
+    assert "handoff.complaint_escalate_to: unknown role 'nobody_role'" in found
+    for field in ("success_role", "complaint_escalate_to", "complaint_business_hours"):
+        del data["handoff"][field]
+    plain = parse_matrix(yaml.safe_dump(data), "matrix.yaml").handoff
+    assert (plain.success_role, plain.complaint_business_hours) == (None, 16)

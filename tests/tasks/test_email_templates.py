@@ -155,7 +155,7 @@ def sent(outgoing: OutgoingEmail) -> EmailMessage:
     return message
 
 
-KICKOFF = {"deal": XINGHE, "manager": MANAGER, "confirm_by": TODAY}
+KICKOFF = {"deal": XINGHE, "manager": MANAGER, "confirm_by": TODAY, "success": "Kai Brennan"}
 
 
 def text_of(outgoing: OutgoingEmail) -> str:
@@ -320,6 +320,49 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         ),
         "Hello Jonas Weber,",
         ["Acceptance releases the invoice: On acceptance."],
+    ),
+    "complaint": (
+        mail(
+            "complaint",
+            f"Complaint to answer by 2026-12-08 09:30 UTC: {XINGHE.title} ({XINGHE.deal_id})",
+            {
+                "deal": XINGHE,
+                "contact": "Wang Qiang",
+                "score": 4,
+                "comment": "The sensors arrived late.",
+                "due": WHEN,
+                "escalated": False,
+                "holders": "Kai Brennan",
+            },
+        ),
+        "Hello Kai Brennan,",
+        [
+            f'  dealflow deal answer-complaint {XINGHE.deal_id} --answer "..."',
+            "The sensors arrived late.",
+        ],
+    ),
+    "satisfaction_survey": (
+        mail(
+            "satisfaction_survey",
+            f"How did we do? {ACME.title}",
+            {
+                "deal": ACME,
+                "contact": ACME.customer.contacts[0],
+                "link": "http://127.0.0.1:8000/survey/t",
+                "expires": WHEN,
+            },
+        ),
+        f"Dear {ACME.customer.contacts[0].name},",
+        ["http://127.0.0.1:8000/survey/t"],
+    ),
+    "success_handover": (
+        mail(
+            "success_handover",
+            f"Customer success takes over: {ACME.title} ({ACME.deal_id})",
+            {"deal": ACME, "holders": "Kai Brennan", "contact": ACME.customer.contacts[0]},
+        ),
+        "Hello Kai Brennan,",
+        ["Customer success takes the deal over from the sales rep now."],
     ),
     "archive_follow_up": (
         mail(
@@ -489,10 +532,11 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         mail(
             "kickoff",
             f"Delivery kickoff: {XINGHE.title} ({XINGHE.deal_id})",
-            {"deal": XINGHE, "manager": MANAGER, "confirm_by": TODAY},
+            KICKOFF,
         ),
         "Hello Jonas Weber,",
         [
+            "Customer success (Kai Brennan) is in copy: they take the deal over once the",
             "  - Zhang Li <finance@xinghe-manufacturing.example> (billing)",
             "  - Wang Qiang <wang.qiang@xinghe-manufacturing.example> (Plant director), "
             "+86 571 5550 1288",
