@@ -13,6 +13,7 @@ import httpx
 LINK = re.compile(r"https?://[^\s\"'<>]+/approvals/[A-Za-z0-9_.=-]+")
 ACCEPTANCE_LINK = re.compile(r"https?://[^\s\"'<>]+/acceptance/[A-Za-z0-9_.=-]+")
 SIGNING_LINK = re.compile(r"https?://[^\s\"'<>]+/signing/[A-Za-z0-9_.=-]+")
+SURVEY_LINK = re.compile(r"https?://[^\s\"'<>]+/survey/[A-Za-z0-9_.=-]+")
 SIGNING_SUBJECT = "Record the signed contract"  # the rep's email after the last approval
 
 
