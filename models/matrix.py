@@ -406,6 +406,12 @@ class Matrix(_Item):
         day = requested_at.astimezone(calendar.zone).date()
         return calendar.add_business_days(day, self.handoff.archive_business_days)
 
+    def complaint_due(self, team: str, opened_at: dt.datetime) -> dt.datetime:
+        """When a customer's complaint opened at ``opened_at`` is to be answered: the
+        handoff's business hours later on the team's calendar."""
+        hours = dt.timedelta(hours=self.handoff.complaint_business_hours)
+        return self.calendar(team).add_business_hours(opened_at, hours)
+
     def calendar(self, team: str) -> BusinessCalendar:
         self.check_team(team)
         return self.teams[team].calendar()

@@ -21,6 +21,7 @@ from dealflow.infra.rendering import translate
 from models import keys
 from models.deal import DealIntake
 from models.matrix import Matrix, MatrixPerson
+from models.satisfaction import survey_event
 from models.settings import get_settings
 from models.tables import Deal, StageTransition
 from tasks.deal_effect import deal_effect
@@ -133,8 +134,7 @@ def contact_name(intake: DealIntake, email: str) -> str:
 def complaint_due(matrix: Matrix, team: str, opened_at: dt.datetime) -> dt.datetime:
     """When a complaint opened at ``opened_at`` must be answered: the matrix's
     ``complaint_business_hours`` later on the team's calendar."""
-    hours = dt.timedelta(hours=matrix.handoff.complaint_business_hours)
-    return matrix.calendar(team).add_business_hours(opened_at, hours)
+    return matrix.complaint_due(team, opened_at)
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def record_survey_answer(
         name = contact_name(intake, by)
         effect.record(
             keys.SURVEY_ANSWERED,
-            f"Customer satisfaction {score}/10 from {name}" + (f": {comment}" if comment else ""),
+            survey_event(score, name, comment),
             actor=by,
             comment=comment,
             at=now,

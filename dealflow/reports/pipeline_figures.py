@@ -101,6 +101,7 @@ class Figures:
     invoice_to_cash: m.Summary
     collection: dict[str, m.Collection]
     reps: dict[str, RepFigures]
+    satisfaction: list[int] = field(default_factory=list)  # the period's survey scores
 
 
 def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
@@ -123,6 +124,7 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
         *_payment_deadlines(due, period),
         *_archive_deadlines(matrix, rows, facts, utc),
         *_progress_deadlines(matrix, q.deliveries(session, utc), utc),
+        *_complaint_deadlines(matrix, rows, facts, utc),
     ]
     cycle = m.cycle_times(all_stays, utc)
     return Figures(
@@ -146,6 +148,7 @@ def figures(session: Session, matrix: Matrix, period: ReportPeriod) -> Figures:
         invoice_to_cash=m.invoice_to_cash(q.paid_in(session, utc)),
         collection=m.collection_rate(due),
         reps=reps,
+        satisfaction=q.survey_scores(session, utc),
     )
 
 
@@ -252,6 +255,27 @@ def _progress_deadlines(
                 continue
             done = (deal_id, keys.progress_report(week)) in reported
             result.append(m.Deadline(who, 0, 0.0 if done else 1.0, done))
+    return result
+
+
+def _complaint_deadlines(
+    matrix: Matrix, rows: list[m.TimelineRow], facts: dict[str, q.DealFacts], period: m.Period
+) -> list[m.Deadline]:
+    """Customers' complaints opened within the period, each to be answered within the
+    matrix's business hours: on time, late, or still open past its time."""
+    role = matrix.handoff.success_role
+    if role is None:
+        return []
+    answered = {row.deal_id: row.at for row in rows if row.key == keys.COMPLAINT_ANSWERED}
+    who = f"Complaint answered in time ({matrix.role_title(role)})"
+    result = []
+    for row in rows:
+        if row.key != keys.COMPLAINT_OPENED or not period.holds(row.at):
+            continue
+        due = matrix.complaint_due(facts[row.deal_id].team, row.at)
+        done = answered.get(row.deal_id)
+        late = (done or period.end) > due
+        result.append(m.Deadline(who, 0, 1.0 if late else 0.0, done is not None))
     return result
 
 

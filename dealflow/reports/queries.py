@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from dealflow.reports.measures import ZERO, InvoiceRow, Period, TimelineRow
 from models import keys
+from models.satisfaction import score_in
 from models.tables import Approval, Deal, Invoice, InvoiceStatus, Payment, StageTransition
 
 BATCH = 5000
@@ -68,6 +69,18 @@ def deliveries(session: Session, period: Period) -> list[TimelineRow]:
         .order_by(StageTransition.deal_id, StageTransition.at, StageTransition.id)
     )
     return [TimelineRow(*row) for row in session.execute(query)]
+
+
+def survey_scores(session: Session, period: Period) -> list[int]:
+    """The customers' satisfaction scores answered within the period."""
+    events = session.scalars(
+        select(StageTransition.event).where(
+            StageTransition.key == keys.SURVEY_ANSWERED,
+            StageTransition.at >= period.start,
+            StageTransition.at < period.end,
+        )
+    )
+    return [score for event in events if (score := score_in(event)) is not None]
 
 
 class DealFacts(NamedTuple):

@@ -56,6 +56,10 @@ def _collection_rates(now: Figures, before: Figures) -> Iterable[list[str]]:
         ]
 
 
+def mean(scores: list[int]) -> float | None:
+    return sum(scores) / len(scores) if scores else None
+
+
 def _summary(now: Figures, before: Figures) -> Table:
     rows = [
         [
@@ -80,6 +84,18 @@ def _summary(now: Figures, before: Figures) -> Table:
             change(now.invoice_to_cash.median, before.invoice_to_cash.median),
         ],
         *_collection_rates(now, before),
+        [
+            "Customer satisfaction, average score (0-10)",
+            number(mean(now.satisfaction)),
+            number(mean(before.satisfaction)),
+            change(mean(now.satisfaction), mean(before.satisfaction)),
+        ],
+        [
+            "Satisfaction surveys answered",
+            str(len(now.satisfaction)),
+            str(len(before.satisfaction)),
+            change(len(now.satisfaction), len(before.satisfaction), 0),
+        ],
     ]
     return Table(
         N_("Summary"), [N_("measure"), N_("this period"), N_("previous period"), N_("change")], rows

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.usefixtures("database_url")
 WEEK = ReportPeriod(dt.date(2026, 3, 2), dt.date(2026, 3, 8), "Europe/Berlin")
 ARCHIVING = "Signed contract archived (Sales administration)"
 PROGRESS = "Weekly progress report (Sales representative)"
+COMPLAINTS = "Complaint answered in time (Customer success)"
 FEBRUARY_23 = dt.datetime(2026, 2, 23, 10, tzinfo=dt.UTC)
 
 
@@ -67,3 +68,36 @@ def test_each_delivery_week_ending_in_the_period_needs_its_report() -> None:
     # Kicked off 24 February and accepted 2 March: no week ended while it ran in the period.
     deal_with((keys.KICKOFF, dt.datetime(2026, 2, 24, 10, tzinfo=dt.UTC)), (keys.ACCEPTED, at(2)))
     assert on_time()[PROGRESS] == (1, 1)
+
+
+def test_the_satisfaction_scores_and_complaints_answered_in_time() -> None:
+    from models.satisfaction import score_in, survey_event
+
+    assert score_in(survey_event(10, "Jonas Weber", "great: 10/10")) == 10
+    assert score_in("Customer satisfaction high") is None
+    # Answered Monday 2 March; complaints are answered within 16 working hours.
+    deal_with((keys.SURVEY_ANSWERED, at(2)))  # the entry's words say no score: not counted
+    with session_scope() as session:
+        deal = get_deal(session, deal_with(), for_update=True)
+        for key, event, moment in [
+            (keys.SURVEY_ANSWERED, survey_event(4, "Jonas Weber", "slow"), at(2)),
+            (keys.COMPLAINT_OPENED, "opened", at(2)),
+            (keys.COMPLAINT_ANSWERED, "answered", at(3)),
+        ]:
+            add_transition(
+                session, deal, key=key, stage=deal.stage, event=event, actor="test", at=moment
+            )
+    with session_scope() as session:
+        deal = get_deal(session, deal_with(), for_update=True)
+        for key, event, moment in [
+            (keys.SURVEY_ANSWERED, survey_event(6, "Li Wei", ""), at(3)),
+            (keys.COMPLAINT_OPENED, "opened", at(3)),  # never answered: late by the 5th
+        ]:
+            add_transition(
+                session, deal, key=key, stage=deal.stage, event=event, actor="test", at=moment
+            )
+    matrix = load_matrix(get_settings().matrix_path)
+    with session_scope() as session:
+        week = figures(session, matrix, WEEK)
+    assert sorted(week.satisfaction) == [4, 6]
+    assert on_time()[COMPLAINTS] == (1, 1)
