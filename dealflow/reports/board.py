@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from dealflow.reports import board_queries as bq
 from dealflow.reports.period import ReportPeriod
 from dealflow.reports.pipeline_figures import Clocks, Figures, figures, gate_limit_hours, ordered
+from models import keys
+from models.delivery_weeks import week_end, weeks_ended
 from models.gates import approval_stage
 from models.keys import ACCEPTANCE_WAIT, PAYMENT_WAIT, SIGNING_WAIT
 from models.matrix import Matrix
@@ -36,6 +38,18 @@ class LatePlan:
 
 
 @dataclass
+class LateDuty:
+    """A duty beside a deal's run past its day: archiving the signed contract, a week's
+    progress report, answering the customer's complaint, the repurchase conversation."""
+
+    deal_id: str
+    title: str
+    duty: str
+    due: dt.date
+    days_late: int
+
+
+@dataclass
 class Board:
     now: dt.datetime
     open_by_stage: list[tuple[str, int]]
@@ -43,6 +57,7 @@ class Board:
     waiting: list[bq.WaitingDeal]
     late_plans: list[LatePlan]
     invoices: list[bq.DunningRow]
+    late_duties: list[LateDuty]
     recent: Figures  # the last 30 days
 
 
@@ -115,6 +130,7 @@ def board(session: Session, matrix: Matrix, now: dt.datetime, window_days: int =
         waiting=most_urgent_first(waiting),
         late_plans=_late_plans(session, matrix, clocks, today),
         invoices=bq.chased_or_overdue(session, today),
+        late_duties=late_duties(session, matrix, now),
         recent=figures(session, matrix, window),
     )
 
@@ -136,3 +152,54 @@ def _late_plans(session: Session, matrix: Matrix, clocks: Clocks, today: dt.date
             plans.append(LatePlan(plan.deal_id, plan.title, confirm_by, (today - confirm_by).days))
     plans.sort(key=lambda p: -p.days_late)
     return plans
+
+
+def late_duties(session: Session, matrix: Matrix, now: dt.datetime) -> list[LateDuty]:
+    """The duties beside the runs past their day at ``now``, latest first: each as the
+    sla-sweep judges it (the team's calendar), so the board lists what it follows up."""
+    rows = bq.open_duties(session)
+    deliveries = [row.deal_id for row in rows if row.key == keys.KICKOFF]
+    reported = bq.progress_reported(session, deliveries)
+    late: list[LateDuty] = []
+    for row in rows:
+        zone = matrix.calendar(row.team).zone
+        due = _due(matrix, row, reported, now)
+        if due is None or due >= now:
+            continue
+        duty = _DUTY_NAMES[row.key] if row.key in _DUTY_NAMES else _progress_duty(matrix, row, now)
+        days = (now.astimezone(zone).date() - due.astimezone(zone).date()).days
+        late.append(LateDuty(row.deal_id, row.title, duty, due.astimezone(zone).date(), days))
+    late.sort(key=lambda d: (-d.days_late, d.deal_id))
+    return late
+
+
+_DUTY_NAMES = {
+    keys.ARCHIVE_REQUESTED: "Archive the signed contract",
+    keys.COMPLAINT_OPENED: "Answer the customer's complaint",
+    keys.REPURCHASE_REQUESTED: "Record the repurchase conversation",
+}
+
+
+def _due(
+    matrix: Matrix, row: bq.DutyRow, reported: set[tuple[str, str]], now: dt.datetime
+) -> dt.datetime | None:
+    """When the open duty was due (None: none is due yet, or the matrix asks for none)."""
+    handoff = matrix.handoff
+    zone = matrix.calendar(row.team).zone
+    if row.key == keys.ARCHIVE_REQUESTED:  # by the end of its day
+        day = matrix.archive_due(row.team, row.at)
+        return dt.datetime.combine(day, dt.time(23, 59, 59), zone)
+    if row.key == keys.COMPLAINT_OPENED:
+        return matrix.complaint_due(row.team, row.at) if handoff.success_role else None
+    if row.key == keys.REPURCHASE_REQUESTED:
+        return row.at + dt.timedelta(days=handoff.repurchase_remind_days)
+    every = handoff.progress_every_days
+    week = weeks_ended(row.at, now, every) if every else 0
+    if every is None or week == 0 or (row.deal_id, keys.progress_report(week)) in reported:
+        return None
+    return week_end(row.at, week, every)
+
+
+def _progress_duty(matrix: Matrix, row: bq.DutyRow, now: dt.datetime) -> str:
+    every = matrix.handoff.progress_every_days or 1
+    return f"Progress report for delivery week {weeks_ended(row.at, now, every)}"

@@ -108,6 +108,65 @@ def unconfirmed_plans(session: Session, today: dt.date, horizon_days: int = 90) 
     return [PlanRow(*row) for row in rows]
 
 
+class DutyRow(NamedTuple):
+    """A duty beside a deal's run still open: its key on the timeline, and since when."""
+
+    deal_id: str
+    title: str
+    team: str
+    key: str
+    at: dt.datetime
+
+
+# A duty's opening entry, and the entry that ends it.
+DUTIES = {
+    keys.ARCHIVE_REQUESTED: keys.ARCHIVED,
+    keys.COMPLAINT_OPENED: keys.COMPLAINT_ANSWERED,
+    keys.REPURCHASE_REQUESTED: keys.REPURCHASE_RECORDED,
+}
+
+
+def open_duties(session: Session) -> list[DutyRow]:
+    """The archiving, complaint and repurchase duties asked for and not done, and the
+    kickoff of every delivery still running (its weekly reports are read separately)."""
+    ended = StageTransition.__table__.alias("ended")
+    rows = session.execute(
+        select(Deal.id, Deal.title, Deal.team, StageTransition.key, StageTransition.at)
+        .join(StageTransition, StageTransition.deal_id == Deal.id)
+        .where(
+            or_(
+                *(
+                    (StageTransition.key == opened)
+                    & ~select(ended.c.id)
+                    .where(ended.c.deal_id == Deal.id, ended.c.key == done)
+                    .exists()
+                    for opened, done in DUTIES.items()
+                ),
+                (StageTransition.key == keys.KICKOFF)
+                & open_deal()
+                & ~select(ended.c.id)
+                .where(ended.c.deal_id == Deal.id, ended.c.key == keys.ACCEPTED)
+                .exists(),
+            )
+        )
+        .execution_options(yield_per=BATCH)
+    )
+    return [DutyRow(*row) for row in rows]
+
+
+def progress_reported(session: Session, deal_ids: list[str]) -> set[tuple[str, str]]:
+    """The (deal, key) of every weekly progress report of these deals."""
+    if not deal_ids:
+        return set()
+    rows = session.execute(
+        select(StageTransition.deal_id, StageTransition.key).where(
+            StageTransition.deal_id.in_(deal_ids),
+            StageTransition.key.like(f"{keys.PROGRESS_PREFIX}%"),
+        )
+    )
+    return {(deal_id, key) for deal_id, key in rows}
+
+
 class DunningRow(NamedTuple):
     number: str
     deal_id: str

@@ -43,6 +43,7 @@ def _board_page(matrix: Matrix, board: Board, link: DealLink, limit: int) -> lis
     return [
         _overdue_now(board),
         _late_plans(board, link, limit),
+        _late_duties(board, link, limit),
         _chased_invoices(board, link, limit),
         waits,
         _by_stage(matrix, board),
@@ -79,6 +80,7 @@ def _overdue_now(board: Board) -> Table:
         [
             ["Gates and stages past their time limit", str(len(overdue))],
             ["Delivery plans not confirmed by their date", str(len(board.late_plans))],
+            ["Duties beside the runs past their day", str(len(board.late_duties))],
             ["Invoices past due or in the dunning ladder", str(len(board.invoices))],
         ],
     )
@@ -91,6 +93,17 @@ def _late_plans(board: Board, link: DealLink, limit: int) -> Table:
         [
             [link(p.deal_id), p.title, str(p.confirm_by), str(p.days_late)]
             for p in board.late_plans[:limit]
+        ],
+    )
+
+
+def _late_duties(board: Board, link: DealLink, limit: int) -> Table:
+    return Table(
+        "Duties past their day",
+        ["deal", "title", "duty", "due", "days late"],
+        [
+            [link(d.deal_id), d.title, d.duty, str(d.due), str(d.days_late)]
+            for d in board.late_duties[:limit]
         ],
     )
 

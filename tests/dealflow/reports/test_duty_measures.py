@@ -101,3 +101,27 @@ def test_the_satisfaction_scores_and_complaints_answered_in_time() -> None:
         week = figures(session, matrix, WEEK)
     assert sorted(week.satisfaction) == [4, 6]
     assert on_time()[COMPLAINTS] == (1, 1)
+
+
+def test_the_board_lists_the_duties_past_their_day() -> None:
+    from dealflow.reports.board import late_duties
+
+    archive = deal_with((keys.ARCHIVE_REQUESTED, at(2)))  # due Thursday 5 March
+    deal_with((keys.ARCHIVE_REQUESTED, at(2)), (keys.ARCHIVED, at(4)))  # done
+    silent = deal_with((keys.KICKOFF, FEBRUARY_23))  # week 1 ended 2 March, no report
+    deal_with((keys.KICKOFF, FEBRUARY_23), (keys.progress_report(1), at(1)))  # reported
+    complaint = deal_with((keys.COMPLAINT_OPENED, at(2)))  # 16 working hours: 4 March
+    deal_with((keys.COMPLAINT_OPENED, at(2)), (keys.COMPLAINT_ANSWERED, at(3)))
+    asked = deal_with((keys.REPURCHASE_REQUESTED, at(1)))  # reminded 8 March
+    matrix = load_matrix(get_settings().matrix_path)
+    now = at(9, 9)  # Monday 9 March, 09:00 UTC: week 2 of the deliveries ends at 10:00
+    with session_scope() as session:
+        late = {
+            (d.deal_id, d.duty): (d.due, d.days_late) for d in late_duties(session, matrix, now)
+        }
+    assert late == {
+        (archive, "Archive the signed contract"): (dt.date(2026, 3, 5), 4),
+        (silent, "Progress report for delivery week 1"): (dt.date(2026, 3, 2), 7),
+        (complaint, "Answer the customer's complaint"): (dt.date(2026, 3, 4), 5),
+        (asked, "Record the repurchase conversation"): (dt.date(2026, 3, 8), 1),
+    }
