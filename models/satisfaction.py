@@ -8,9 +8,10 @@ import re
 _SCORE = re.compile(r"^Customer satisfaction (\d{1,2})/10 from ")
 
 
-def survey_event(score: int, name: str, comment: str) -> str:
-    """The timeline's words for the answer ``score`` (0-10) given by ``name``."""
-    return f"Customer satisfaction {score}/10 from {name}" + (f": {comment}" if comment else "")
+def survey_event(score: int, name: str) -> str:
+    """The timeline's words for the answer ``score`` (0-10) given by ``name``; their comment
+    is the entry's own comment, which the timeline shows beside them."""
+    return f"Customer satisfaction {score}/10 from {name}"
 
 
 def score_in(event: str) -> int | None:

@@ -183,7 +183,7 @@ def record_survey_answer(
         name = contact_name(intake, by)
         effect.record(
             keys.SURVEY_ANSWERED,
-            survey_event(score, name, comment),
+            survey_event(score, name),
             actor=by,
             comment=comment,
             at=now,

@@ -150,7 +150,7 @@ def test_a_low_score_opens_a_complaint_a_seven_does_not(inbox: Inbox) -> None:
     assert entries(unhappy)[-2:] == [keys.SURVEY_ANSWERED, keys.COMPLAINT_OPENED]
     with session_scope() as session:
         answer = next(t for t in timeline(session, unhappy) if t.key == keys.SURVEY_ANSWERED)
-        assert answer.event == "Customer satisfaction 6/10 from Jonas Weber: Late and noisy"
+        assert answer.event == "Customer satisfaction 6/10 from Jonas Weber"  # the comment beside
         assert answer.actor == JONAS and answer.comment == "Late and noisy"
     [mail] = inbox.matching(to(KAI, "Complaint to answer by", unhappy))
     assert "sam.rivera@example.com" in str(mail["Cc"])

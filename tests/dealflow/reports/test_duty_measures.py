@@ -73,14 +73,14 @@ def test_each_delivery_week_ending_in_the_period_needs_its_report() -> None:
 def test_the_satisfaction_scores_and_complaints_answered_in_time() -> None:
     from models.satisfaction import score_in, survey_event
 
-    assert score_in(survey_event(10, "Jonas Weber", "great: 10/10")) == 10
+    assert score_in(survey_event(10, "Jonas Weber")) == 10
     assert score_in("Customer satisfaction high") is None
     # Answered Monday 2 March; complaints are answered within 16 working hours.
     deal_with((keys.SURVEY_ANSWERED, at(2)))  # the entry's words say no score: not counted
     with session_scope() as session:
         deal = get_deal(session, deal_with(), for_update=True)
         for key, event, moment in [
-            (keys.SURVEY_ANSWERED, survey_event(4, "Jonas Weber", "slow"), at(2)),
+            (keys.SURVEY_ANSWERED, survey_event(4, "Jonas Weber"), at(2)),
             (keys.COMPLAINT_OPENED, "opened", at(2)),
             (keys.COMPLAINT_ANSWERED, "answered", at(3)),
         ]:
@@ -90,7 +90,7 @@ def test_the_satisfaction_scores_and_complaints_answered_in_time() -> None:
     with session_scope() as session:
         deal = get_deal(session, deal_with(), for_update=True)
         for key, event, moment in [
-            (keys.SURVEY_ANSWERED, survey_event(6, "Li Wei", ""), at(3)),
+            (keys.SURVEY_ANSWERED, survey_event(6, "Li Wei"), at(3)),
             (keys.COMPLAINT_OPENED, "opened", at(3)),  # never answered: late by the 5th
         ]:
             add_transition(
