@@ -23,6 +23,7 @@ from dealflow.cli.deployment_runs import here_option, run_and_report
 from dealflow.cli.matrix import matrix_app
 from dealflow.cli.options import fail, moment_option, quiet_prefect_console
 from dealflow.cli.report import report
+from dealflow.cli.worker import worker
 from dealflow.infra.echo import echo
 from dealflow.infra.prefect_api import use_configured_prefect_server
 from models.settings import get_settings
@@ -35,6 +36,7 @@ from models.settings import get_settings
 COMMANDS = (
     "stack",
     "deploy",
+    "worker",
     "deal",
     "payments",
     "invoice",
@@ -88,6 +90,7 @@ progress_commands.register(deal_app)
 satisfaction_commands.register(deal_app)
 app.command("report")(report)
 stack_commands.register(app)
+app.command("worker")(worker)
 prefect_cli.register(app)
 
 

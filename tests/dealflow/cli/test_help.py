@@ -72,6 +72,7 @@ def test_the_commands_are_listed_in_the_order_a_user_meets_them() -> None:
     assert listed == [
         "stack",
         "deploy",
+        "worker",
         "deal",
         "payments",
         "invoice",
