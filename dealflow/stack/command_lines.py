@@ -57,16 +57,16 @@ def runner(config: StackConfig) -> list[str]:
     return [sys.executable, "-m", "dealflow", "runner", "--limit", str(config.runner_limit)]
 
 
-def worker(number: int, pool: str) -> list[str]:
+def worker(number: int, pool: str, warm: bool = True) -> list[str]:
     """Worker ``number`` of the process work pool ``pool`` (the production path)."""
     return [
         sys.executable,
         "-m",
-        "prefect",
+        "dealflow",
         "worker",
-        "start",
         "--pool",
         pool,
         "--name",
         f"dealflow-worker-{number}",
+        *([] if warm else ["--cold"]),
     ]

@@ -23,7 +23,12 @@ class StackConfig:
     mail_catcher: bool = True
     runner_poll_seconds: int = 1
     runner_limit: int = 10
-    workers: int = 0  # 0: one `serve` runner; more: a process work pool and its workers
+    # A process work pool and this many `dealflow worker`s, each starting runs warm (the
+    # production path); 0: one `serve` runner instead.
+    workers: int = 1
+    # The workers start runs from a warm parent; False: `dealflow worker --cold`, every
+    # run a fresh interpreter as with `prefect worker start`.
+    warm: bool = True
     pool_limit: int = 10  # flow runs at once across the work pool's workers
     worker_poll_seconds: int = 1
     web_processes: int = 1

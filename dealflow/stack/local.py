@@ -171,7 +171,9 @@ class Stack:
         self._prefect("work-pool", "set-concurrency-limit", WORK_POOL, str(self.config.pool_limit))
         self._dealflow("deploy")
         for number in range(1, self.config.workers + 1):
-            self._spawn(f"worker-{number}", command_lines.worker(number, WORK_POOL))
+            self._spawn(
+                f"worker-{number}", command_lines.worker(number, WORK_POOL, self.config.warm)
+            )
 
     def _wait_workers(self, timeout: float, since: float = 0.0, only: str | None = None) -> None:
         """Until every worker (or the ``only`` one) has sent the Prefect server a heartbeat
