@@ -1,24 +1,31 @@
-"""Approval latency: from an approver's click to the next approver's email.
+"""Approval latency and CPU: from an approver's click to the next approver's email.
 
-Measures, on one Prefect server per runner-poll setting:
+Measures, on a fresh local stack per worker path (``dealflow.stack.local.Stack``: Prefect
+and Dealflow on SQLite, one ``dealflow worker`` polling every second, as ``make demo``):
 
 * ours: the manager's approval POST to the web service -> the director's approval request
-  arriving at the SMTP server (and, for comparison, -> the run PAUSED at gate-director);
+  arriving at the SMTP server (and -> the run PAUSED at gate-director), with the worker
+  starting runs warm (``warm``) or as fresh interpreters (``cold``: ``--cold``);
 * bare baseline: ``resume_flow_run`` of a flow that does nothing but suspend twice
-  (bench/bare_flow.py, served by a second ``serve`` runner with the same settings) ->
-  its run PAUSED at gate-b, polled every 50 ms.
+  (bench/bare_flow.py) on Prefect's stock process path (a process work pool with no
+  command, a plain ``prefect worker start`` on the same server and settings) -> its run
+  PAUSED at gate-b, polled every 50 ms;
+* CPU-seconds per resume: the CPU time of every process of the stack (the Prefect
+  server, the web service, the workers and all they started, from /proc) from the call
+  until no process of the run is left, less what the stack spends idle in that time.
 
 Deals and baseline runs are all started first and left suspended at their first gate;
 then each is resumed one at a time, ours and the baseline alternating, each only once
 no flow-run process of the previous one is left, so the figures are latency, not
-throughput. Each poll setting runs in a child process of this script with a fresh
-stack (``dealflow.stack.local.Stack``) in a temporary folder, so that Prefect reads its
-settings for that stack only.
+throughput. Each worker path runs in a child process of this script with its own stack
+in a temporary folder, so that Prefect reads its settings for that stack only.
 
-    .venv/bin/python bench/approval_latency.py [--deals 20] [--compare-deals 10]
-                                               [--no-compare-poll]
+    .venv/bin/python bench/approval_latency.py [--deals 20] [--paths warm,cold]
+                                               [--json FILE]
 
-Prints the tables and writes them to bench/RESULTS.md (only this benchmark's section).
+Prints the tables and writes them to bench/RESULTS.md (only this benchmark's section);
+``--json FILE`` also writes the medians: {"ours": {"median_s", "p95_s",
+"cpu_s_per_resume"}, "baseline": {...}} (and "ours_cold" when the cold path ran).
 """
 
 from __future__ import annotations
@@ -44,16 +51,17 @@ from typing import TYPE_CHECKING
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECTION_TITLE = "## Approval latency (bench/approval_latency.py)"
 SCRIPT = "bench/approval_latency.py"
-BARE_FLOW = "bench/bare_flow.py"  # relative to PROJECT_ROOT, the runners' working directory
+BARE_FLOW = "bench/bare_flow.py"  # relative to PROJECT_ROOT
 BARE_DEPLOYMENT = "bare-gates/bare-gates"
+BARE_POOL = "bare"
 MANAGER = "mara.keller@example.com"
 DIRECTOR = "dana.whitfield@example.com"
 LOCKED = b"sqlite3.OperationalError: database is locked"  # once per error in Prefect's log
 POLL_INTERVAL = 0.05
 WAIT_TIMEOUT = 300.0  # for all runs to park at their first gate
 RESUME_TIMEOUT = 120.0  # for one resumed run to reach its next gate
-DEFAULT_POLL = 1  # StackConfig.runner_poll_seconds
-PREFECT_DEFAULT_POLL = 10  # PREFECT_RUNNER_POLL_FREQUENCY when unset
+IDLE_SECONDS = 10.0  # how long the stack's idle CPU is measured
+PATHS = ("warm", "cold")
 
 # bench/ and harness/ are no installed packages: they are imported from the checkout,
 # so their imports follow this.
@@ -61,6 +69,7 @@ PREFECT_DEFAULT_POLL = 10  # PREFECT_RUNNER_POLL_FREQUENCY when unset
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.process_trees import TICKS, stat_fields
 from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, stats_of, table, write_results
 from bench.script import BenchError, raise_interrupt, run_main, say
 from bench.timed_inbox import Received, TimedInbox
@@ -90,23 +99,91 @@ SEGMENTS = (
 @dataclass
 class Sample:
     scenario: str  # "ours" or "bare"
-    poll: int
+    path: str  # the worker path of the stack it ran on: "warm" or "cold"
     run_id: str
     latency: float  # ours: POST -> next email at SMTP; bare: resume -> PAUSED (polled)
     to_paused: float  # POST or resume -> PAUSED at the next gate (polled)
+    cpu_seconds: float = 0.0  # the stack's CPU for this resume, idle time taken out
     segments: dict[str, float] = field(default_factory=dict)
     warmup: bool = False  # resumed first, after the stack started: not in the figures
+
+
+# --------------------------------------------------------------------------- CPU
+
+
+class StackCpu:
+    """CPU-seconds of every process in the given sessions (the stack's processes each
+    start one), including children they have reaped: a flow-run process counts once it
+    ended as well as while it runs."""
+
+    def __init__(self, sessions: set[int]) -> None:
+        self.sessions = sessions
+        self.idle_per_second = 0.0
+
+    def now(self) -> float:
+        ticks = 0
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = stat_fields(entry.name)
+            except OSError:
+                continue  # it ended meanwhile
+            if int(fields[3]) in self.sessions:  # proc(5) field 6, the session
+                ticks += sum(int(value) for value in fields[11:15])  # utime .. cstime
+        return ticks / TICKS
+
+    def measure_idle(self, seconds: float) -> None:
+        before, began = self.now(), time.monotonic()
+        time.sleep(seconds)
+        self.idle_per_second = (self.now() - before) / (time.monotonic() - began)
+
+    def spent(self, since_cpu: float, since: float) -> float:
+        """CPU-seconds since ``since_cpu`` (read at monotonic ``since``), idle taken out."""
+        return self.now() - since_cpu - self.idle_per_second * (time.monotonic() - since)
 
 
 # --------------------------------------------------------------------------- one scenario
 
 
-def start_bare_runner(stack: Stack, limit: int) -> subprocess.Popen[bytes]:
-    """The baseline's ``serve`` process: the stack's environment and working directory."""
+def prefect_command(stack: Stack, *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=PROJECT_ROOT, env=stack.env, capture_output=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise BenchError(f"{' '.join(args)} failed:\n{(result.stdout + result.stderr).decode()}")
+
+
+def start_bare_worker(stack: Stack) -> subprocess.Popen[bytes]:
+    """The baseline's stock process path: a work pool of its own with no command, the bare
+    flow deployed to it, and a plain ``prefect worker start`` with the stack's settings."""
+    prefect_command(
+        stack,
+        "-m",
+        "prefect",
+        "--no-prompt",
+        "work-pool",
+        "create",
+        BARE_POOL,
+        "--type",
+        "process",
+        "--overwrite",
+    )
+    prefect_command(stack, BARE_FLOW, "deploy", BARE_POOL)
     stack.logs.mkdir(parents=True, exist_ok=True)
-    with (stack.logs / "bare-runner.log").open("ab") as log:
+    with (stack.logs / "bare-worker.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, BARE_FLOW, str(limit)],
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                BARE_POOL,
+                "--name",
+                "bare-worker",
+            ],
             cwd=PROJECT_ROOT,
             env=stack.env,
             stdout=log,
@@ -117,26 +194,12 @@ def start_bare_runner(stack: Stack, limit: int) -> subprocess.Popen[bytes]:
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGINT)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def wait_bare_deployment(stack: Stack, runner: subprocess.Popen[bytes]) -> None:
-    import httpx
-
-    url = f"{stack.config.prefect_api_url}/deployments/name/{BARE_DEPLOYMENT}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if runner.poll() is not None:
-            raise BenchError(f"the bare runner exited:\n{stack.log_tail('bare-runner')}")
-        if httpx.get(url, timeout=5).status_code == 200:
-            return
-        time.sleep(0.5)
-    raise BenchError(f"{BARE_DEPLOYMENT} was not registered:\n{stack.log_tail('bare-runner')}")
 
 
 def wait_paused(client: SyncPrefectClient, run_id: str, key: str) -> float:
@@ -185,8 +248,8 @@ def segments_since(
     return segments
 
 
-def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
-    """One fresh stack with the runner polling every ``poll`` s; raw samples to ``out``."""
+def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
+    """One fresh stack whose worker takes ``path``; raw samples to ``out``."""
     signal.signal(signal.SIGTERM, raise_interrupt)
     from aiosmtpd.controller import Controller
 
@@ -200,7 +263,7 @@ def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool)
         web_port=free_port(),
         smtp_port=free_port(),
         mail_catcher=False,
-        runner_poll_seconds=poll,
+        warm=path == "warm",
         # Every approval of the benchmark is clicked from this one address.
         extra_env={"DEALFLOW_LINK_REQUESTS_PER_MINUTE": "1000000"},
     )
@@ -212,32 +275,40 @@ def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool)
     controller = Controller(inbox, hostname=config.host, port=config.smtp_port)
     controller.start()
     stack = Stack(config)
-    bare_runner: subprocess.Popen[bytes] | None = None
+    bare_worker: subprocess.Popen[bytes] | None = None
     try:
         began = time.monotonic()
         stack.start()
-        bare_runner = start_bare_runner(stack, config.runner_limit)
-        wait_bare_deployment(stack, bare_runner)
-        say(f"[poll {poll}s] stack up in {time.monotonic() - began:.0f}s")
-        parked = park(poll, warmup + deals, inbox)
+        bare_worker = start_bare_worker(stack)
+        say(f"[{path}] stack up in {time.monotonic() - began:.0f}s")
+        parked = park(path, warmup + deals, inbox)
+        cpu = StackCpu({p.pid for p in stack.processes.values()} | {bare_worker.pid})
+        cpu.measure_idle(IDLE_SECONDS)
         server_log = stack.logs / "prefect.log"
         mark = server_log.stat().st_size
-        samples = measure(poll, deals, warmup, inbox, parked)
+        samples = measure(path, deals, warmup, inbox, parked, cpu)
         with server_log.open("rb") as log:
             parking, measuring = log.read(mark), log.read()
-        locked = {
-            "parking": parking.count(LOCKED),
-            "measuring": measuring.count(LOCKED),
-        }
-        out.write_text(json.dumps({"samples": [asdict(s) for s in samples], "locked": locked}))
+        out.write_text(
+            json.dumps(
+                {
+                    "samples": [asdict(s) for s in samples],
+                    "locked": {
+                        "parking": parking.count(LOCKED),
+                        "measuring": measuring.count(LOCKED),
+                    },
+                    "idle_cpu_per_second": cpu.idle_per_second,
+                }
+            )
+        )
     except Exception:
-        for name in [*stack.processes, "bare-runner"]:
+        for name in [*stack.processes, "bare-worker"]:
             print(f"--- {name} log (tail) ---\n{stack.log_tail(name)}", file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
-        if bare_runner is not None:
-            stop_process(bare_runner)
+        if bare_worker is not None:
+            stop_process(bare_worker)
         stack.stop()
         controller.stop()
         if keep_data:
@@ -249,7 +320,7 @@ def run_scenario(poll: int, deals: int, warmup: int, out: Path, keep_data: bool)
 Parked = list[tuple[tuple[str, str], str]]  # ((deal id, its run id), a bare run id)
 
 
-def park(poll: int, count: int, inbox: TimedInbox) -> Parked:
+def park(path: str, count: int, inbox: TimedInbox) -> Parked:
     """Start ``count`` deals and as many baseline runs; return once all wait at their
     first gate and no process of theirs is left."""
     from prefect.client.orchestration import get_client
@@ -275,13 +346,15 @@ def park(poll: int, count: int, inbox: TimedInbox) -> Parked:
     for run_id in [r for _, r in ours] + bare:
         wait_until_no_process(run_id, timeout=60)
     say(
-        f"[poll {poll}s] {count} deals at gate-manager and {count} bare runs at gate-a "
+        f"[{path}] {count} deals at gate-manager and {count} bare runs at gate-a "
         f"in {time.monotonic() - began:.0f}s; resuming one at a time"
     )
     return list(zip(ours, bare, strict=True))
 
 
-def measure(poll: int, deals: int, warmup: int, inbox: TimedInbox, parked: Parked) -> list[Sample]:
+def measure(
+    path: str, deals: int, warmup: int, inbox: TimedInbox, parked: Parked, cpu: StackCpu
+) -> list[Sample]:
     """Resume the parked deals and baseline runs one at a time, alternating: each only
     once no process of the one before is left."""
     from prefect.client.orchestration import get_client
@@ -289,43 +362,17 @@ def measure(poll: int, deals: int, warmup: int, inbox: TimedInbox, parked: Parke
     samples: list[Sample] = []
     with get_client(sync_client=True) as client:
         for index, ((deal_id, run_id), bare_id) in enumerate(parked):
-            mine = resume_ours(client, inbox, poll, deal_id, run_id)
-            wait_until_no_process(run_id, timeout=60)
-            baseline = resume_bare(client, poll, bare_id)
-            wait_until_no_process(bare_id, timeout=60)
+            mine = resume_ours(client, inbox, path, deal_id, run_id, cpu)
+            baseline = resume_bare(client, path, bare_id, cpu)
             mine.warmup = baseline.warmup = index < warmup
             samples += [mine, baseline]
             label = "warm-up" if mine.warmup else f"{index + 1 - warmup:>3}/{deals}"
             say(
-                f"[poll {poll}s] {label}  ours {mine.latency:6.2f}s "
-                f"(PAUSED {mine.to_paused:6.2f}s)  bare {baseline.latency:6.2f}s"
+                f"[{path}] {label}  ours {mine.latency:6.2f}s {mine.cpu_seconds:5.2f} CPU-s "
+                f"(PAUSED {mine.to_paused:6.2f}s)  bare {baseline.latency:6.2f}s "
+                f"{baseline.cpu_seconds:5.2f} CPU-s"
             )
     return samples
-
-
-def resume_ours(
-    client: SyncPrefectClient, inbox: TimedInbox, poll: int, deal_id: str, run_id: str
-) -> Sample:
-    """The manager approves by the emailed link; until the director's request arrives."""
-    link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT).message)
-    start, start_wall = time.monotonic(), time.time()
-    response = decide(link, "approve", "bench")
-    answered = time.monotonic() - start
-    if response.status_code != 200 or "You approved this deal" not in response.text:
-        raise BenchError(f"the approval of {deal_id} was answered {response.status_code}")
-    request = wait_for_email(client, inbox, to(DIRECTOR, "Approval needed", deal_id), run_id)
-    paused = wait_paused(client, run_id, "gate-director")
-    return Sample(
-        "ours",
-        poll,
-        run_id,
-        latency=request.monotonic - start,
-        to_paused=paused - start,
-        segments={
-            "call returned": answered,
-            **segments_since(client, run_id, start_wall, request.wall),
-        },
-    )
 
 
 def wait_for_email(
@@ -348,7 +395,7 @@ def wait_for_email(
         if time.monotonic() > deadline:
             raise BenchError(
                 f"run {run_id} sent no next email within {RESUME_TIMEOUT:.0f}s; it is {seen}: "
-                "see the runner's log (was the code changed during the run?)"
+                "see the worker's log (was the code changed during the run?)"
             )
         try:
             return inbox.wait_for(predicate, timeout=2)
@@ -356,20 +403,58 @@ def wait_for_email(
             pass
 
 
-def resume_bare(client: SyncPrefectClient, poll: int, run_id: str) -> Sample:
+def resume_ours(
+    client: SyncPrefectClient,
+    inbox: TimedInbox,
+    path: str,
+    deal_id: str,
+    run_id: str,
+    cpu: StackCpu,
+) -> Sample:
+    """The manager approves by the emailed link; until the director's request arrives."""
+    link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT).message)
+    cpu_before = cpu.now()
+    start, start_wall = time.monotonic(), time.time()
+    response = decide(link, "approve", "bench")
+    answered = time.monotonic() - start
+    if response.status_code != 200 or "You approved this deal" not in response.text:
+        raise BenchError(f"the approval of {deal_id} was answered {response.status_code}")
+    request = wait_for_email(client, inbox, to(DIRECTOR, "Approval needed", deal_id), run_id)
+    paused = wait_paused(client, run_id, "gate-director")
+    wait_until_no_process(run_id, timeout=60)
+    spent = cpu.spent(cpu_before, start)
+    return Sample(
+        "ours",
+        path,
+        run_id,
+        latency=request.monotonic - start,
+        to_paused=paused - start,
+        cpu_seconds=spent,
+        segments={
+            "call returned": answered,
+            **segments_since(client, run_id, start_wall, request.wall),
+        },
+    )
+
+
+def resume_bare(client: SyncPrefectClient, path: str, run_id: str, cpu: StackCpu) -> Sample:
     """The baseline resumed the way web/decisions.py resumes a deal; until it pauses again."""
     from prefect.flow_runs import resume_flow_run
 
+    cpu_before = cpu.now()
     start, start_wall = time.monotonic(), time.time()
     resume_flow_run(uuid.UUID(run_id), run_input={"approved": True})
     answered = time.monotonic() - start
     paused = wait_paused(client, run_id, "gate-b")
+    wait_until_no_process(run_id, timeout=60)
+    spent = cpu.spent(cpu_before, start)
     return Sample(
         "bare",
-        poll,
+        path,
         run_id,
         latency=paused - start,
         to_paused=paused - start,
+        cpu_seconds=spent,
         segments={"call returned": answered, **segments_since(client, run_id, start_wall, None)},
     )
 
@@ -377,75 +462,108 @@ def resume_bare(client: SyncPrefectClient, poll: int, run_id: str) -> Sample:
 # --------------------------------------------------------------------------- report
 
 
-def results_tables(samples: Sequence[Sample], polls: Sequence[int]) -> tuple[str, str]:
-    def pick(scenario: str, poll: int) -> list[Sample]:
-        return [s for s in samples if s.scenario == scenario and s.poll == poll and not s.warmup]
+def counted(samples: Sequence[Sample], scenario: str, path: str) -> list[Sample]:
+    return [s for s in samples if s.scenario == scenario and s.path == path and not s.warmup]
 
-    def poll_label(poll: int) -> str:
-        return f"{poll} s" + (" (Prefect default)" if poll == PREFECT_DEFAULT_POLL else "")
 
+def figures(group: Sequence[Sample]) -> dict[str, float]:
+    latency = stats_of([s.latency for s in group])
+    return {
+        "median_s": round(latency.median, 3),
+        "p95_s": round(latency.p95, 3),
+        "cpu_s_per_resume": round(statistics.median(s.cpu_seconds for s in group), 3),
+    }
+
+
+def summary(samples: Sequence[Sample], paths: Sequence[str]) -> dict[str, dict[str, float]]:
+    """What ``--json`` writes: ours on each path, the baseline of the first path's run."""
+    found = {
+        ("ours" if path == "warm" else f"ours_{path}"): figures(counted(samples, "ours", path))
+        for path in paths
+    }
+    found["baseline"] = figures(counted(samples, "bare", paths[0]))
+    return found
+
+
+def results_tables(samples: Sequence[Sample], paths: Sequence[str]) -> tuple[str, str]:
     rows: list[list[str]] = []
     breakdown: list[list[str]] = []
-    for poll in polls:
-        ours, bare = pick("ours", poll), pick("bare", poll)
-        base = stats_of([s.latency for s in bare])
+    for path in paths:
+        ours, bare = counted(samples, "ours", path), counted(samples, "bare", path)
+        base = figures(bare)
         lines = [
-            ("ours: POST -> director's email at SMTP", [s.latency for s in ours]),
-            ("ours: POST -> run PAUSED at gate-director", [s.to_paused for s in ours]),
-            ("bare baseline: resume -> run PAUSED at gate-b", [s.latency for s in bare]),
+            (f"ours, {path}: POST -> director's email at SMTP", ours, [s.latency for s in ours]),
+            (
+                f"ours, {path}: POST -> run PAUSED at gate-director",
+                ours,
+                [s.to_paused for s in ours],
+            ),
+            (
+                "bare baseline, stock: resume -> run PAUSED at gate-b",
+                bare,
+                [s.latency for s in bare],
+            ),
         ]
-        for name, values in lines:
+        for name, group, values in lines:
             st = stats_of(values)
+            cpu = statistics.median(s.cpu_seconds for s in group)
             rows.append(
                 [
                     name,
-                    poll_label(poll),
                     str(st.n),
                     *(f"{v:.2f}" for v in (st.median, st.p95, st.low, st.high)),
-                    f"{st.median / base.median:.2f}",
+                    f"{st.median / base['median_s']:.2f}",
+                    f"{cpu:.2f}",
+                    f"{base['cpu_s_per_resume'] / cpu:.1f}" if cpu > 0 else "-",
                 ]
             )
-        for name, group in (("ours", ours), ("bare baseline", bare)):
+        for name, group in ((f"ours, {path}", ours), (f"bare baseline (beside {path})", bare)):
             cells = []
             for segment in SEGMENTS:
                 values = [s.segments[segment] for s in group if segment in s.segments]
                 cells.append(f"{statistics.median(values):.2f}" if values else "-")
-            breakdown.append([name, poll_label(poll), *cells])
+            breakdown.append([name, *cells])
     main_table = table(
         [
             "scenario",
-            "runner poll",
             "n",
             "median s",
             "p95 s",
             "min s",
             "max s",
-            "ratio ours/baseline (medians)",
+            "latency / baseline's (medians)",
+            "CPU-s per resume (median)",
+            "baseline's CPU / this",
         ],
         rows,
     )
-    segment_table = table(["scenario", "runner poll", *SEGMENTS], breakdown)
+    segment_table = table(["scenario", *SEGMENTS], breakdown)
     return main_table, segment_table
 
 
 def render_section(
     samples: Sequence[Sample],
-    polls: Sequence[int],
+    paths: Sequence[str],
     record: RunRecord,
-    locked: dict[int, dict[str, int]],
+    extras: dict[str, dict[str, float]],
 ) -> str:
-    main_table, segment_table = results_tables(samples, polls)
+    main_table, segment_table = results_tables(samples, paths)
     opening = record.header(SCRIPT, make_target="bench", code_change=CODE_CHANGE_SPELLED)
-    notes = "\n".join(f"- {note}" for note in report_notes(samples, polls, locked))
+    notes = "\n".join(f"- {note}" for note in report_notes(samples, paths, extras))
     return f"""{SECTION_TITLE}
 
 Time from the manager's approval (the HTTP POST of the form at the emailed link) to the
-director's approval request arriving at the SMTP server, against a bare Prefect flow
-that only suspends twice (bench/bare_flow.py, its own `serve` runner on the same Prefect
-server and settings), resumed with `resume_flow_run` and polled every 50 ms until it is
-PAUSED at its second gate. One deal or run resumed at a time, ours and the baseline
-alternating; each setting of the runners' poll (`PREFECT_RUNNER_POLL_FREQUENCY`) on a
-fresh stack (`dealflow.stack.local.Stack`, Prefect and Dealflow on SQLite).
+director's approval request arriving at the SMTP server, and the CPU it cost, against a
+bare Prefect flow that only suspends twice (bench/bare_flow.py) on Prefect's stock
+process path (a process work pool with no command, a plain `prefect worker start`),
+resumed with `resume_flow_run` and polled every 50 ms until it is PAUSED at its second
+gate. Ours runs as `make demo` does: one `dealflow worker` starting runs warm (forked
+from the warm parent, docs/deployment.md) or, on a second stack, cold (`--cold`, each
+run a fresh interpreter). One deal or run resumed at a time, ours and the baseline
+alternating; workers poll every second; Prefect and Dealflow on SQLite. CPU-seconds per
+resume: every process of the stack (Prefect server, web service, workers and all they
+started, read from /proc), from the call until no process of the run is left, less the
+stack's idle CPU over the same time.
 
 {opening}
 
@@ -454,9 +572,10 @@ fresh stack (`dealflow.stack.local.Stack`, Prefect and Dealflow on SQLite).
 Where the time goes: medians in seconds. "call returned" is when the POST was answered
 (ours: the web service checked the link and the deal, stored the decision and resumed
 the run) or `resume_flow_run` returned (baseline); the other columns come from the
-timestamps of each run's Prefect states after that call began. The runner picks a
-resumed run up at its next poll (Scheduled -> Pending), starts a process for it that
-imports the flow (Pending -> Running), and the run executes the flow from the top again.
+timestamps of each run's Prefect states after that call began. The worker picks a
+resumed run up at its next poll (Scheduled -> Pending), starts a process for it
+(Pending -> Running: forked from the warm parent, or a fresh interpreter that imports
+Prefect and the flow), and the run executes the flow from the top again.
 
 {segment_table}
 
@@ -465,52 +584,38 @@ imports the flow (Pending -> Running), and the run executes the flow from the to
 
 
 def report_notes(
-    samples: Sequence[Sample], polls: Sequence[int], locked: dict[int, dict[str, int]]
+    samples: Sequence[Sample], paths: Sequence[str], extras: dict[str, dict[str, float]]
 ) -> list[str]:
-    counted = [s for s in samples if not s.warmup]
-    sizes = sorted(
-        {len([s for s in counted if s.poll == p and s.scenario == "ours"]) for p in polls}
-    )
+    sizes = sorted({len(counted(samples, "ours", p)) for p in paths})
     ranks = ", ".join(f"with {n} samples {_nearest_rank(n)}" for n in sizes)
     notes = [
-        f"p95 is the nearest-rank percentile ({ranks}). The ratio divides each row's median "
-        "by the baseline's median at the same poll setting."
+        f"p95 is the nearest-rank percentile ({ranks}). Each ratio compares a row with the "
+        "bare baseline measured beside it, on the same stack in the same run."
     ]
-    warmups = [f"{s.scenario} {s.latency:.2f} s at poll {s.poll} s" for s in samples if s.warmup]
+    idle = ", ".join(f"{p} {extras[p]['idle_cpu_per_second']:.2f}" for p in paths)
+    notes.append(
+        f"The stacks' idle CPU, taken out of every resume's figure: {idle} CPU-s per second "
+        "(the Prefect server's loop services, the workers' polls)."
+    )
+    warmups = [f"{s.scenario} ({s.path}) {s.latency:.2f} s" for s in samples if s.warmup]
     if warmups:
         notes.append(
             "Not in the figures: the first deal and baseline run resumed after each stack "
             f"started (warm-up): {', '.join(warmups)}."
         )
-    if len(sizes) > 1:
-        notes.append(
-            f"Fewer samples at poll {PREFECT_DEFAULT_POLL} s (`--compare-deals`): there every "
-            "resume waits for the runner's next poll, about 5 s on average, once for ours and "
-            "once for the baseline; as many samples as at 1 s would take the run well past "
-            "10 minutes."
-        )
-    if PREFECT_DEFAULT_POLL in polls:
-        notes.append(
-            f"At poll {PREFECT_DEFAULT_POLL} s most of each figure is where in the runner's "
-            "poll cycle the resume happened to land (0 to a little over the interval), so "
-            "with this few samples the ratio there is noise; the Pending -> Running and later "
-            "columns are the part that compares."
-        )
-    for poll in polls:
-        errors = locked.get(poll, {})
-        slow = [s for s in counted if s.poll == poll and s.segments["call returned"] > 1.0]
+    for path in paths:
+        errors = extras[path]
+        slow = [
+            s
+            for s in samples
+            if s.path == path and not s.warmup and s.segments["call returned"] > 1.0
+        ]
         if errors.get("measuring") or errors.get("parking") or slow:
-            by = ", ".join(
-                f"{len([s for s in slow if s.scenario == name])} of "
-                f"{len([s for s in counted if s.poll == poll and s.scenario == name])} {label}"
-                for name, label in (("ours", "POSTs"), ("bare", "baseline resume calls"))
-            )
             notes.append(
-                f"Poll {poll} s: Prefect's server (SQLite) logged {errors.get('measuring', 0)} "
+                f"{path}: Prefect's server (SQLite) logged {errors.get('measuring', 0):.0f} "
                 "failed state change(s) `database is locked` while samples were taken "
-                f"({errors.get('parking', 0)} while the runs were started and parked). Its API "
-                "answers those with 503, and the client tries again after 2 s or more; calls "
-                f"that took over 1 s: {by}."
+                f"({errors.get('parking', 0):.0f} while the runs were started and parked); calls "
+                f"that took over 1 s: {len(slow)}."
             )
     return notes
 
@@ -526,7 +631,7 @@ def _nearest_rank(n: int) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def run_child(poll: int, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
+def run_child(path: str, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -534,8 +639,8 @@ def run_child(poll: int, deals: int, warmup: int, out: Path, keep_data: bool) ->
         str(deals),
         "--warmup",
         str(warmup),
-        "--scenario-poll",
-        str(poll),
+        "--scenario-path",
+        path,
         "--scenario-out",
         str(out),
     ]
@@ -549,13 +654,13 @@ def run_child(poll: int, deals: int, warmup: int, out: Path, keep_data: bool) ->
         child.wait(timeout=120)
         raise
     if code != 0:
-        raise BenchError(f"the scenario with poll {poll}s failed (exit code {code})")
+        raise BenchError(f"the {path} path failed (exit code {code})")
 
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--deals", type=int, default=20, help="Deals (and as many baseline runs) measured."
+        "--deals", type=int, default=20, help="Deals (and as many baseline runs) measured per path."
     )
     parser.add_argument(
         "--warmup",
@@ -564,17 +669,11 @@ def main(argv: Sequence[str]) -> None:
         help="Deals (and baseline runs) resumed first and left out of the figures.",
     )
     parser.add_argument(
-        "--compare-poll",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help=f"Also run with the runners polling every {PREFECT_DEFAULT_POLL}s (Prefect's default).",
+        "--paths",
+        default=",".join(PATHS),
+        help="The worker paths measured, each on its own stack: warm, cold or both (warm,cold).",
     )
-    parser.add_argument(
-        "--compare-deals",
-        type=int,
-        default=10,
-        help=f"Deals (and baseline runs) measured at poll {PREFECT_DEFAULT_POLL}s.",
-    )
+    parser.add_argument("--json", type=Path, help="Also write the medians to this JSON file.")
     parser.add_argument(
         "--no-results", action="store_true", help="Print the tables only; leave RESULTS.md alone."
     )
@@ -582,40 +681,44 @@ def main(argv: Sequence[str]) -> None:
         "--keep-data", action="store_true", help="Keep the stacks' temporary data folders."
     )
     parser.add_argument("--raw", type=Path, help="Also write every sample to this JSON file.")
-    parser.add_argument("--scenario-poll", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--scenario-path", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--scenario-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.deals < 1 or args.compare_deals < 1 or args.warmup < 0:
-        parser.error("--deals and --compare-deals must be at least 1, --warmup at least 0")
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if args.deals < 1 or args.warmup < 0:
+        parser.error("--deals must be at least 1, --warmup at least 0")
+    if not paths or any(p not in PATHS for p in paths):
+        parser.error(f"--paths: a comma-separated list of {', '.join(PATHS)}, not {args.paths!r}")
 
-    if args.scenario_poll is not None:  # the child: one poll setting on its own stack
-        run_scenario(args.scenario_poll, args.deals, args.warmup, args.scenario_out, args.keep_data)
+    if args.scenario_path is not None:  # the child: one path on its own stack
+        run_scenario(args.scenario_path, args.deals, args.warmup, args.scenario_out, args.keep_data)
         return
 
     signal.signal(signal.SIGTERM, raise_interrupt)
     clock = RunClock(argv)
-    counts = {DEFAULT_POLL: args.deals}
-    if args.compare_poll:
-        counts[PREFECT_DEFAULT_POLL] = args.compare_deals
-    polls = list(counts)
     samples: list[Sample] = []
-    locked: dict[int, dict[str, int]] = {}
+    extras: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="dealflow-bench-") as scratch:
-        for poll, deals in counts.items():
-            out = Path(scratch) / f"poll-{poll}.json"
-            run_child(poll, deals, args.warmup, out, args.keep_data)
+        for path in paths:
+            out = Path(scratch) / f"{path}.json"
+            run_child(path, args.deals, args.warmup, out, args.keep_data)
             result = json.loads(out.read_text())
             samples += [Sample(**raw) for raw in result["samples"]]
-            locked[poll] = result["locked"]
+            extras[path] = {
+                **result["locked"],
+                "idle_cpu_per_second": result["idle_cpu_per_second"],
+            }
     record = clock.stop()
     if args.raw:
         args.raw.write_text(json.dumps([asdict(s) for s in samples], indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(summary(samples, paths), indent=1) + "\n")
     if record.code[0] != record.code[1]:
         print(
             f"warning: the checkout changed during the run: {record.code[0]} -> {record.code[1]}",
             file=sys.stderr,
         )
-    section = render_section(samples, polls, record, locked)
+    section = render_section(samples, paths, record, extras)
     say("\n" + section)
     if not args.no_results:
         write_results(section, SECTION_TITLE)

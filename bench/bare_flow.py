@@ -4,10 +4,11 @@ Same Prefect calls as the deal flow at its gates (suspend with an input model an
 resumed by ``resume_flow_run``), with no work in between. It imports nothing of
 Dealflow, so its run processes start as fast as Prefect allows.
 
-Run as a script from the project root it serves the deployment ``bare-gates/bare-gates``
-the way ``dealflow runner`` serves ours (same ``serve``, same settings from the
-environment); the runner finds the flow again by its entrypoint
-``bench/bare_flow.py:bare_gates`` relative to that working directory.
+Run as a script from the project root, ``deploy POOL`` registers the deployment
+``bare-gates/bare-gates`` on the process work pool ``POOL`` with no command, so that a
+plain ``prefect worker start --pool POOL`` runs it on Prefect's stock process path; the
+worker finds the flow again by its entrypoint ``bench/bare_flow.py:bare_gates`` in this
+checkout.
 """
 
 from __future__ import annotations
@@ -32,15 +33,18 @@ def bare_gates() -> str:
     return "done"
 
 
-def main(limit: int) -> None:
-    import inspect
+ENTRYPOINT = "bench/bare_flow.py:bare_gates"
 
-    from prefect import serve
 
-    deployment = bare_gates.to_deployment(name=FLOW_NAME)
-    assert not inspect.isawaitable(deployment)
-    serve(deployment, limit=limit, print_starting_message=False)
+def deploy(pool: str) -> None:
+    from pathlib import Path
+
+    checkout = str(Path(__file__).resolve().parent.parent)
+    source = bare_gates.from_source(checkout, ENTRYPOINT)
+    source.deploy(name=FLOW_NAME, work_pool_name=pool, print_next_steps=False)  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10)
+    if sys.argv[1:2] != ["deploy"] or len(sys.argv) != 3:
+        sys.exit("usage: bench/bare_flow.py deploy POOL")
+    deploy(sys.argv[2])
