@@ -67,6 +67,36 @@ def flow_processes(worker_pid: int) -> dict[int, str]:
     return {pid: run for pid, run in runs.items() if run}
 
 
+def warm_parent_of(worker_pid: int) -> int | None:
+    """The warm parent ``dealflow worker`` keeps beside its Prefect worker, if it runs."""
+    for pid in children_of(worker_pid):
+        with contextlib.suppress(OSError):
+            if b"dealflow.warm.parent" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                return pid
+    return None
+
+
+def forked_runs(worker_pid: int) -> dict[int, str]:
+    """The flow-run processes the worker's warm parent forked, by process id, with the
+    flow run each executes (from the launcher that asked for it: a forked run is named
+    after the start of its flow run's id)."""
+    parent = warm_parent_of(worker_pid)
+    if parent is None:
+        return {}
+    runs = set(flow_processes(worker_pid).values())
+    found = {}
+    for pid in children_of(parent):
+        try:
+            name = (Path("/proc") / str(pid) / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("run-"):
+            matching = [run for run in runs if run.startswith(name.removeprefix("run-"))]
+            if matching:
+                found[pid] = matching[0]
+    return found
+
+
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and all it started, as a machine losing power would."""
     for victim in [pid, *children_of(pid)]:
@@ -79,13 +109,25 @@ class KillPoint:
     worker: str
     flow: str  # the flow the killed process ran, or "" for a worker with no flow process
     step: str  # where that run stood in Prefect when it died
+    # What was killed: "worker" (with every process it started), "launcher" (the process
+    # the worker started for a run), "run" (the run forked from the warm parent), "warm
+    # parent" (alone: runs already forked go on).
+    target: str = "worker"
 
     @property
     def label(self) -> str:
-        return f"{self.flow}: {self.step}" if self.flow else "worker idle (no flow process)"
+        if self.target == "warm parent":
+            return f"warm parent alone, {self.step}"
+        where = f"{self.flow}: {self.step}" if self.flow else "worker idle (no flow process)"
+        return where if self.target == "worker" else f"{self.target} alone, {where}"
+
+    @property
+    def hit(self) -> bool:
+        """Whether the kill hit a flow-run process or the warm parent."""
+        return bool(self.flow) or self.target == "warm parent"
 
 
-def describe_kill(worker: str, runs: list[str]) -> list[KillPoint]:
+def describe_kill(worker: str, runs: list[str], target: str = "worker") -> list[KillPoint]:
     """Where each killed run stood: its state and the task it was in. A process killed
     by SIGKILL reports nothing more, so Prefect keeps exactly that."""
     from prefect.client.orchestration import get_client
@@ -100,7 +142,7 @@ def describe_kill(worker: str, runs: list[str]) -> list[KillPoint]:
     from prefect.client.schemas.sorting import TaskRunSort
 
     if not runs:
-        return [KillPoint(worker, "", "")]
+        return [KillPoint(worker, "", "", target)]
     points = []
     with get_client(sync_client=True) as client:
         for run_id in runs:
@@ -121,7 +163,7 @@ def describe_kill(worker: str, runs: list[str]) -> list[KillPoint]:
                 step = "running, between tasks"
             else:
                 step = f"{state} (process starting or exiting)"
-            points.append(KillPoint(worker, flow, step))
+            points.append(KillPoint(worker, flow, step, target))
     return points
 
 

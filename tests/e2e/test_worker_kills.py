@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import signal
 import threading
 import time
 import uuid
@@ -46,10 +47,12 @@ from tests.faults import (
     describe_deals,
     describe_kill,
     flow_processes,
+    forked_runs,
     kill_tree,
     repeated_keys,
     submit_over_http,
     wait_until,
+    warm_parent_of,
 )
 from tests.support import fresh_deal, production_path_only, runs_of_deal
 
@@ -278,6 +281,34 @@ def write_report(points: list[KillPoint], facts: dict[str, Any]) -> str:
     return text
 
 
+# Half the kills take a worker down with everything it started, as a machine losing power
+# would; the others hit one process of the warm path: the launcher the worker started for
+# a run, the run the warm parent forked for it, or the warm parent itself.
+KILL_TARGETS = ["worker", "worker", "worker", "launcher", "run", "warm parent"]
+
+
+def kill(stack: Any, worker: str, target: str, rng: random.Random) -> list[KillPoint]:
+    """SIGKILL ``target`` on ``worker`` (the whole worker when it runs no such process),
+    start again what the kill took down, and say where the killed runs stood."""
+    pid = stack.processes[worker].pid
+    if target == "warm parent" and (parent := warm_parent_of(pid)) is not None:
+        in_flight = len(flow_processes(pid))
+        os.kill(parent, signal.SIGKILL)
+        return [KillPoint(worker, "", f"{in_flight} runs in flight went on", target)]
+    chosen = {"launcher": flow_processes, "run": forked_runs}.get(target, lambda _pid: {})(pid)
+    if chosen:
+        victim, run = rng.choice(sorted(chosen.items()))
+        runs = [run]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    else:
+        target, runs = "worker", sorted(set(flow_processes(pid).values()))
+        kill_tree(pid)
+        stack.processes[worker].wait(30)
+        stack.restart(worker)
+    return describe_kill(worker, runs, target)
+
+
 def busy_workers(stack: Any) -> list[str]:
     """The workers executing a flow run at this moment."""
     return [
@@ -312,7 +343,7 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
         # in the report, not towards that), within three times as many kills in all and
         # the time budget; the count is asserted once every deal has been checked.
         while (
-            len([p for p in points if p.flow]) < KILLS
+            len([p for p in points if p.hit]) < KILLS
             and kills < 3 * KILLS
             and time.monotonic() - started < KILLING_BUDGET
         ):
@@ -322,22 +353,19 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
             while not (busy := busy_workers(stack)) and time.monotonic() < wait_until_busy:
                 time.sleep(0.1)
             worker = rng.choice(busy or WORKERS)
-            pid = stack.processes[worker].pid
             time.sleep(rng.uniform(0.0, 6.0))
-            runs = sorted(set(flow_processes(pid).values()))
-            kill_tree(pid)
-            stack.processes[worker].wait(30)
+            target = rng.choice(KILL_TARGETS)
+            kill_point = kill(stack, worker, target, rng)
             kills += 1
-            points += describe_kill(worker, runs)
+            points += kill_point
             print(
-                f"{time.monotonic() - started:5.0f} s: kill {kills} ({worker}, {len(runs)} "
-                f"flow processes); {len([p for p in points if p.flow])} so far",
+                f"{time.monotonic() - started:5.0f} s: kill {kills} ({worker}, {kill_point[0].label}); "
+                f"{len([p for p in points if p.hit])} so far",
                 flush=True,
             )
             if kills % 5 == 0:
                 # Open invoices a month and more later: dunning letters, level by level.
                 run_payment_check(30 + next(checks) * 5)
-            stack.restart(worker)
         killing_took = time.monotonic() - started
         driver.feeding.clear()
         run_ids = driver.run_ids
@@ -434,12 +462,13 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
         if "/invoice/" in str(m["X-Dealflow-Key"])
     )
     letter_emails = [m for m in received if "dunning" in str(m["X-Dealflow-Key"])]
-    hit = [p for p in points if p.flow]
+    hit = [p for p in points if p.hit]
     report = write_report(
         points,
         {
             "kills": kills,
-            "flow processes killed": len(hit),
+            "flow-run processes or warm parents killed": len(hit),
+            "kills by target": dict(Counter(p.target for p in points)),
             "deals": len(run_ids),
             "deals lost (not Completed)": 0,
             "flow runs per deal": sorted({len(runs_of_deal(d)) for d in run_ids}),
@@ -461,7 +490,7 @@ def test_workers_killed_at_random_points_lose_no_deal_and_repeat_no_effect(
     print(report)
 
     assert len(hit) >= KILLS, (
-        f"only {len(hit)} of {kills} kills hit a flow-run process in "
+        f"only {len(hit)} of {kills} kills hit a flow-run process or a warm parent in "
         f"{killing_took / 60:.0f} min; {KILLS} were wanted"
     )
     # A process killed after the mail server took an email but before our transaction
