@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from dealflow.infra.db import session_scope
 from dealflow.infra.records import add_transition, get_deal
+from dealflow.infra.words import Words
 from models import keys
 from models.tables import StageTransition
 
@@ -17,7 +18,13 @@ MAX_NOTE = 1000
 
 
 class RepurchaseError(ValueError):
-    """The conversation cannot be recorded now; nothing was changed. The message says why."""
+    """The conversation cannot be recorded now; nothing was changed. The message says
+    why: in the reader's language with ``said.in_language`` when it is Words, in English
+    when it is text (what only the command says: its options)."""
+
+    def __init__(self, said: Words | str) -> None:
+        super().__init__(said)
+        self.said = said
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,12 @@ def record_repurchase(deal_id: str, note: str, by: str | None = None) -> Repurch
             )
         if keys.CLOSED not in entries:
             raise RepurchaseError(
-                f"{deal_id} is not paid yet (it is at {deal.stage}); a repurchase "
-                "conversation is recorded once the deal is paid"
+                Words(
+                    "%(deal_id)s is not paid yet (it is at %(stage)s); a repurchase "
+                    "conversation is recorded once the deal is paid",
+                    deal_id=deal_id,
+                    stage=deal.stage,
+                )
             )
         by = by or deal.sales_rep_email
         add_transition(
@@ -80,3 +91,24 @@ def record_repurchase(deal_id: str, note: str, by: str | None = None) -> Repurch
         )
         assert entry is not None
         return RepurchaseRecorded(True, by, f"{entry.at:%Y-%m-%d %H:%M} UTC", note)
+
+
+def repurchase_entry(deal_id: str) -> StageTransition | None:
+    """The recorded repurchase conversation of ``deal_id``, if there is one."""
+    with session_scope() as session:
+        return session.scalar(
+            select(StageTransition).where(
+                StageTransition.deal_id == deal_id,
+                StageTransition.key == keys.REPURCHASE_RECORDED,
+            )
+        )
+
+
+def already_recorded(deal_id: str, done: RepurchaseRecorded) -> Words:
+    return Words(
+        "The repurchase conversation of %(deal_id)s was already recorded by %(by)s at "
+        "%(at)s; nothing was changed.",
+        deal_id=deal_id,
+        by=done.by,
+        at=done.at,
+    )
