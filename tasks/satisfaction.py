@@ -20,7 +20,7 @@ from dealflow.infra.records import add_transition, get_deal, intake_of
 from dealflow.infra.rendering import translate
 from models import keys
 from models.deal import DealIntake
-from models.matrix import Matrix, MatrixPerson
+from models.matrix import Matrix, MatrixPerson, load_matrix
 from models.satisfaction import survey_event
 from models.settings import get_settings
 from models.tables import Deal, StageTransition
@@ -242,11 +242,13 @@ class ComplaintAnswered:
 
 
 def answer_complaint(
-    deal_id: str, answer: str, by: str, now: dt.datetime | None = None
+    deal_id: str, answer: str, by: str | None = None, now: dt.datetime | None = None
 ) -> ComplaintAnswered:
-    """Record once the answer to the deal's open complaint. SatisfactionError when no
-    complaint is open or the answer is empty or too long; a second answer changes
-    nothing and says who answered and when; DealNotFound for no such deal."""
+    """Record once the answer to the deal's open complaint, by ``by`` (default: the
+    first holder of the matrix's ``success_role`` for the deal's team, whose duty it is).
+    SatisfactionError when no complaint is open or the answer is empty or too long; a
+    second answer changes nothing and says who answered and when; DealNotFound for no
+    such deal."""
     answer = answer.strip()
     if not answer:
         raise SatisfactionError("give the answer to the customer (--answer)")
@@ -259,6 +261,12 @@ def answer_complaint(
             return ComplaintAnswered(False, done.actor, done.at, done.comment)
         if _entry(session, deal_id, keys.COMPLAINT_OPENED) is None:
             raise SatisfactionError(f"no complaint is open for {deal_id}")
+        if not by:
+            matrix = load_matrix(get_settings().matrix_path)
+            holders = _holders(matrix, matrix.handoff.success_role, deal.team)
+            if not holders:
+                raise SatisfactionError("the matrix names no success_role: say who answered")
+            by = holders[0].email
         at = now or utcnow()
         add_transition(
             session,
