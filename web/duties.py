@@ -57,6 +57,19 @@ def nothing_recorded(page: LinkPage, why: Words | str, language: str) -> HTMLRes
     return message_page(page.not_recorded, said, 409, language=language)
 
 
+def _posted(
+    page: LinkPage, token: str, request: Request, note: str, empty: Words
+) -> StepClaim | HTMLResponse:
+    """The link's claim for a posted note, or the page saying why nothing is recorded:
+    the link cannot be used, or the note is empty (``empty`` says what to write)."""
+    claim = claim_of(page, token, request)
+    if isinstance(claim, HTMLResponse):
+        return claim
+    if not note.strip():
+        return message_page(page.not_recorded, empty, 400, language=claim.language)
+    return claim
+
+
 def _page(claim: StepClaim, template: str, **values: object) -> HTMLResponse:
     """The duty's page: the deal, its stage and the form (``values``)."""
     with session_scope() as session:
@@ -102,13 +115,11 @@ def post_progress(
     to_customer: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
     """Record the week's report once, as ``deal progress`` does; again, it says so (409)."""
-    claim = claim_of(PROGRESS_PAGE, token, request)
+    empty = Words("Write the progress note: what was done this week and what comes next.")
+    claim = _posted(PROGRESS_PAGE, token, request, note, empty)
     if isinstance(claim, HTMLResponse):
         return claim
     deal_id, language = claim.deal_id, claim.language
-    if not note.strip():
-        empty = Words("Write the progress note: what was done this week and what comes next.")
-        return message_page(PROGRESS_PAGE.not_recorded, empty, 400, language=language)
     try:
         done = record_progress(deal_id, note, claim.person, to_customer=to_customer)
     except DealNotFound:
@@ -153,13 +164,11 @@ def post_repurchase(
     note: Annotated[str, Form(max_length=MAX_REPURCHASE_NOTE)] = "",
 ) -> HTMLResponse:
     """Record the conversation once, as ``deal repurchase`` does; again, it says so (409)."""
-    claim = claim_of(REPURCHASE_PAGE, token, request)
+    empty = Words("Write how the conversation went: what the customer needs next.")
+    claim = _posted(REPURCHASE_PAGE, token, request, note, empty)
     if isinstance(claim, HTMLResponse):
         return claim
     deal_id, language = claim.deal_id, claim.language
-    if not note.strip():
-        said = Words("Write how the conversation went: what the customer needs next.")
-        return message_page(REPURCHASE_PAGE.not_recorded, said, 400, language=language)
     try:
         done = record_repurchase(deal_id, note, claim.person)
     except DealNotFound:
