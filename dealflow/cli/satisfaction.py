@@ -35,8 +35,8 @@ def deal_answer_complaint(
         typer.echo(f"Recorded the answer to the complaint of {deal_id}.")
     else:
         typer.echo(
-            f"The complaint of {deal_id} was already answered by {done.by} at "
-            f"{done.at:%Y-%m-%d %H:%M} UTC; nothing was changed."
+            f"The complaint of {deal_id} was already answered by {done.by} at {done.when}; "
+            "nothing was changed."
         )
 
 
