@@ -14,6 +14,8 @@ LINK = re.compile(r"https?://[^\s\"'<>]+/approvals/[A-Za-z0-9_.=-]+")
 ACCEPTANCE_LINK = re.compile(r"https?://[^\s\"'<>]+/acceptance/[A-Za-z0-9_.=-]+")
 SIGNING_LINK = re.compile(r"https?://[^\s\"'<>]+/signing/[A-Za-z0-9_.=-]+")
 SURVEY_LINK = re.compile(r"https?://[^\s\"'<>]+/survey/[A-Za-z0-9_.=-]+")
+PROGRESS_LINK = re.compile(r"https?://[^\s\"'<>]+/progress/[A-Za-z0-9_.=-]+")
+REPURCHASE_LINK = re.compile(r"https?://[^\s\"'<>]+/repurchase/[A-Za-z0-9_.=-]+")
 SIGNING_SUBJECT = "Record the signed contract"  # the rep's email after the last approval
 
 

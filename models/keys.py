@@ -34,6 +34,10 @@ ACCEPTANCE_WAIT = "acceptance"
 PAYMENT_WAIT = "payment"
 # The step a satisfaction survey link names (in its claim's gate): no run waits for it.
 SURVEY_STEP = "survey"
+# The steps the sales rep's duty links name: the weekly progress report and the
+# repurchase conversation (no run waits for them either).
+PROGRESS_STEP = "progress"
+REPURCHASE_STEP = "repurchase"
 _ATTEMPT = re.compile(r"^(?P<base>.+)-attempt-(?P<n>[2-9]|[1-9]\d+)$")
 
 

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from dealflow.infra.clock import utcnow
 from dealflow.infra.rendering import translate
+from dealflow.infra.words import Words
 from models import keys
 from models.deal import Contact, DealIntake
 from models.delivery_weeks import week_at
 from models.tables import Deal, DealOutcome, StageTransition
-from tasks.deal_effect import deal_effect
+from tasks.deal_effect import DealEffect, deal_effect
 from tasks.email_message import OutgoingEmail
 
 MAX_NOTE = 2000
@@ -27,7 +28,13 @@ DECISIONS = ("approved", "rejected")
 
 
 class ProgressError(ValueError):
-    """Nothing was recorded (nor sent); the message says why."""
+    """Nothing was recorded (nor sent); the message says why: in the reader's language
+    with ``said.in_language`` when it is Words (what a page may say), in English when it
+    is text (what only the command says: its options)."""
+
+    def __init__(self, said: Words | str) -> None:
+        super().__init__(said)
+        self.said = said
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,10 @@ class ChangeRequest:
 
     number: int
     decision: str
+
+
+def _utc(at: dt.datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
 def customer_contact(intake: DealIntake) -> Contact:
@@ -69,17 +80,60 @@ def delivery_started(session: Session, deal: Deal) -> dt.datetime:
     accepted = entries.get(keys.ACCEPTED)
     if accepted is not None:
         raise ProgressError(
-            f"the delivery of {deal.id} is over: the customer's acceptance was recorded "
-            f"at {accepted.at:%Y-%m-%d %H:%M} UTC"
+            Words(
+                "the delivery of %(deal_id)s is over: the customer's acceptance was recorded "
+                "at %(at)s",
+                deal_id=deal.id,
+                at=_utc(accepted.at),
+            )
         )
     if deal.outcome in DealOutcome.FINAL:
-        raise ProgressError(f"deal {deal.id} has ended ({deal.outcome}); it has no delivery")
+        raise ProgressError(
+            Words(
+                "deal %(deal_id)s has ended (%(outcome)s); it has no delivery",
+                deal_id=deal.id,
+                outcome=deal.outcome,
+            )
+        )
     kickoff = entries.get(keys.KICKOFF)
     if kickoff is None:
         raise ProgressError(
-            f"the delivery of {deal.id} is not kicked off yet (it is at {deal.stage})"
+            Words(
+                "the delivery of %(deal_id)s is not kicked off yet (it is at %(stage)s)",
+                deal_id=deal.id,
+                stage=deal.stage,
+            )
         )
     return kickoff.at
+
+
+@dataclass(frozen=True)
+class ProgressWeek:
+    """The delivery week running, and its report if it is recorded."""
+
+    week: int
+    recorded: StageTransition | None
+
+
+def _progress_week(effect: DealEffect, now: dt.datetime) -> ProgressWeek:
+    every = effect.matrix.handoff.progress_every_days
+    if every is None:
+        raise ProgressError(Words("the matrix asks for no progress reports (progress_every_days)"))
+    week = week_at(delivery_started(effect.session, effect.deal), now, every)
+    recorded = effect.session.scalar(
+        select(StageTransition).where(
+            StageTransition.deal_id == effect.deal.id,
+            StageTransition.key == keys.progress_report(week),
+        )
+    )
+    return ProgressWeek(week, recorded)
+
+
+def progress_week(deal_id: str, now: dt.datetime | None = None) -> ProgressWeek:
+    """The delivery week of ``deal_id`` running at ``now``, and its report if recorded
+    (nothing is changed); ProgressError outside delivery, DealNotFound for no such deal."""
+    with deal_effect(deal_id) as effect:
+        return _progress_week(effect, now or utcnow())
 
 
 def _bounded(text: str, what: str, flag: str, limit: int) -> str:
@@ -107,20 +161,19 @@ def record_progress(
     now = now or utcnow()
     with deal_effect(deal_id, lock=True) as effect:
         deal, matrix = effect.deal, effect.matrix
-        every = matrix.handoff.progress_every_days
-        if every is None:
-            raise ProgressError("the matrix asks for no progress reports (progress_every_days)")
-        week = week_at(delivery_started(effect.session, deal), now, every)
+        running = _progress_week(effect, now)
+        week, earlier = running.week, running.recorded
         key = keys.progress_report(week)
-        earlier = effect.session.scalar(
-            select(StageTransition).where(
-                StageTransition.deal_id == deal_id, StageTransition.key == key
-            )
-        )
         if earlier is not None:
             raise ProgressError(
-                f"the progress report for week {week} of {deal_id} was already recorded by "
-                f"{earlier.actor} at {earlier.at:%Y-%m-%d %H:%M} UTC"
+                Words(
+                    "the progress report for week %(week)s of %(deal_id)s was already "
+                    "recorded by %(by)s at %(at)s",
+                    week=week,
+                    deal_id=deal_id,
+                    by=earlier.actor,
+                    at=_utc(earlier.at),
+                )
             )
         contact = customer_contact(effect.intake) if to_customer else None
         sent_to = f"{contact.name} <{contact.email}>" if contact else None

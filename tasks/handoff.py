@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from dealflow.infra.clock import utcnow
+from dealflow.infra.links import Purpose
 from dealflow.infra.records import timeline
 from dealflow.infra.rendering import translate
 from models import keys
@@ -15,6 +16,7 @@ from models.deal import DealIntake, Installment, Milestone
 from models.handoff import HandoffPlan
 from models.tables import Invoice
 from tasks.deal_effect import DealEffect, deal_effect
+from tasks.duty_links import duty_link
 from tasks.effect import effect_task
 from tasks.email_message import OutgoingEmail
 
@@ -103,6 +105,10 @@ def kick_off_delivery(deal_id: str) -> None:
                     "manager": manager,
                     "confirm_by": confirm_by,
                     "success": ", ".join(p.name for p in success),
+                    # The rep records each delivery week's progress report there.
+                    "progress_link": duty_link(Purpose.PROGRESS, deal, utcnow())
+                    if matrix.handoff.progress_every_days is not None
+                    else None,
                 },
             )
         )

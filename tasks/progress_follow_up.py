@@ -11,12 +11,14 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import aliased
 
 from dealflow.infra.db import session_scope
+from dealflow.infra.links import Purpose
 from dealflow.infra.records import add_transition, get_deal, intake_of, on_timeline
 from dealflow.infra.rendering import translate
 from models import keys
 from models.delivery_weeks import week_end, weeks_ended
 from models.matrix import Matrix
 from models.tables import Deal, DealOutcome, StageTransition, open_deal
+from tasks.duty_links import duty_link
 from tasks.email_message import OutgoingEmail
 from tasks.mailer import deliver
 
@@ -113,7 +115,13 @@ def follow_up_progress(matrix: Matrix, deal_id: str, now: dt.datetime) -> str | 
             ),
             language=language,
             template="progress_follow_up",
-            context={"deal": intake_of(deal), "week": week, "ended": ended, "overdue": overdue},
+            context={
+                "deal": intake_of(deal),
+                "week": week,
+                "ended": ended,
+                "overdue": overdue,
+                "link": duty_link(Purpose.PROGRESS, deal, now),
+            },
         )
     deliver(mail)
     return f"{deal_id}/{key} to {', '.join(to)}"

@@ -11,11 +11,13 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from dealflow.infra.db import session_scope
+from dealflow.infra.links import Purpose
 from dealflow.infra.records import add_transition, get_deal, intake_of
 from dealflow.infra.rendering import translate
 from models import keys
 from models.matrix import Matrix
 from models.tables import StageTransition
+from tasks.duty_links import duty_link
 from tasks.email_message import OutgoingEmail
 from tasks.mailer import deliver
 
@@ -133,7 +135,12 @@ def follow_up_repurchase(matrix: Matrix, deal_id: str, now: dt.datetime) -> str 
             ),
             language=language,
             template="repurchase_follow_up",
-            context={"deal": intake_of(deal), "paid": paid, "reminder": reminder},
+            context={
+                "deal": intake_of(deal),
+                "paid": paid,
+                "reminder": reminder,
+                "link": duty_link(Purpose.REPURCHASE, deal, now),
+            },
         )
     deliver(mail)
     return f"{deal_id}/{key} to {rep_email}"

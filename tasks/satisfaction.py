@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session, aliased
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.links import LinkClaim, Purpose, sign
-from dealflow.infra.records import add_transition, get_deal, intake_of
+from dealflow.infra.records import Recorded, add_transition, get_deal, intake_of, record_once
 from dealflow.infra.rendering import translate
 from models import keys
 from models.deal import DealIntake
-from models.matrix import Matrix, MatrixPerson
+from models.matrix import Matrix, MatrixPerson, load_matrix
 from models.satisfaction import survey_event
 from models.settings import get_settings
 from models.tables import Deal, StageTransition
@@ -231,46 +231,39 @@ def record_survey_answer(
     return SurveyAnswered(True, by, now, due)
 
 
-@dataclass(frozen=True)
-class ComplaintAnswered:
-    """The complaint's answer as recorded: now (``new``) or before, by whom and when."""
-
-    new: bool
-    by: str
-    at: dt.datetime
-    answer: str
-
-
 def answer_complaint(
-    deal_id: str, answer: str, by: str, now: dt.datetime | None = None
-) -> ComplaintAnswered:
-    """Record once the answer to the deal's open complaint. SatisfactionError when no
-    complaint is open or the answer is empty or too long; a second answer changes
-    nothing and says who answered and when; DealNotFound for no such deal."""
+    deal_id: str, answer: str, by: str | None = None, now: dt.datetime | None = None
+) -> Recorded:
+    """Record once the answer to the deal's open complaint (the record's comment), by
+    ``by`` (default: the first holder of the matrix's ``success_role`` for the deal's
+    team, whose duty it is). SatisfactionError when no complaint is open or the answer is
+    empty or too long; a second answer changes nothing and says who answered and when;
+    DealNotFound for no such deal."""
     answer = answer.strip()
     if not answer:
         raise SatisfactionError("give the answer to the customer (--answer)")
     if len(answer) > MAX_COMMENT:
         raise SatisfactionError(f"the answer is longer than {MAX_COMMENT} characters")
-    with session_scope() as session:
-        deal = get_deal(session, deal_id, for_update=True)
-        done = _entry(session, deal_id, keys.COMPLAINT_ANSWERED)
-        if done is not None:
-            return ComplaintAnswered(False, done.actor, done.at, done.comment)
-        if _entry(session, deal_id, keys.COMPLAINT_OPENED) is None:
-            raise SatisfactionError(f"no complaint is open for {deal_id}")
-        at = now or utcnow()
-        add_transition(
-            session,
-            deal,
-            key=keys.COMPLAINT_ANSWERED,
-            stage=deal.stage,
-            event=f"Complaint answered: {answer}",
-            actor=by,
-            comment=answer,
-            at=at,
-        )
-    return ComplaintAnswered(True, by, at, answer)
+
+    def success_person(deal: Deal) -> str:
+        if by:
+            return by
+        matrix = load_matrix(get_settings().matrix_path)
+        holders = _holders(matrix, matrix.handoff.success_role, deal.team)
+        if not holders:
+            raise SatisfactionError("the matrix names no success_role: say who answered")
+        return holders[0].email
+
+    return record_once(
+        deal_id,
+        keys.COMPLAINT_ANSWERED,
+        after=keys.COMPLAINT_OPENED,
+        refuse=lambda _deal: SatisfactionError(f"no complaint is open for {deal_id}"),
+        event=f"Complaint answered: {answer}",
+        comment=answer,
+        by=success_person,
+        at=now,
+    )
 
 
 def open_complaints() -> list[str]:

@@ -220,8 +220,9 @@ def home(request: Request) -> HTMLResponse:
     )
 
 
-# Finance, acceptance, signing and survey pages; imported last, as they use nothing of this module.
+# Finance, acceptance, signing, survey and the rep's duty pages; imported last, as they use nothing of this module.
 from web.acceptance import router as acceptance_router  # noqa: E402
+from web.duties import router as duties_router  # noqa: E402
 from web.finance import router as finance_router  # noqa: E402
 from web.form_tokens import StaleForm  # noqa: E402
 from web.signing import router as signing_router  # noqa: E402
@@ -231,6 +232,7 @@ app.include_router(finance_router)
 app.include_router(acceptance_router)
 app.include_router(signing_router)
 app.include_router(survey_router)
+app.include_router(duties_router)
 
 
 @app.exception_handler(StaleForm)

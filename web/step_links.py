@@ -31,20 +31,27 @@ DealStage = Callable[[str, str], Words]
 """Words about the deal (its id) at its stage (the stage's title)."""
 
 
-@dataclass(frozen=True)
-class StepPage:
-    """What one kind of page says where the pages differ: which link it takes and what
-    the step is called in each sentence."""
+@dataclass(frozen=True, kw_only=True)
+class LinkPage:
+    """Which link a page for a person of the deal's team takes, and what it says when
+    the link cannot be used."""
 
     purpose: Purpose
-    step: str  # the wait key the link must name
+    step: str  # the step the link must name (a waiting step's wait key)
     not_this_kind: Words  # "It is not a signing link."
     record_otherwise: Words  # how else to record it, once the link cannot be used
     not_recorded: Words  # the title of every page that recorded nothing
+    renew: Callable[[str], Words] | None = None  # how operations mail a fresh link
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepPage(LinkPage):
+    """What one kind of page answering a waiting step says where the pages differ: what
+    the step is called in each sentence."""
+
     already: Callable[[str, Earlier], Words]  # recorded before: by whom, when
     not_yet: DealStage  # the run is on its way to the step: try again
     not_waiting: DealStage  # the run waits for something else, or has ended
-    renew: Callable[[str], Words] | None = None  # how operations mail a fresh link
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class StepClaim:
     language: str
 
 
-def claim_of(page: StepPage, token: str, request: Request) -> StepClaim | HTMLResponse:
+def claim_of(page: LinkPage, token: str, request: Request) -> StepClaim | HTMLResponse:
     """The link's claim, or the page saying why it cannot be used."""
     not_this_kind = (Words("This link is not valid"), page.not_this_kind, 403)
     try:

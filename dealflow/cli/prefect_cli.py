@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
 
 
 def prefect(context: typer.Context) -> None:
-    """Prefect's CLI on Dealflow's Prefect server, e.g. `dealflow prefect deployment run
-    payment-check/payment-check` (everything after `prefect` goes to Prefect)."""
+    """Prefect's CLI on Dealflow's Prefect server: everything after `prefect` goes to
+    Prefect (`dealflow prefect deployment run payment-check/payment-check`)."""
     if context.args == ["--help"]:
         typer.echo(_usage())
         return

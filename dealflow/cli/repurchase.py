@@ -21,7 +21,11 @@ def deal_repurchase(
 ) -> None:
     """Record the repurchase conversation with the customer of a paid deal (the sales rep
     is asked for it by email 30 days after the payment by default, and reminded once)."""
-    from dealflow.answers.repurchase import RepurchaseError, record_repurchase
+    from dealflow.answers.repurchase import (
+        RepurchaseError,
+        already_recorded,
+        record_repurchase,
+    )
     from dealflow.infra.records import DealNotFound
 
     try:
@@ -31,10 +35,7 @@ def deal_repurchase(
     if done.new:
         typer.echo(f"Recorded the repurchase conversation of {deal_id}.")
     else:
-        typer.echo(
-            f"The repurchase conversation of {deal_id} was already recorded by {done.by} at "
-            f"{done.at}; nothing was changed."
-        )
+        typer.echo(str(already_recorded(deal_id, done)))
 
 
 def register(deal_app: typer.Typer) -> None:

@@ -8,13 +8,19 @@ from typing import Annotated
 
 import typer
 
-from dealflow.cli.options import actor, actor_option, fail
+from dealflow.cli.options import actor_option, fail
 
 
 def deal_answer_complaint(
     deal_id: str,
     answer: Annotated[str, typer.Option(help="How the customer's complaint was answered.")],
-    by: Annotated[str | None, actor_option("Who answered it (an email)")] = None,
+    by: Annotated[
+        str | None,
+        actor_option(
+            "Who answered it (an email)",
+            default="the deal's customer success person (the matrix's success_role)",
+        ),
+    ] = None,
 ) -> None:
     """Record the answer to the customer's complaint (opened by a satisfaction score of 6
     or less; due within the matrix's complaint_business_hours)."""
@@ -22,15 +28,15 @@ def deal_answer_complaint(
     from tasks.satisfaction import SatisfactionError, answer_complaint
 
     try:
-        done = answer_complaint(deal_id, answer, actor(by))
+        done = answer_complaint(deal_id, answer, (by or "").strip() or None)
     except (SatisfactionError, DealNotFound) as exc:
         raise fail(f"Nothing was recorded: {exc}") from exc
     if done.new:
         typer.echo(f"Recorded the answer to the complaint of {deal_id}.")
     else:
         typer.echo(
-            f"The complaint of {deal_id} was already answered by {done.by} at "
-            f"{done.at:%Y-%m-%d %H:%M} UTC; nothing was changed."
+            f"The complaint of {deal_id} was already answered by {done.by} at {done.when}; "
+            "nothing was changed."
         )
 
 

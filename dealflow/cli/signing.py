@@ -71,11 +71,11 @@ def deal_archive(
     except (ArchiveError, DealNotFound) as exc:
         raise fail(f"Nothing was recorded: {exc}") from exc
     if done.new:
-        typer.echo(f"Recorded the signed contract of {deal_id} as archived: {done.reference}.")
+        typer.echo(f"Recorded the signed contract of {deal_id} as archived: {done.comment}.")
     else:
         typer.echo(
-            f"The archiving of {deal_id} was already recorded by {done.by} at {done.at} "
-            f"({done.reference}); nothing was changed."
+            f"The archiving of {deal_id} was already recorded by {done.by} at {done.when} "
+            f"({done.comment}); nothing was changed."
         )
 
 

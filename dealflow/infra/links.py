@@ -40,6 +40,8 @@ class Purpose(StrEnum):
     SIGNING = "signing"
     DEAL_PAGE = "deal-page"
     SURVEY = "survey"  # the customer's satisfaction survey
+    PROGRESS = "progress"  # the sales rep's weekly progress report during delivery
+    REPURCHASE = "repurchase"  # the sales rep's repurchase conversation once paid
 
 
 class LinkProblem(StrEnum):
@@ -59,8 +61,8 @@ class LinkError(ValueError):
 @dataclass(frozen=True)
 class LinkClaim:
     """What a signed link claims: for deal ``deal_id`` and its run, ``approver`` may
-    answer step ``gate`` (a gate's name, ``signing``, ``acceptance`` or ``survey``) until
-    ``expires_at``."""
+    answer step ``gate`` (a gate's name, ``signing``, ``acceptance``, ``survey``,
+    ``progress`` or ``repurchase``) until ``expires_at``."""
 
     deal_id: str
     gate: str
@@ -69,8 +71,9 @@ class LinkClaim:
     expires_at: int  # seconds since the epoch, UTC
     # What the link is for: "approval" (a gate's decision), "acceptance" (delivery),
     # "signing" (the signed contract), "survey" (the customer's satisfaction survey; its
-    # ``approver`` is the customer's contact) or "deal-page". Links issued before it
-    # existed are approval links.
+    # ``approver`` is the customer's contact), "progress" and "repurchase" (the sales rep's
+    # weekly progress report and repurchase conversation) or "deal-page". Links issued
+    # before it existed are approval links.
     purpose: str = Purpose.APPROVAL.value
 
     @property

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,65 @@ def add_transition(
     deal.updated_at = at
     session.flush()
     return True
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A duty recorded once on a deal's timeline (``record_once``): now (``new``) or
+    before, by whom, when, and its comment (the reference, note or answer given)."""
+
+    new: bool
+    by: str
+    at: dt.datetime
+    comment: str
+
+    @property
+    def when(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} UTC"
+
+
+def record_once(
+    deal_id: str,
+    key: str,
+    *,
+    after: str,
+    refuse: Callable[[Deal], Exception],
+    event: str,
+    comment: str,
+    by: Callable[[Deal], str],
+    at: dt.datetime | None = None,
+) -> Recorded:
+    """Put a duty's entry ``key`` on the deal's timeline once, under the deal's row lock,
+    by ``by(deal)``, with ``comment``. Recorded before: that record, unchanged (not
+    ``new``). Before the entry it follows (``after``) is on the timeline, ``refuse(deal)``
+    is raised and nothing is recorded. DealNotFound for no such deal."""
+    with session_scope() as session:
+        deal = get_deal(session, deal_id, for_update=True)
+        entries = {
+            t.key: t
+            for t in session.scalars(
+                select(StageTransition).where(
+                    StageTransition.deal_id == deal_id, StageTransition.key.in_([after, key])
+                )
+            )
+        }
+        done = entries.get(key)
+        if done is not None:
+            return Recorded(False, done.actor, done.at, done.comment)
+        if after not in entries:
+            raise refuse(deal)
+        actor, at = by(deal), at or utcnow()
+        add_transition(
+            session,
+            deal,
+            key=key,
+            stage=deal.stage,
+            event=event,
+            actor=actor,
+            comment=comment,
+            at=at,
+        )
+        return Recorded(True, actor, at, comment)
 
 
 def note_on_timeline(deal_id: str, key: str, event: str) -> None:

@@ -26,10 +26,13 @@ from models.settings import PROJECT_ROOT, Settings
 from models.tables import Invoice
 from tasks.dunning import DunningSummary
 from tasks.dunning_mail import Escalation, customer_letter, digest
+from tasks.duty_links import DutyLink
 from tasks.email_message import OutgoingEmail, as_text, compose, email_text
 
 WHEN = dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 12, 4)
+PROGRESS = DutyLink("https://dealflow.example/progress/TOKEN", WHEN)
+REPURCHASE = DutyLink("https://dealflow.example/repurchase/TOKEN", WHEN)
 
 
 def deal(name: str, **changes: object) -> DealIntake:
@@ -155,7 +158,13 @@ def sent(outgoing: OutgoingEmail) -> EmailMessage:
     return message
 
 
-KICKOFF = {"deal": XINGHE, "manager": MANAGER, "confirm_by": TODAY, "success": "Kai Brennan"}
+KICKOFF = {
+    "deal": XINGHE,
+    "manager": MANAGER,
+    "confirm_by": TODAY,
+    "success": "Kai Brennan",
+    "progress_link": PROGRESS,
+}
 
 
 def text_of(outgoing: OutgoingEmail) -> str:
@@ -377,10 +386,13 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         mail(
             "progress_follow_up",
             f"Progress report for week 2 due: {XINGHE.title} ({XINGHE.deal_id})",
-            {"deal": XINGHE, "week": 2, "ended": WHEN, "overdue": False},
+            {"deal": XINGHE, "week": 2, "ended": WHEN, "overdue": False, "link": PROGRESS},
         ),
         "Hello Liu Yang,",
-        [f'  dealflow deal progress {XINGHE.deal_id} --note "..." [--to-customer]'],
+        [
+            PROGRESS.url,
+            f'(or: dealflow deal progress {XINGHE.deal_id} --note "..." [--to-customer])',
+        ],
     ),
     "progress_report": (
         mail(
@@ -413,10 +425,10 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
         mail(
             "repurchase_follow_up",
             f"Repurchase conversation: {XINGHE.title} ({XINGHE.deal_id})",
-            {"deal": XINGHE, "paid": TODAY, "reminder": False},
+            {"deal": XINGHE, "paid": TODAY, "reminder": False, "link": REPURCHASE},
         ),
         "Hello Liu Yang,",
-        [f'  dealflow deal repurchase {XINGHE.deal_id} --note "..."'],
+        [REPURCHASE.url, f'(or: dealflow deal repurchase {XINGHE.deal_id} --note "...")'],
     ),
     "aging_report": (
         mail(
@@ -541,6 +553,7 @@ CASES: dict[str, tuple[OutgoingEmail, str | None, list[str]]] = {
             "  - Wang Qiang <wang.qiang@xinghe-manufacturing.example> (Plant director), "
             "+86 571 5550 1288",
             "  - Zhao Min <zhao.min@xinghe-manufacturing.example> (IT manager)",
+            PROGRESS.url,
         ],
     ),
     "overdue_escalation": (

@@ -93,7 +93,7 @@ def test_a_conversation_recorded_gets_no_reminder(inbox: Inbox) -> None:
     month = PAID + dt.timedelta(days=30)
     assert len(sweep(deal_id, month)) == 1
     done = record_repurchase(deal_id, "  Wants 200 more sensors in Q3.  ", REP)
-    assert done.new and done.by == REP and done.note == "Wants 200 more sensors in Q3."
+    assert done.new and done.by == REP and done.comment == "Wants 200 more sensors in Q3."
     assert deal_id not in open_repurchases(month, 30)
     assert sweep(deal_id, month + dt.timedelta(days=60)) == []
     assert not inbox.matching(to(REP, "Reminder: repurchase conversation", deal_id))
@@ -113,7 +113,11 @@ def test_the_record_is_made_once_and_a_second_hears_who_and_when() -> None:
     assert first.new and first.by == REP, "by default the deal's sales rep"
     again = record_repurchase(deal_id, "Something else", "mara.keller@example.com")
     assert not again.new
-    assert (again.by, again.at, again.note) == (REP, first.at, "Renewal of the licence discussed.")
+    assert (again.by, again.at, again.comment) == (
+        REP,
+        first.at,
+        "Renewal of the licence discussed.",
+    )
     with session_scope() as session:
         [entry] = [t for t in timeline(session, deal_id) if t.key == keys.REPURCHASE_RECORDED]
     assert entry.comment == "Renewal of the licence discussed." and entry.actor == REP

@@ -218,7 +218,7 @@ def test_answering_a_complaint_is_refused_without_one_and_recorded_once() -> Non
     first = answer_complaint(deal_id, "Replaced the unit", KAI)
     again = answer_complaint(deal_id, "Something else", "someone@example.com")
     assert first.new and not again.new
-    assert (again.by, again.answer, again.at) == (KAI, "Replaced the unit", first.at)
+    assert (again.by, again.comment, again.at) == (KAI, "Replaced the unit", first.at)
     with session_scope() as session:
         [answered] = [t for t in timeline(session, deal_id) if t.key == keys.COMPLAINT_ANSWERED]
         assert answered.event == "Complaint answered: Replaced the unit"

@@ -171,11 +171,11 @@ def test_administration_is_told_then_reminded_on_the_due_day_then_escalated(
     ]
 
     done = archive_contract(deal_id, "ARCH-2026-0042", "ines.moreau@example.com")
-    assert done.new and done.reference == "ARCH-2026-0042"
+    assert done.new and done.comment == "ARCH-2026-0042"
     assert deal_id not in open_archives()
     again = archive_contract(deal_id, "ARCH-other", "someone@example.com")
     assert not again.new and again.by == "ines.moreau@example.com"
-    assert again.reference == "ARCH-2026-0042"
+    assert again.comment == "ARCH-2026-0042"
 
 
 def test_a_contract_archived_in_time_gets_no_follow_up(

@@ -160,6 +160,23 @@ def test_help_texts_wrap_as_paragraphs() -> None:
     assert not leaks, "\n".join(leaks)
 
 
+def test_a_command_listing_says_each_summary_whole() -> None:
+    """Click lists a command by its docstring's first sentence: an "e.g." there would
+    cut it short."""
+    cut = [
+        f"dealflow {path} --help: {line}"
+        for path, text in all_help().items()
+        for line in text.splitlines()
+        if re.search(r"\b(e\.g|i\.e|etc)\.$", line.strip())
+    ]
+    assert not cut, "\n".join(cut)
+    listing = " ".join(all_help()[""].split())
+    assert (
+        "prefect Prefect's CLI on Dealflow's Prefect server: everything after `prefect` goes"
+        in (listing)
+    )
+
+
 def test_paragraphs_of_a_docstring_stay_apart() -> None:
     text = all_help()["payments check"]
     assert "\n\n  It acts for real, also with --now; --dry-run only says what it would do." in text
