@@ -52,8 +52,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECTION_TITLE = "## Approval latency (bench/approval_latency.py)"
 SCRIPT = "bench/approval_latency.py"
 BARE_FLOW = "bench/bare_flow.py"  # relative to PROJECT_ROOT
-BARE_DEPLOYMENT = "bare-gates/bare-gates"
-BARE_POOL = "bare"
+# The bare flow's deployments: Prefect's stock process path, and (beside the warm stack)
+# the same flow started warm by a `dealflow worker` of a pool of its own.
+BARE = {"bare": ("bare", "bare-gates"), "bare-warm": ("bare-warm", "bare-gates-warm")}
+LAUNCHER = "python -m dealflow.warm.launch"  # as prefect.yaml gives our deployments
 MANAGER = "mara.keller@example.com"
 DIRECTOR = "dana.whitfield@example.com"
 LOCKED = b"sqlite3.OperationalError: database is locked"  # once per error in Prefect's log
@@ -98,12 +100,13 @@ SEGMENTS = (
 
 @dataclass
 class Sample:
-    scenario: str  # "ours" or "bare"
+    scenario: str  # "ours", "bare" (stock process path) or "bare-warm"
     path: str  # the worker path of the stack it ran on: "warm" or "cold"
     run_id: str
     latency: float  # ours: POST -> next email at SMTP; bare: resume -> PAUSED (polled)
     to_paused: float  # POST or resume -> PAUSED at the next gate (polled)
     cpu_seconds: float = 0.0  # the stack's CPU for this resume, idle time taken out
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # the same, per process
     segments: dict[str, float] = field(default_factory=dict)
     warmup: bool = False  # resumed first, after the stack started: not in the figures
 
@@ -112,16 +115,16 @@ class Sample:
 
 
 class StackCpu:
-    """CPU-seconds of every process in the given sessions (the stack's processes each
-    start one), including children they have reaped: a flow-run process counts once it
-    ended as well as while it runs."""
+    """CPU-seconds of every process in the given sessions (each process of the stack
+    starts one: its role), including children they have reaped: a flow-run process counts
+    once it ended as well as while it runs."""
 
-    def __init__(self, sessions: set[int]) -> None:
+    def __init__(self, sessions: dict[int, str]) -> None:
         self.sessions = sessions
-        self.idle_per_second = 0.0
+        self.idle_per_second: dict[str, float] = {}
 
-    def now(self) -> float:
-        ticks = 0
+    def now(self) -> dict[str, float]:
+        ticks = dict.fromkeys(self.sessions.values(), 0)
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -129,18 +132,25 @@ class StackCpu:
                 fields = stat_fields(entry.name)
             except OSError:
                 continue  # it ended meanwhile
-            if int(fields[3]) in self.sessions:  # proc(5) field 6, the session
-                ticks += sum(int(value) for value in fields[11:15])  # utime .. cstime
-        return ticks / TICKS
+            role = self.sessions.get(int(fields[3]))  # proc(5) field 6, the session
+            if role is not None:
+                ticks[role] += sum(int(value) for value in fields[11:15])  # utime .. cstime
+        return {role: n / TICKS for role, n in ticks.items()}
 
     def measure_idle(self, seconds: float) -> None:
         before, began = self.now(), time.monotonic()
         time.sleep(seconds)
-        self.idle_per_second = (self.now() - before) / (time.monotonic() - began)
+        after, took = self.now(), time.monotonic() - began
+        self.idle_per_second = {role: (after[role] - before[role]) / took for role in after}
 
-    def spent(self, since_cpu: float, since: float) -> float:
-        """CPU-seconds since ``since_cpu`` (read at monotonic ``since``), idle taken out."""
-        return self.now() - since_cpu - self.idle_per_second * (time.monotonic() - since)
+    def spent(self, before: dict[str, float], since: float) -> dict[str, float]:
+        """CPU-seconds per role since ``before`` (read at monotonic ``since``), idle taken
+        out."""
+        after, took = self.now(), time.monotonic() - since
+        return {
+            role: after[role] - before[role] - self.idle_per_second.get(role, 0.0) * took
+            for role in after
+        }
 
 
 # --------------------------------------------------------------------------- one scenario
@@ -154,42 +164,53 @@ def prefect_command(stack: Stack, *args: str) -> None:
         raise BenchError(f"{' '.join(args)} failed:\n{(result.stdout + result.stderr).decode()}")
 
 
-def start_bare_worker(stack: Stack) -> subprocess.Popen[bytes]:
+def start_bare_workers(stack: Stack, warm: bool) -> dict[str, subprocess.Popen[bytes]]:
     """The baseline's stock process path: a work pool of its own with no command, the bare
-    flow deployed to it, and a plain ``prefect worker start`` with the stack's settings."""
-    prefect_command(
-        stack,
-        "-m",
-        "prefect",
-        "--no-prompt",
-        "work-pool",
-        "create",
-        BARE_POOL,
-        "--type",
-        "process",
-        "--overwrite",
-    )
-    prefect_command(stack, BARE_FLOW, "deploy", BARE_POOL)
-    stack.logs.mkdir(parents=True, exist_ok=True)
-    with (stack.logs / "bare-worker.log").open("ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
+    flow deployed to it, and a plain ``prefect worker start`` with the stack's settings;
+    beside a warm stack, also the bare flow on a pool of its own served by a ``dealflow
+    worker``, its deployment given the launcher as its command."""
+    started = {}
+    for scenario in ("bare", "bare-warm") if warm else ("bare",):
+        pool, name = BARE[scenario]
+        prefect_command(
+            stack,
+            "-m",
+            "prefect",
+            "--no-prompt",
+            "work-pool",
+            "create",
+            pool,
+            "--type",
+            "process",
+            "--overwrite",
+        )
+        command = [LAUNCHER] if scenario == "bare-warm" else []
+        prefect_command(stack, BARE_FLOW, "deploy", pool, name, *command)
+        worker = (
+            ["-m", "dealflow", "worker", "--pool", pool, "--name", f"{scenario}-worker"]
+            if scenario == "bare-warm"
+            else [
                 "-m",
                 "prefect",
                 "worker",
                 "start",
                 "--pool",
-                BARE_POOL,
+                pool,
                 "--name",
-                "bare-worker",
-            ],
-            cwd=PROJECT_ROOT,
-            env=stack.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+                f"{scenario}-worker",
+            ]
         )
+        stack.logs.mkdir(parents=True, exist_ok=True)
+        with (stack.logs / f"{scenario}-worker.log").open("ab") as log:
+            started[f"{scenario}-worker"] = subprocess.Popen(
+                [sys.executable, *worker],
+                cwd=PROJECT_ROOT,
+                env=stack.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    return started
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -275,14 +296,17 @@ def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool)
     controller = Controller(inbox, hostname=config.host, port=config.smtp_port)
     controller.start()
     stack = Stack(config)
-    bare_worker: subprocess.Popen[bytes] | None = None
+    bare_workers: dict[str, subprocess.Popen[bytes]] = {}
     try:
         began = time.monotonic()
         stack.start()
-        bare_worker = start_bare_worker(stack)
+        bare_workers = start_bare_workers(stack, warm=path == "warm")
         say(f"[{path}] stack up in {time.monotonic() - began:.0f}s")
-        parked = park(path, warmup + deals, inbox)
-        cpu = StackCpu({p.pid for p in stack.processes.values()} | {bare_worker.pid})
+        parked = park(
+            path, warmup + deals, inbox, [s for s in BARE if f"{s}-worker" in bare_workers]
+        )
+        roles = {**stack.processes, **bare_workers}
+        cpu = StackCpu({process.pid: role for role, process in roles.items()})
         cpu.measure_idle(IDLE_SECONDS)
         server_log = stack.logs / "prefect.log"
         mark = server_log.stat().st_size
@@ -297,18 +321,18 @@ def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool)
                         "parking": parking.count(LOCKED),
                         "measuring": measuring.count(LOCKED),
                     },
-                    "idle_cpu_per_second": cpu.idle_per_second,
+                    "idle_cpu_per_second": sum(cpu.idle_per_second.values()),
                 }
             )
         )
     except Exception:
-        for name in [*stack.processes, "bare-worker"]:
+        for name in [*stack.processes, *bare_workers]:
             print(f"--- {name} log (tail) ---\n{stack.log_tail(name)}", file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
-        if bare_worker is not None:
-            stop_process(bare_worker)
+        for worker in bare_workers.values():
+            stop_process(worker)
         stack.stop()
         controller.stop()
         if keep_data:
@@ -317,10 +341,11 @@ def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool)
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-Parked = list[tuple[tuple[str, str], str]]  # ((deal id, its run id), a bare run id)
+# (deal id, its run id), and a run of each bare deployment by its scenario
+Parked = list[tuple[tuple[str, str], dict[str, str]]]
 
 
-def park(path: str, count: int, inbox: TimedInbox) -> Parked:
+def park(path: str, count: int, inbox: TimedInbox, bare_scenarios: list[str]) -> Parked:
     """Start ``count`` deals and as many baseline runs; return once all wait at their
     first gate and no process of theirs is left."""
     from prefect.client.orchestration import get_client
@@ -335,18 +360,22 @@ def park(path: str, count: int, inbox: TimedInbox) -> Parked:
         data = {**template, "deal_id": f"B{uuid.uuid4().hex[:8].upper()}-{template['deal_id']}"}
         submission = submit(parse_deal(data, example))
         ours.append((submission.deal_id, submission.flow_run_id))
+    bare: list[dict[str, str]] = [{} for _ in range(count)]
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(BARE_DEPLOYMENT)
-        bare = [str(client.create_flow_run_from_deployment(deployment.id).id) for _ in range(count)]
+        for scenario in bare_scenarios:
+            deployment = client.read_deployment_by_name(f"bare-gates/{BARE[scenario][1]}")
+            for runs in bare:
+                runs[scenario] = str(client.create_flow_run_from_deployment(deployment.id).id)
     for deal_id, run_id in ours:
         inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT)
         wait_for_state(run_id, "PAUSED", timeout=WAIT_TIMEOUT, key="gate-manager")
-    for run_id in bare:
+    bare_ids = [run_id for runs in bare for run_id in runs.values()]
+    for run_id in bare_ids:
         wait_for_state(run_id, "PAUSED", timeout=WAIT_TIMEOUT, key="gate-a")
-    for run_id in [r for _, r in ours] + bare:
+    for run_id in [r for _, r in ours] + bare_ids:
         wait_until_no_process(run_id, timeout=60)
     say(
-        f"[{path}] {count} deals at gate-manager and {count} bare runs at gate-a "
+        f"[{path}] {count} deals at gate-manager and {len(bare_ids)} bare runs at gate-a "
         f"in {time.monotonic() - began:.0f}s; resuming one at a time"
     )
     return list(zip(ours, bare, strict=True))
@@ -361,16 +390,21 @@ def measure(
 
     samples: list[Sample] = []
     with get_client(sync_client=True) as client:
-        for index, ((deal_id, run_id), bare_id) in enumerate(parked):
-            mine = resume_ours(client, inbox, path, deal_id, run_id, cpu)
-            baseline = resume_bare(client, path, bare_id, cpu)
-            mine.warmup = baseline.warmup = index < warmup
-            samples += [mine, baseline]
-            label = "warm-up" if mine.warmup else f"{index + 1 - warmup:>3}/{deals}"
+        for index, ((deal_id, run_id), bare_ids) in enumerate(parked):
+            taken = [resume_ours(client, inbox, path, deal_id, run_id, cpu)]
+            taken += [
+                resume_bare(client, scenario, path, bare_id, cpu)
+                for scenario, bare_id in bare_ids.items()
+            ]
+            for sample in taken:
+                sample.warmup = index < warmup
+            samples += taken
+            label = "warm-up" if index < warmup else f"{index + 1 - warmup:>3}/{deals}"
             say(
-                f"[{path}] {label}  ours {mine.latency:6.2f}s {mine.cpu_seconds:5.2f} CPU-s "
-                f"(PAUSED {mine.to_paused:6.2f}s)  bare {baseline.latency:6.2f}s "
-                f"{baseline.cpu_seconds:5.2f} CPU-s"
+                f"[{path}] {label}  "
+                + "  ".join(
+                    f"{s.scenario} {s.latency:5.2f}s {s.cpu_seconds:5.2f} CPU-s" for s in taken
+                )
             )
     return samples
 
@@ -413,7 +447,7 @@ def resume_ours(
 ) -> Sample:
     """The manager approves by the emailed link; until the director's request arrives."""
     link = link_in(inbox.wait_for(to(MANAGER, "Approval needed", deal_id), WAIT_TIMEOUT).message)
-    cpu_before = cpu.now()
+    before = cpu.now()
     start, start_wall = time.monotonic(), time.time()
     response = decide(link, "approve", "bench")
     answered = time.monotonic() - start
@@ -422,14 +456,15 @@ def resume_ours(
     request = wait_for_email(client, inbox, to(DIRECTOR, "Approval needed", deal_id), run_id)
     paused = wait_paused(client, run_id, "gate-director")
     wait_until_no_process(run_id, timeout=60)
-    spent = cpu.spent(cpu_before, start)
+    spent = cpu.spent(before, start)
     return Sample(
         "ours",
         path,
         run_id,
         latency=request.monotonic - start,
         to_paused=paused - start,
-        cpu_seconds=spent,
+        cpu_seconds=sum(spent.values()),
+        cpu_by_role=spent,
         segments={
             "call returned": answered,
             **segments_since(client, run_id, start_wall, request.wall),
@@ -437,24 +472,27 @@ def resume_ours(
     )
 
 
-def resume_bare(client: SyncPrefectClient, path: str, run_id: str, cpu: StackCpu) -> Sample:
+def resume_bare(
+    client: SyncPrefectClient, scenario: str, path: str, run_id: str, cpu: StackCpu
+) -> Sample:
     """The baseline resumed the way web/decisions.py resumes a deal; until it pauses again."""
     from prefect.flow_runs import resume_flow_run
 
-    cpu_before = cpu.now()
+    before = cpu.now()
     start, start_wall = time.monotonic(), time.time()
     resume_flow_run(uuid.UUID(run_id), run_input={"approved": True})
     answered = time.monotonic() - start
     paused = wait_paused(client, run_id, "gate-b")
     wait_until_no_process(run_id, timeout=60)
-    spent = cpu.spent(cpu_before, start)
+    spent = cpu.spent(before, start)
     return Sample(
-        "bare",
+        scenario,
         path,
         run_id,
         latency=paused - start,
         to_paused=paused - start,
-        cpu_seconds=spent,
+        cpu_seconds=sum(spent.values()),
+        cpu_by_role=spent,
         segments={"call returned": answered, **segments_since(client, run_id, start_wall, None)},
     )
 
@@ -476,40 +514,41 @@ def figures(group: Sequence[Sample]) -> dict[str, float]:
 
 
 def summary(samples: Sequence[Sample], paths: Sequence[str]) -> dict[str, dict[str, float]]:
-    """What ``--json`` writes: ours on each path, the baseline of the first path's run."""
+    """What ``--json`` writes: ours on each path, the baseline (bare, stock path) of the
+    first path's run, and the bare flow started warm when it ran."""
     found = {
         ("ours" if path == "warm" else f"ours_{path}"): figures(counted(samples, "ours", path))
         for path in paths
     }
     found["baseline"] = figures(counted(samples, "bare", paths[0]))
+    if bare_warm := counted(samples, "bare-warm", "warm"):
+        found["bare_warm"] = figures(bare_warm)
     return found
 
 
-def results_tables(samples: Sequence[Sample], paths: Sequence[str]) -> tuple[str, str]:
+SCENARIO_ROWS = {
+    "ours": ("ours, {path}: POST -> director's email at SMTP", "latency"),
+    "ours-paused": ("ours, {path}: POST -> run PAUSED at gate-director", "to_paused"),
+    "bare-warm": ("bare flow, warm (a `dealflow worker`): resume -> PAUSED at gate-b", "latency"),
+    "bare": ("bare baseline, stock process path: resume -> PAUSED at gate-b", "latency"),
+}
+
+
+def results_tables(samples: Sequence[Sample], paths: Sequence[str]) -> tuple[str, str, str]:
     rows: list[list[str]] = []
     breakdown: list[list[str]] = []
+    roles: list[list[str]] = []
     for path in paths:
-        ours, bare = counted(samples, "ours", path), counted(samples, "bare", path)
-        base = figures(bare)
-        lines = [
-            (f"ours, {path}: POST -> director's email at SMTP", ours, [s.latency for s in ours]),
-            (
-                f"ours, {path}: POST -> run PAUSED at gate-director",
-                ours,
-                [s.to_paused for s in ours],
-            ),
-            (
-                "bare baseline, stock: resume -> run PAUSED at gate-b",
-                bare,
-                [s.latency for s in bare],
-            ),
-        ]
-        for name, group, values in lines:
-            st = stats_of(values)
+        base = figures(counted(samples, "bare", path))
+        for row, (label, measure) in SCENARIO_ROWS.items():
+            group = counted(samples, row.removesuffix("-paused"), path)
+            if not group:
+                continue
+            st = stats_of([getattr(s, measure) for s in group])
             cpu = statistics.median(s.cpu_seconds for s in group)
             rows.append(
                 [
-                    name,
+                    label.format(path=path),
                     str(st.n),
                     *(f"{v:.2f}" for v in (st.median, st.p95, st.low, st.high)),
                     f"{st.median / base['median_s']:.2f}",
@@ -517,12 +556,28 @@ def results_tables(samples: Sequence[Sample], paths: Sequence[str]) -> tuple[str
                     f"{base['cpu_s_per_resume'] / cpu:.1f}" if cpu > 0 else "-",
                 ]
             )
-        for name, group in ((f"ours, {path}", ours), (f"bare baseline (beside {path})", bare)):
+            if row.endswith("-paused"):
+                continue
+            name = f"{row}, beside {path}" if row != "ours" else f"ours, {path}"
             cells = []
             for segment in SEGMENTS:
                 values = [s.segments[segment] for s in group if segment in s.segments]
                 cells.append(f"{statistics.median(values):.2f}" if values else "-")
             breakdown.append([name, *cells])
+            spent: dict[str, list[float]] = {}
+            for sample in group:
+                for role, seconds in sample.cpu_by_role.items():
+                    spent.setdefault(role, []).append(seconds)
+            roles.append(
+                [
+                    name,
+                    ", ".join(
+                        f"{role} {statistics.median(values):.2f}"
+                        for role, values in sorted(spent.items())
+                        if statistics.median(values) >= 0.005
+                    ),
+                ]
+            )
     main_table = table(
         [
             "scenario",
@@ -538,7 +593,8 @@ def results_tables(samples: Sequence[Sample], paths: Sequence[str]) -> tuple[str
         rows,
     )
     segment_table = table(["scenario", *SEGMENTS], breakdown)
-    return main_table, segment_table
+    role_table = table(["scenario", "CPU-s per resume by process (medians)"], roles)
+    return main_table, segment_table, role_table
 
 
 def render_section(
@@ -547,7 +603,7 @@ def render_section(
     record: RunRecord,
     extras: dict[str, dict[str, float]],
 ) -> str:
-    main_table, segment_table = results_tables(samples, paths)
+    main_table, segment_table, role_table = results_tables(samples, paths)
     opening = record.header(SCRIPT, make_target="bench", code_change=CODE_CHANGE_SPELLED)
     notes = "\n".join(f"- {note}" for note in report_notes(samples, paths, extras))
     return f"""{SECTION_TITLE}
@@ -578,6 +634,12 @@ resumed run up at its next poll (Scheduled -> Pending), starts a process for it
 Prefect and the flow), and the run executes the flow from the top again.
 
 {segment_table}
+
+Where the CPU goes: each process of the stack with all it started (a worker's row holds
+its flow-run processes and, for a `dealflow worker`, its warm parent and the runs forked
+from it), idle taken out.
+
+{role_table}
 
 {notes}
 """
