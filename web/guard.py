@@ -70,7 +70,15 @@ FINANCE_USER = "finance_user"
 INTAKE_CLIENT = "intake_client"
 FINANCE_REALM = 'Basic realm="finance"'
 # Pages opened with a signed token in their address.
-LINK_PAGES = ("/approvals/", "/acceptance/", "/deals/")
+LINK_PAGES = (
+    "/approvals/",
+    "/acceptance/",
+    "/deals/",
+    "/signing/",
+    "/survey/",
+    "/progress/",
+    "/repurchase/",
+)
 
 
 @dataclass(frozen=True)

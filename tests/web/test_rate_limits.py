@@ -146,4 +146,6 @@ def test_link_pages_are_limited_per_address(limited: str) -> None:
     assert 1 <= int(held.headers["Retry-After"]) <= 60
     assert "Too many requests" in held.text and "nothing was changed" in held.text
     assert httpx.get(f"{limited}/deals/ANY?key=x").status_code == 429
+    for page in ("signing", "survey", "progress", "repurchase"):
+        assert httpx.get(f"{limited}/{page}/not.valid").status_code == 429, page
     assert httpx.get(f"{limited}/healthz").status_code == 200, "other pages are not limited"
