@@ -1,7 +1,8 @@
 """Load: N deals submitted and approved over HTTP on the production path, against bare Prefect.
 
-The production path of docs/deployment.md (``dealflow.stack.local.Stack`` with two ``prefect
-worker`` processes on a process work pool capped at ``--pool-limit`` runs, the web service
+The production path of docs/deployment.md (``dealflow.stack.local.Stack`` with two ``dealflow
+worker`` processes, starting runs warm unless ``--cold``, on a process work pool capped at
+``--pool-limit`` runs, the web service
 as two uvicorn processes, Prefect and Dealflow on PostgreSQL) carries N deals at once:
 
 * ours: a load script (this one) submits every deal with ``POST /api/deals``; an SMTP
@@ -22,7 +23,8 @@ peak memory (RSS, from /proc every 0.5 s) of the Prefect server, of the workers 
 flow-run processes they start, and of the web service.
 
     .venv/bin/python bench/load.py [--deals 1000] [--concurrency 10] [--pool-limit 10]
-                                   [--example FILE] [--skip-baseline] [--out FILE.json]
+                                   [--example FILE] [--skip-baseline] [--cold]
+                                   [--out FILE.json]
 
 Prints the tables and writes them to bench/RESULTS.md (only this benchmark's section).
 Prefect reads its settings once, when first imported: this script and the bench modules
@@ -187,6 +189,11 @@ def main(argv: Sequence[str]) -> None:
         "seats, which needs the manager's gate only.",
     )
     parser.add_argument("--skip-baseline", action="store_true", help="Measure ours only.")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="Workers start every run cold (`dealflow worker --cold`), as Prefect's own worker does.",
+    )
     parser.add_argument("--out", type=Path, help="Write every raw sample to this JSON file.")
     parser.add_argument(
         "--timeout", type=float, help="Seconds per phase (default 600 + 10 per deal)."
@@ -206,7 +213,7 @@ def main(argv: Sequence[str]) -> None:
         parser.error("--deals, --concurrency and --pool-limit must be at least 1")
     out = args.out.resolve() if args.out else None
 
-    plan = plan_stack("bench_load", args.pool_limit)
+    plan = plan_stack("bench_load", args.pool_limit, warm=not args.cold)
     signal.signal(signal.SIGTERM, raise_interrupt)
     clock = RunClock(argv)
     template, example = load_example(args.example)
@@ -218,7 +225,7 @@ def main(argv: Sequence[str]) -> None:
     if out:
         out.write_text(json.dumps(raw, indent=1))
         say(f"raw samples written to {out}")
-    info = RunInfo(clock.stop(), example, route, args.concurrency, args.pool_limit)
+    info = RunInfo(clock.stop(), example, route, args.concurrency, args.pool_limit, not args.cold)
     section = render_section(info, phases)
     say("\n" + section)
     if not args.no_results:

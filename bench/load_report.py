@@ -29,6 +29,7 @@ class RunInfo:
     route: RouteInfo
     concurrency: int
     pool_limit: int
+    warm: bool = True
 
 
 def latency_cells(values: Sequence[float]) -> list[str]:
@@ -181,8 +182,8 @@ def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
 {ours.count} deals submitted with `POST /api/deals` and approved by a load script
 through the approval links of their emails (the page's form, `decision=approve`), on
 the production path (docs/deployment.md): Prefect's server and Dealflow on PostgreSQL,
-a process work pool capped at {info.pool_limit} runs at once, two `prefect worker` processes
-polling every second, the web service as two uvicorn processes. {info.concurrency}
+a process work pool capped at {info.pool_limit} runs at once, two `dealflow worker` processes
+polling every second and starting runs {"warm (forked from the warm parent)" if info.warm else "cold (`--cold`: each run a fresh interpreter, as Prefect's own worker starts it)"}, the web service as two uvicorn processes. {info.concurrency}
 concurrent HTTP clients; approvals go before submissions. The baseline is a bare flow
 with as many suspends and no work (`bare_suspends` in bench/load.py) on the same pool
 and workers, its runs created and resumed with `resume_flow_run` by as many clients.

@@ -52,6 +52,7 @@ class BenchPlan:
     databases: dict[str, str]  # "dealflow" / "prefect" -> database name
     api_key: str  # for POST /api/deals
     pool_limit: int
+    warm: bool = True  # the workers start runs warm (`dealflow worker`), or cold (--cold)
 
 
 def stack_config(plan: BenchPlan, postgres: str = POSTGRES_SERVER) -> StackConfig:
@@ -66,6 +67,7 @@ def stack_config(plan: BenchPlan, postgres: str = POSTGRES_SERVER) -> StackConfi
         smtp_port=plan.smtp_port,
         mail_catcher=False,
         workers=2,
+        warm=plan.warm,
         web_processes=2,
         pool_limit=plan.pool_limit,
         database_url=f"{postgres}/{plan.databases['dealflow']}",
@@ -78,7 +80,7 @@ def stack_config(plan: BenchPlan, postgres: str = POSTGRES_SERVER) -> StackConfi
     )
 
 
-def plan_stack(prefix: str, pool_limit: int) -> BenchPlan:
+def plan_stack(prefix: str, pool_limit: int, warm: bool = True) -> BenchPlan:
     """Choose the stack's ports, data folder and database names (``prefix`` and this
     process's id), and put its environment in place for this process: Prefect and
     Dealflow read their settings once, so this comes before either is first used."""
@@ -95,6 +97,7 @@ def plan_stack(prefix: str, pool_limit: int) -> BenchPlan:
         databases={"dealflow": f"{tag}_dealflow", "prefect": f"{tag}_prefect"},
         api_key=secrets.token_urlsafe(24),
         pool_limit=pool_limit,
+        warm=warm,
     )
     os.environ.update(stack_env(stack_config(plan)))
     return plan
