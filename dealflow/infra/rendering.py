@@ -137,6 +137,21 @@ def environment(language: str = ENGLISH) -> Environment:
     return env
 
 
+def compile_templates() -> None:
+    """Read every language's translations and compile every template now, once: a
+    process that forks flow runs (``dealflow worker``) does it for all of them."""
+    from models.language import LANGUAGES
+
+    for language in LANGUAGES:
+        env = environment(language)
+        for name in env.list_templates(extensions=["html", "txt", "md"]):
+            env.get_template(name)
+    # Babel's locale data, which formatting dates and money reads when first used.
+    for language in LANGUAGES:
+        money(Decimal("1"), "CNY", language)
+        when(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), language)
+
+
 def render(template: str, **context: object) -> str:
     return environment().get_template(template).render(**context)
 
