@@ -44,6 +44,7 @@ from prefect.events.filters import (
     EventResourceFilter,
 )
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.input.run_input import keyset_from_base_key
 from prefect.states import Cancelled, Crashed, Scheduled, State
 
 from dealflow.infra.db import session_scope
@@ -206,6 +207,31 @@ def find_half_suspended_runs(
     return lost
 
 
+def _forget_unanswered_pauses(client: SyncPrefectClient, run: FlowRun) -> None:
+    """Let the run suspend again at every pause key it fired without being answered.
+
+    A process killed after its run suspended, before it exited, gets the run marked
+    Crashed by its worker: the pause key has fired, and no answer is stored for it.
+    Started again, the run would reach that key, Prefect would take the suspend as done
+    and hand the run an empty answer. Keys that were answered stay: the run finds its
+    answer there, as with any resume."""
+    fired = set(run.empirical_policy.pause_keys or ())
+    unanswered = set()
+    for key in fired:
+        try:
+            client.read_flow_run_input(run.id, keyset_from_base_key(f"suspended-{key}")["response"])
+        except ObjectNotFound:
+            unanswered.add(key)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise
+            unanswered.add(key)
+    if unanswered:
+        policy = run.empirical_policy.model_dump()
+        policy["pause_keys"] = fired - unanswered
+        client.update_flow_run(run.id, empirical_policy=FlowRunPolicy(**policy))
+
+
 def _forget_pause(client: SyncPrefectClient, run: FlowRun) -> None:
     """Let the run suspend at its current pause key again: Prefect rejects a key that
     fired once and would hand the run the input it never got."""
@@ -251,6 +277,8 @@ def recover_lost_runs(
                 continue
             if lost.state == "PAUSED":
                 _forget_pause(client, run)
+            else:
+                _forget_unanswered_pauses(client, run)
             recoveries = sum(1 for tag in run.tags if tag.startswith(RECOVERED_TAG))
             what = f"deal {deal_id}" if deal_id else f"run {run.name}"
             if recoveries >= settings.max_run_recoveries:

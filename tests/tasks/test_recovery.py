@@ -142,6 +142,43 @@ def test_a_run_killed_between_suspending_and_storing_its_input_schema_suspends_a
     assert f"run/recovered/{suspended.id}" in keys
 
 
+def test_a_run_crashed_after_it_suspended_suspends_again_when_started_again(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """A process killed after its run suspended, before it exited: the worker marks the
+    run Crashed over its Suspended state. Started again by the sweep, the run suspends at
+    the same gate afresh (Prefect would otherwise take that suspend as done and hand the
+    run an empty answer), and the approver's link decides it."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
+    with get_client(sync_client=True) as client:
+        suspended = client.read_flow_run(UUID(run_id)).state
+        assert suspended is not None
+        # What the worker reports for a flow-run process killed with SIGKILL.
+        client.set_flow_run_state(
+            UUID(run_id), Crashed(message="Process exited with status code: -9."), force=True
+        )
+    said = recover_lost_runs.fn(only=[UUID(run_id)])
+    assert said and said[0].startswith(f"scheduled deal {deal_id} ({run_id}) again"), said
+
+    def suspended_again() -> bool:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state
+        assert state is not None and state.type.value != "FAILED", state.message
+        return state.id != suspended.id and (
+            state.type.value,
+            state.state_details.pause_key,
+        ) == ("PAUSED", "gate-manager")
+
+    wait_until(suspended_again, 120, "the run suspended at the manager's gate again")
+    assert decide(link, "approve", "after the sweep").status_code == 200
+    inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+    wait_for_state(run_id, "PAUSED", key="gate-director")
+    assert _decision_of(deal_id, "manager") == "approved"
+
+
 def _decision_of(deal_id: str, gate: str) -> str | None:
     with session_scope() as session:
         row = get_approval(session, deal_id, gate)
