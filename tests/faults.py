@@ -68,8 +68,15 @@ def flow_processes(worker_pid: int) -> dict[int, str]:
 
 
 def warm_parent_of(worker_pid: int) -> int | None:
-    """The warm parent ``dealflow worker`` keeps beside its Prefect worker, if it runs."""
-    for pid in children_of(worker_pid):
+    """The warm parent ``dealflow worker`` keeps beside its Prefect worker, if it runs: the
+    worker's child with that command line (what it forks has the same one)."""
+    try:
+        children = (
+            Path("/proc") / str(worker_pid) / "task" / str(worker_pid) / "children"
+        ).read_text()
+    except OSError:
+        return None
+    for pid in map(int, children.split()):
         with contextlib.suppress(OSError):
             if b"dealflow.warm.parent" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
                 return pid

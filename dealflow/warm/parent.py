@@ -90,19 +90,28 @@ def preload() -> None:
 
 def _prepare_our_code() -> None:
     """What every run of ours would otherwise do first, pure CPU: the ORM's mappers, the
-    templates compiled, the translations read."""
+    templates compiled, the translations read, the responsibility matrix parsed."""
     from sqlalchemy.orm import configure_mappers
 
     from dealflow.infra.rendering import compile_templates
+    from models.matrix import MatrixError, load_matrix
+    from models.settings import get_settings
 
     configure_mappers()
     compile_templates()
+    # Parsed once per text: a run that reads the same matrix finds it parsed. A broken
+    # matrix is the runs' to report, where the people who fix it look.
+    with contextlib.suppress(MatrixError, ValueError):
+        load_matrix(get_settings().matrix_path)
 
 
 def flow_modules() -> list[str]:
     import yaml
 
-    declared = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"]
+    declared_in = PROJECT_ROOT / "prefect.yaml"
+    if not declared_in.exists():  # an installation without the checkout: Prefect only
+        return []
+    declared = yaml.safe_load(declared_in.read_text())["deployments"]
     return sorted(
         {d["entrypoint"].partition(":")[0].removesuffix(".py").replace("/", ".") for d in declared}
     )
@@ -167,9 +176,11 @@ def _reap_watchers() -> None:
 def _watch_run(connection: socket.socket, streams: list[int], request: dict[str, Any]) -> NoReturn:
     """In a forked watcher: fork the run, tell the launcher its pid, and report how it
     ended; a launcher that vanished (killed with its worker) takes the run with it."""
+    watcher = os.getpid()
     run = os.fork()
     if run == 0:
         connection.close()
+        _die_with(watcher)
         _run_engine(streams, request)
     for fd in streams:
         os.close(fd)
@@ -193,6 +204,18 @@ def _watch_run(connection: socket.socket, streams: list[int], request: dict[str,
             os.kill(run, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(run, 0)
+        os._exit(1)
+
+
+def _die_with(watcher: int) -> None:
+    """The run ends when its watcher does: nothing else would tell the worker how it ended,
+    and a run the worker counts as crashed must not go on beside the one that recovers it."""
+    import ctypes
+
+    pr_set_pdeathsig = 1  # prctl(2)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != watcher:  # it died before the line above
         os._exit(1)
 
 

@@ -181,6 +181,19 @@ def test_a_killed_launcher_takes_its_run_with_it(
     assert warm_parent.process.poll() is None
 
 
+def test_a_run_whose_watcher_is_killed_ends_too_and_its_launcher_says_so(
+    warm_parent: WarmParent, launch: Callable[..., subprocess.Popen[str]]
+) -> None:
+    launcher = launch(warm_parent.socket)
+    run = waiting_run(warm_parent, launcher)
+    (watcher,) = children(warm_parent.process.pid)
+    os.kill(watcher, signal.SIGKILL)
+    _, errors = launcher.communicate(timeout=30)
+    wait_for(lambda: not alive(run))
+    assert launcher.returncode == 1
+    assert "lost the warm run" in errors
+
+
 def test_a_killed_run_ends_its_launcher_by_the_same_signal(
     warm_parent: WarmParent, launch: Callable[..., subprocess.Popen[str]]
 ) -> None:
