@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -434,7 +435,16 @@ _DatesAsText.yaml_implicit_resolvers = {
 
 
 def parse_matrix(text: str, source: str = "<matrix>") -> Matrix:
-    """Parse and validate a matrix document; every problem is listed with its place."""
+    """Parse and validate a matrix document; every problem is listed with its place.
+
+    A run reads the matrix in nearly every task, and parsing it is most of a task's CPU:
+    the same text is parsed once per process (the matrix is frozen, so it can be shared).
+    """
+    return _parsed(text, source)
+
+
+@lru_cache(maxsize=16)
+def _parsed(text: str, source: str) -> Matrix:
     try:
         data = yaml.load(text, Loader=_DatesAsText)
     except yaml.YAMLError as exc:

@@ -153,7 +153,7 @@ def compile_templates() -> None:
 
 
 def render(template: str, **context: object) -> str:
-    return environment().get_template(template).render(**context)
+    return environment(ENGLISH).get_template(template).render(**context)
 
 
 def render_in(language: str, template: str, **context: object) -> str:
