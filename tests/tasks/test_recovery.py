@@ -166,7 +166,8 @@ def test_a_run_crashed_after_it_suspended_suspends_again_when_started_again(
     def suspended_again() -> bool:
         with get_client(sync_client=True) as client:
             state = client.read_flow_run(UUID(run_id)).state
-        assert state is not None and state.type.value != "FAILED", state.message
+        assert state is not None
+        assert state.type.value != "FAILED", state.message
         return state.id != suspended.id and (
             state.type.value,
             state.state_details.pause_key,
