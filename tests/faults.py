@@ -69,14 +69,14 @@ def flow_processes(worker_pid: int) -> dict[int, str]:
 
 def warm_parent_of(worker_pid: int) -> int | None:
     """The warm parent ``dealflow worker`` keeps beside its Prefect worker, if it runs: the
-    worker's child with that command line (what it forks has the same one)."""
-    try:
-        children = (
-            Path("/proc") / str(worker_pid) / "task" / str(worker_pid) / "children"
-        ).read_text()
-    except OSError:
-        return None
-    for pid in map(int, children.split()):
+    worker's child with that command line (what it forks has the same one). A thread of
+    the worker starts it, so its children are looked for under every thread."""
+    children = []
+    with contextlib.suppress(OSError):
+        for thread in (Path("/proc") / str(worker_pid) / "task").iterdir():
+            with contextlib.suppress(OSError):
+                children += (thread / "children").read_text().split()
+    for pid in map(int, children):
         with contextlib.suppress(OSError):
             if b"dealflow.warm.parent" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
                 return pid
