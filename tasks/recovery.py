@@ -13,6 +13,13 @@ the run looks suspended at its gate, but Prefect refuses every resume ("Run inpu
 not found") and nothing ever starts it again. Such a run is scheduled again too, its
 pause key forgotten, so that it suspends at the same gate afresh, whole.
 
+A worker marks a run Crashed when the process it started for it dies, even when the run
+had suspended in that process and was resumed, and runs, in another: that process then
+fails on its next step ("Run is already in terminal state CRASHED"). A run Failed right
+after it was Crashed is scheduled again too; one that failed in our code is not. The
+sweep waits until a Crashed run has shown no sign of life for the configured time, so
+that it never starts a run beside a process that still runs it.
+
 A deal's run is started again only while it carries the deal: the run of a revision that
 a later one replaced (the deal was rejected, revised and submitted again) is cancelled
 instead, named "Superseded", since the new revision's run carries the deal.
@@ -31,6 +38,7 @@ from prefect.client.schemas.filters import (
     FlowFilterName,
     FlowRunFilter,
     FlowRunFilterDeploymentId,
+    FlowRunFilterEndTime,
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
@@ -68,7 +76,9 @@ RECOVERED_TAG = "dealflow:recovered"
 @dataclass(frozen=True)
 class LostRun:
     run: FlowRun
-    state: str  # RUNNING, PENDING, CRASHED, or PAUSED without the input's schema
+    # RUNNING, PENDING, CRASHED (or Failed right after Crashed), or PAUSED without the
+    # input's schema
+    state: str
     quiet_since: dt.datetime  # the last sign of life: state change or heartbeat
 
     @property
@@ -84,6 +94,11 @@ class LostRun:
 
     def describe(self, now: dt.datetime) -> str:
         quiet = int((now - self.quiet_since).total_seconds())
+        if self.state == "CRASHED" and self.run.state and self.run.state.type.value == "FAILED":
+            return (
+                "a worker marked its run crashed while another process ran it on, and that "
+                f"process could not go on ({self.run.state.message})"
+            )
         if self.state == "CRASHED":
             return f"its run crashed ({self.run.state.message if self.run.state else ''})".strip()
         if self.state == "PAUSED":
@@ -107,8 +122,9 @@ def _last_heartbeat(client: SyncPrefectClient, run_id: UUID, since: dt.datetime)
 def find_lost_runs(
     client: SyncPrefectClient, now: dt.datetime, only: Sequence[UUID] | None = None
 ) -> list[LostRun]:
-    """Dealflow runs (of ``only``, if given) Running or Pending without a heartbeat or
-    state change for the configured time, and runs Crashed by their infrastructure."""
+    """Dealflow runs (of ``only``, if given) Running, Pending or Crashed without a
+    heartbeat or state change for the configured time; the Crashed runs of ``only`` at
+    once (a person asked for them)."""
     settings = get_settings()
     quiet_limit = dt.timedelta(seconds=settings.stalled_run_seconds)
     runs = client.read_flow_runs(
@@ -130,15 +146,45 @@ def find_lost_runs(
         if run.state is None:
             continue
         state = run.state.type.value
-        if state == "CRASHED":
+        if state == "CRASHED" and only is not None:
             lost.append(LostRun(run, state, run.state.timestamp))
             continue
+        # A sweep leaves a Crashed run alone while it shows signs of life: its worker may
+        # have marked it Crashed while another process runs it on (module docstring).
         changed = run.state.timestamp
         if now - changed < quiet_limit:
             continue
         alive = _last_heartbeat(client, run.id, since=changed)
         if now - alive >= quiet_limit:
             lost.append(LostRun(run, state, alive))
+    return lost + _failed_after_crashed(client, now, only)
+
+
+def _failed_after_crashed(
+    client: SyncPrefectClient, now: dt.datetime, only: Sequence[UUID] | None
+) -> list[LostRun]:
+    """Dealflow runs (of ``only``, or that ended lately) Failed right after Crashed."""
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=DEALFLOW_FLOWS)),
+        flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=list(only)) if only is not None else None,
+            deployment_id=FlowRunFilterDeploymentId(is_null_=False),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED])),
+            end_time=(
+                FlowRunFilterEndTime(after_=now - SUSPENSIONS_LOOKBACK) if only is None else None
+            ),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=200,
+    )
+    lost = []
+    for run in runs:
+        states = sorted(
+            (s for s in client.read_flow_run_states(run.id) if s.timestamp is not None),
+            key=lambda s: s.timestamp,
+        )
+        if len(states) >= 2 and states[-2].type == StateType.CRASHED and run.state is not None:
+            lost.append(LostRun(run, "CRASHED", run.state.timestamp))
     return lost
 
 

@@ -180,6 +180,35 @@ def test_a_run_crashed_after_it_suspended_suspends_again_when_started_again(
     assert _decision_of(deal_id, "manager") == "approved"
 
 
+def test_a_run_failed_because_a_worker_marked_it_crashed_is_started_again(
+    stack: Any, inbox: Inbox, tmp_path: Path
+) -> None:
+    """A process killed as it exited, after its run suspended: its worker marks the run
+    Crashed while the run, resumed meanwhile, runs in another process, which then fails
+    to go on. The sweep starts that run again; a run that failed in our code it leaves."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed, Failed
+
+    deal_id, run_id, link = deal_waiting_at_manager(inbox, tmp_path)
+    refused = "Flow run encountered an exception: RuntimeError: Flow run cannot be suspended: Run is already in terminal state CRASHED."
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(run_id), Failed(message="a bug of ours"), force=True)
+        assert recover_lost_runs.fn(only=[UUID(run_id)]) == [], "failed in our code: left"
+        client.set_flow_run_state(
+            UUID(run_id), Crashed(message="Process exited with status code: -9."), force=True
+        )
+        client.set_flow_run_state(UUID(run_id), Failed(message=refused), force=True)
+    said = recover_lost_runs.fn(only=[UUID(run_id)])
+    assert said == [
+        f"scheduled deal {deal_id} ({run_id}) again: a worker marked its run crashed while "
+        f"another process ran it on, and that process could not go on ({refused})"
+    ]
+    wait_for_state(run_id, "PAUSED", timeout=120, key="gate-manager")
+    assert decide(link, "approve", "after the sweep").status_code == 200
+    inbox.wait_for(to("dana.whitfield@example.com", "Approval needed", deal_id))
+    assert _decision_of(deal_id, "manager") == "approved"
+
+
 def _decision_of(deal_id: str, gate: str) -> str | None:
     with session_scope() as session:
         row = get_approval(session, deal_id, gate)
