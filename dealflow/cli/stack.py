@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,11 +51,14 @@ def stack_up(
     _stop_on_signals()
     typer.echo("Starting the Dealflow stack (first start takes a minute)...")
     _start(stack)
-    finance_login = _finance_login(config)
-    for warning in stack.warnings:
-        typer.echo(f"\nWarning: {warning}", err=True)
-    typer.echo(_running(stack, finance_login))
-    _watch(stack)
+
+    def announce() -> None:
+        finance_login = _finance_login(config)
+        for warning in stack.warnings:
+            typer.echo(f"\nWarning: {warning}", err=True)
+        typer.echo(_running(stack, finance_login))
+
+    _watch(stack, announce)
 
 
 def _stop_on_signals() -> None:
@@ -145,9 +149,11 @@ def _running(stack: Stack, finance_login: str) -> str:
     )
 
 
-def _watch(stack: Stack) -> None:
-    """Until Ctrl-C (or a signal) stops the stack, or one of its processes stops alone."""
+def _watch(stack: Stack, announce: Callable[[], None]) -> None:
+    """Say the stack is running, then watch it until Ctrl-C (or a signal) stops it, or one
+    of its processes stops alone. A signal that comes while it is saying so stops it too."""
     try:
+        announce()
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
     except KeyboardInterrupt:
