@@ -15,13 +15,16 @@ from typing import Any
 
 import pytest
 
+from dealflow.infra.db import session_scope
 from dealflow.infra.deal_links import deal_page_url
 from dealflow.infra.links import LinkClaim, Purpose
+from dealflow.infra.records import get_deal
 from dealflow.stack.mailcatcher import MailStore, inbox_app
 from harness.ports import free_port
 from models.keys import ACCEPTANCE_WAIT, SIGNING_WAIT
 from models.settings import get_settings
 from tasks.closing import acceptance_link
+from tasks.duty_links import duty_claim, duty_url
 from tasks.signing import signing_link
 from tests.browser import SCREENSHOTS
 from tests.conftest import Inbox
@@ -81,9 +84,19 @@ def pages(stack: Any, inbox: Inbox, tmp_path_factory: pytest.TempPathFactory) ->
         expires,
         purpose=Purpose.SIGNING.value,
     )
+    with session_scope() as session:
+        delivering = get_deal(session, invoiced)
+        duties = {
+            name: duty_url(duty_claim(purpose, delivering, dt.datetime.now(dt.UTC)))
+            for name, purpose in (
+                ("progress", Purpose.PROGRESS),
+                ("repurchase", Purpose.REPURCHASE),
+            )
+        }
     return {
         "approval": approval,
         "signing": signing_link(signing),
+        **duties,
         "deal-waiting": deal_page_url(deal_id),
         "deal-invoiced": deal_page_url(invoiced),
         "acceptance": acceptance_link(acceptance),
@@ -100,6 +113,8 @@ def pages(stack: Any, inbox: Inbox, tmp_path_factory: pytest.TempPathFactory) ->
     [
         "approval",
         "signing",
+        "progress",
+        "repurchase",
         "deal-waiting",
         "deal-invoiced",
         "acceptance",
