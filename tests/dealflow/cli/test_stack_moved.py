@@ -21,7 +21,7 @@ from harness.ports import free_port
 def started(monkeypatch: pytest.MonkeyPatch, *options: str) -> str:
     """What `dealflow stack up OPTIONS` prints once its processes run (here: none)."""
     monkeypatch.setattr(Stack, "start", lambda self: None)
-    monkeypatch.setattr(stack_cli, "_watch", lambda stack: None)
+    monkeypatch.setattr(stack_cli, "_watch", lambda stack, announce: announce())
     monkeypatch.setattr(stack_cli, "_stop_on_signals", lambda: None)
     result = CliRunner().invoke(app, ["stack", "up", *options], prog_name="dealflow")
     assert result.exit_code == 0, result.output
