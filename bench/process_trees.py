@@ -92,26 +92,42 @@ class MemorySample:
     web: int
     workers_own: list[int]  # each worker process alone
     flow: dict[int, int]  # pid of a flow-run process (a worker's child) -> its tree's bytes
+    # The warm parents of `dealflow worker`s with the runs they forked (resident bytes of
+    # each process summed: the pages the forks share with the parent count once per fork).
+    warm: int = 0
 
     @property
     def workers_total(self) -> int:
-        return sum(self.workers_own) + sum(self.flow.values())
+        return sum(self.workers_own) + sum(self.flow.values()) + self.warm
 
 
 def sample_memory(roles: Roles) -> MemorySample:
     processes = process_table()
     children = children_map(processes)
     flow: dict[int, int] = {}
+    warm = 0
     for worker in roles["workers"]:
         for child in children.get(worker, ()):
-            flow[child] = tree_rss(child, processes, children)
+            if _is_warm_parent(child):
+                warm += tree_rss(child, processes, children)
+            else:
+                flow[child] = tree_rss(child, processes, children)
     return MemorySample(
         at=time.monotonic(),
         server=sum(tree_rss(pid, processes, children) for pid in roles["server"]),
         web=sum(tree_rss(pid, processes, children) for pid in roles["web"]),
         workers_own=[processes.get(pid, (0, 0))[1] for pid in roles["workers"]],
         flow=flow,
+        warm=warm,
     )
+
+
+def _is_warm_parent(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"dealflow.warm.parent" in cmdline.read()
+    except OSError:
+        return False
 
 
 class MemorySampler:
@@ -169,7 +185,7 @@ def memory_peaks(samples: Sequence[MemorySample]) -> MemoryPeaks:
 
 
 def wait_workers_idle(roles: Roles, timeout: float = DRAIN_TIMEOUT) -> None:
-    """Until no worker has a child process (no flow run is executing)."""
+    """Until no worker has a child process (no flow run is executing) but its warm parent."""
     deadline = time.monotonic() + timeout
     while sample_memory(roles).flow:
         if time.monotonic() > deadline:
