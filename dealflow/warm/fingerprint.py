@@ -16,8 +16,13 @@ def code_fingerprint(roots: list[Path]) -> str:
     """Changes when a file of the code in ``roots`` changes, when a root (a symlink to the
     current release, say) points elsewhere, or when a package is installed or removed."""
     digest = hashlib.sha256()
-    for root in roots:
-        digest.update(str(root.resolve()).encode())
+    walked: set[Path] = set()
+    for given in roots:
+        root = given.resolve()  # a symlink pointed elsewhere changes the digest
+        digest.update(str(root).encode())
+        if root in walked:  # DEALFLOW_CODE_DIR is usually this installation's folder
+            continue
+        walked.add(root)
         for name in CODE_FILES:
             _add(digest, root / name)
         for folder in CODE_FOLDERS:
