@@ -41,6 +41,7 @@ ENGINE_MODULES = (
     "prefect.runner.storage",
     "prefect.input.run_input",
     "prefect.results",
+    "prefect.utilities.visualization",  # imported by each task call
 )
 
 
@@ -81,6 +82,8 @@ def preload() -> None:
     for module in flow_modules():
         importlib.import_module(module)
     _prepare_our_code()
+    _complete_models()
+    _reread_settings()  # the imports may have set some (Prefect's home, its address)
     extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if extra:
         raise SystemExit(f"warm parent: importing the flows started threads {extra}")
@@ -91,6 +94,7 @@ def preload() -> None:
 def _prepare_our_code() -> None:
     """What every run of ours would otherwise do first, pure CPU: the ORM's mappers, the
     templates compiled, the translations read, the responsibility matrix parsed."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.orm import configure_mappers
 
     from dealflow.infra.rendering import compile_templates
@@ -99,10 +103,28 @@ def _prepare_our_code() -> None:
 
     configure_mappers()
     compile_templates()
+    # The database driver, which SQLAlchemy imports on the first connection. A bad
+    # address is the runs' to report.
+    with contextlib.suppress(Exception):
+        make_url(get_settings().resolved_database_url).get_dialect().import_dbapi()
     # Parsed once per text: a run that reads the same matrix finds it parsed. A broken
     # matrix is the runs' to report, where the people who fix it look.
     with contextlib.suppress(MatrixError, ValueError):
         load_matrix(get_settings().matrix_path)
+
+
+def _complete_models() -> None:
+    """Build the validators of the models that defer it to their first use (Prefect's
+    API schemas among them), which every run would otherwise build again."""
+    from pydantic import BaseModel
+
+    todo: list[type[BaseModel]] = [BaseModel]
+    while todo:
+        model = todo.pop()
+        todo.extend(model.__subclasses__())
+        if not model.__pydantic_complete__:
+            with contextlib.suppress(Exception):  # a forward reference not defined yet
+                model.model_rebuild()
 
 
 def flow_modules() -> list[str]:
@@ -288,8 +310,12 @@ def _reread_settings() -> None:
     import prefect.context
     from prefect.logging.configuration import setup_logging
 
+    inherited = prefect.context.get_settings_context().settings
     prefect.context.refresh_global_settings_context()
-    setup_logging(incremental=False)
+    if prefect.context.get_settings_context().settings != inherited:
+        # Logging is configured from the settings: again only when they differ, as
+        # configuring it costs a run more than the rest of this.
+        setup_logging(incremental=False)
     settings_module = sys.modules.get("models.settings")
     if settings_module is not None:
         settings_module.get_settings.cache_clear()
