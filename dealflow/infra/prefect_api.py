@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -11,6 +17,9 @@ from dealflow.infra.answer_proof import proven_payload
 from dealflow.infra.home_folder import keep_out_of_home
 from models.keys import waits_for
 from models.settings import get_settings
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 
 def use_configured_prefect_server() -> None:
@@ -39,13 +48,43 @@ def answer_people_promptly() -> None:
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "15")
 
 
+_shared: dict[str, SyncPrefectClient] = {}
+_shared_lock = threading.Lock()
+
+
+@contextmanager
+def prefect_client() -> Iterator[SyncPrefectClient]:
+    """A Prefect client for this process's calls: the flow run's own inside a run,
+    otherwise one kept open per API address for the life of the process.
+
+    Every new client builds a TLS trust store (about 14 ms of CPU, even for a plain-HTTP
+    address) and connects anew, and a click on an approval link asks Prefect several
+    times while it waits for the run to reach its gate. The client is safe to share
+    between the web service's threads.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.context import SyncClientContext
+    from prefect.settings import PREFECT_API_URL
+
+    address = PREFECT_API_URL.value()
+    if SyncClientContext.get() is not None or not address:
+        # In a run its client is the one to use; with no address Prefect would start a
+        # temporary server for this client, which must not outlive the call.
+        with get_client(sync_client=True) as client:
+            yield client
+        return
+    with _shared_lock:
+        if address not in _shared:
+            opened = get_client(sync_client=True).__enter__()
+            atexit.register(opened.__exit__, None, None, None)
+            _shared[address] = opened
+        client = _shared[address]
+    yield client
+
+
 def pause_state(run_id: str) -> tuple[str, str | None]:
     """The run's state type and, when it is paused, the key it waits under."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         run = client.read_flow_run(UUID(run_id))
     if run.state is None:
         return "UNKNOWN", None
@@ -60,12 +99,9 @@ def resume_with_answer(run_id: str, step: str, answer: BaseModel) -> None:
     newer optional field): those are left out, and what the run is not sent Dealflow's
     database records (dealflow/infra/answer_proof.py).
     """
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import NotPausedError, PrefectHTTPStatusError
 
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         state = client.read_flow_run(UUID(run_id)).state
         key = state.state_details.pause_key if state is not None else None
         if state is None or not state.is_paused() or key is None or not waits_for(key, step):
@@ -92,19 +128,34 @@ def resume_with_input(run_id: str, run_input: dict[str, object], patience: float
     waits for; a resume in that moment is refused, so it is tried again for a while.
     """
     import time
-    from uuid import UUID
-
-    from prefect.flow_runs import resume_flow_run
 
     deadline = time.monotonic() + patience
     while True:
         try:
-            resume_flow_run(UUID(run_id), run_input=run_input)
+            _resume(UUID(run_id), run_input)
             return
         except RuntimeError as exc:
             if "schema not found" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _resume(run_id: UUID, run_input: dict[str, object]) -> None:
+    """Prefect's ``resume_flow_run``, on this process's shared client."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError
+
+    with prefect_client() as client:
+        run = client.read_flow_run(run_id)
+        if run.state is None or not run.state.is_paused():
+            raise NotPausedError("Cannot resume a run that isn't paused!")
+        response = client.resume_flow_run(run_id, run_input=run_input)
+    if response.status == SetStateStatus.REJECT:
+        if response.state is not None and response.state.type == StateType.FAILED:
+            raise FlowPauseTimeout("Flow run can no longer be resumed.")
+        reason = getattr(response.details, "reason", None)
+        raise RuntimeError(f"Cannot resume this run: {reason}")
 
 
 # States in which no process runs the flow: a cancelled run ends there and then.
@@ -120,12 +171,9 @@ def cancel_run(run_id: str, message: str) -> str:
     for its worker or runner to end that process, as Prefect's own Cancel does. The run's
     state type as this leaves it. Raises what the client raises (ObjectNotFound for a
     run Prefect does not know, httpx.HTTPError for an unreachable server)."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Cancelling, State
 
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         state = client.read_flow_run(UUID(run_id)).state
         now = state.type.value if state is not None else "UNKNOWN"
         if now in _NO_PROCESS:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from dealflow.infra.clock import utcnow
 from dealflow.infra.db import session_scope
 from dealflow.infra.echo import echo
-from dealflow.infra.prefect_api import cancel_run
+from dealflow.infra.prefect_api import cancel_run, prefect_client
 from dealflow.infra.records import add_transition, earlier_revisions, stored_intake, wait_on
 from models import keys
 from models.deal import DealIntake
@@ -229,9 +229,7 @@ def _orchestrator_errors(settings: Settings, *, deal_saved: bool) -> Iterator[No
 def check_orchestrator(settings: Settings) -> None:
     """Raise OrchestratorUnavailable unless Prefect answers and knows the deal deployment:
     asked before storing anything, so that an unreachable Prefect leaves nothing half-done."""
-    from prefect.client.orchestration import get_client
-
-    with _orchestrator_errors(settings, deal_saved=False), get_client(sync_client=True) as client:
+    with _orchestrator_errors(settings, deal_saved=False), prefect_client() as client:
         client.read_deployment_by_name(settings.deployment)
 
 
@@ -239,12 +237,10 @@ def start_run(intake: DealIntake, settings: Settings, revision: int = 1) -> str:
     """The flow run id of the deal's ``revision``; Prefect returns the existing run for a
     revision started before. Revision 1's run is started as before revisions existed
     (its one parameter, its name), so that a deployment not yet updated still takes it."""
-    from prefect.client.orchestration import get_client
-
     parameters: dict[str, Any] = {"deal_id": intake.deal_id}
     if revision > 1:
         parameters["revision"] = revision
-    with _orchestrator_errors(settings, deal_saved=True), get_client(sync_client=True) as client:
+    with _orchestrator_errors(settings, deal_saved=True), prefect_client() as client:
         deployment = client.read_deployment_by_name(settings.deployment)
         run = client.create_flow_run_from_deployment(
             deployment.id,
