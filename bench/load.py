@@ -73,7 +73,7 @@ from bench.deal_copies import (
     route_of,
 )
 from bench.deals_under_load import DealsUnderLoad
-from bench.load_report import SECTION_TITLE, RunInfo, render_section
+from bench.load_report import RunInfo, render_section, section_title
 from bench.process_trees import MemorySampler, memory_peaks, wait_workers_idle
 from bench.production_stack import (
     BenchPlan,
@@ -229,7 +229,7 @@ def main(argv: Sequence[str]) -> None:
     section = render_section(info, phases)
     say("\n" + section)
     if not args.no_results:
-        write_results(section, SECTION_TITLE)
+        write_results(section, section_title(args.deals, not args.cold))
     if any(p.failures for p in phases):
         raise BenchError("some deals or runs failed: see the notes above")
 

@@ -18,7 +18,14 @@ from bench.deal_copies import RouteInfo
 from bench.results import RunRecord, mib, nearest_rank, stats_of, table
 from bench.under_load import PhaseResult
 
-SECTION_TITLE = "## Load: deals approved over HTTP on the production path (bench/load.py)"
+
+def section_title(deals: int, warm: bool) -> str:
+    """One section per size and path: a 1,000-deal run of ours alone leaves the
+    100-deal comparison with the stock path in place."""
+    path = "" if warm else ", runs started cold"
+    return f"## Load: {deals} deals approved over HTTP on the production path{path} (bench/load.py)"
+
+
 SCRIPT = "bench/load.py"
 
 
@@ -177,16 +184,22 @@ def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
             shown = "; ".join(phase.failures[:5])
             notes.append(f"**{len(phase.failures)} failed in {phase.name}**: {shown}")
     notes_text = "\n".join(f"- {note}" for note in notes)
-    return f"""{SECTION_TITLE}
+    baseline = (
+        "The baseline is a bare flow\nwith as many suspends and no work (`bare_suspends` in "
+        "bench/load.py) on the same pool\nand workers, its runs created and resumed with "
+        "`resume_flow_run` by as many clients."
+        if len(phases) > 1
+        else "No baseline in this run (`--skip-baseline`): the smaller run's section sets "
+        "ours\nbeside Prefect's stock path."
+    )
+    return f"""{section_title(ours.count, info.warm)}
 
 {ours.count} deals submitted with `POST /api/deals` and approved by a load script
 through the approval links of their emails (the page's form, `decision=approve`), on
 the production path (docs/deployment.md): Prefect's server and Dealflow on PostgreSQL,
 a process work pool capped at {info.pool_limit} runs at once, two `dealflow worker` processes
 polling every second and starting runs {"warm (forked from the warm parent)" if info.warm else "cold (`--cold`: each run a fresh interpreter, as Prefect's own worker starts it)"}, the web service as two uvicorn processes. {info.concurrency}
-concurrent HTTP clients; approvals go before submissions. The baseline is a bare flow
-with as many suspends and no work (`bare_suspends` in bench/load.py) on the same pool
-and workers, its runs created and resumed with `resume_flow_run` by as many clients.
+concurrent HTTP clients; approvals go before submissions. {baseline}
 
 {info.record.header(SCRIPT)}
 - Deal: {info.example}; route `{info.route.rule}`: {gates}, then the signing and acceptance
