@@ -117,7 +117,8 @@ def figures_tables(phases: Sequence[PhaseResult]) -> tuple[str, str]:
             "scenario",
             "samples",
             "Prefect server",
-            "workers + flow-run processes (sum)",
+            "workers + flow-run processes (RSS sum)",
+            "the same, PSS (shared pages once)",
             "worker processes alone (sum)",
             "one flow-run process (max)",
             "flow-run processes at once (max)",
@@ -129,6 +130,7 @@ def figures_tables(phases: Sequence[PhaseResult]) -> tuple[str, str]:
                 str(p.memory.samples),
                 mib(p.memory.server),
                 mib(p.memory.workers_total),
+                mib(p.memory.workers_pss),
                 mib(p.memory.workers_own),
                 mib(p.memory.flow_process),
                 str(p.memory.flow_processes),
@@ -158,8 +160,11 @@ def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
         "approver never sees, while the baseline resumes a run only once it is PAUSED. The "
         "second table splits each latency at the moment the call returned.",
         "Memory: resident set sizes from /proc every 0.5 s, each role's process tree summed "
-        "per sample; a flow-run process is a worker's child with its own children. Peaks "
-        "are over the phase; MiB.",
+        "per sample; a flow-run process is a worker's child with its own children (with "
+        "warm execution, the launcher: the run itself is forked from the warm parent and "
+        "counted in the workers' trees). A sum of resident sizes counts the pages a fork "
+        "shares with its warm parent once per fork; the PSS column (proportional set size, "
+        "/proc/<pid>/smaps_rollup) counts them once. Peaks are over the phase; MiB.",
         "The baseline runs after ours on the same stack, with ours' deals still waiting "
         "(suspended at acceptance).",
         "Prefect's `suspend_flow_run` sets the PAUSED state first and stores the input "

@@ -68,6 +68,28 @@ def tree_rss(
     return total
 
 
+def tree_pss(pid: int, children: dict[int, list[int]]) -> int:
+    """Proportional set size of ``pid`` and all its descendants: a page shared by n of
+    them counts 1/n in each, so forks of one warm parent sum to what they really hold."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _pss(current)
+        todo.extend(children.get(current, ()))
+    return total
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            for line in rollup:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass  # ended meanwhile, or not ours to read
+    return 0
+
+
 def tree_cpu_seconds(roots: Sequence[int]) -> float:
     """CPU seconds (user + system) the live processes of these trees have used."""
     children = children_map(process_table())
@@ -95,6 +117,9 @@ class MemorySample:
     # The warm parents of `dealflow worker`s with the runs they forked (resident bytes of
     # each process summed: the pages the forks share with the parent count once per fork).
     warm: int = 0
+    # The workers' whole trees (worker, warm parent, launchers, runs), proportional set
+    # size: what they hold in memory, shared pages counted once.
+    workers_pss: int = 0
 
     @property
     def workers_total(self) -> int:
@@ -119,6 +144,7 @@ def sample_memory(roles: Roles) -> MemorySample:
         workers_own=[processes.get(pid, (0, 0))[1] for pid in roles["workers"]],
         flow=flow,
         warm=warm,
+        workers_pss=sum(tree_pss(pid, children) for pid in roles["workers"]),
     )
 
 
@@ -168,6 +194,7 @@ class MemoryPeaks:
     workers_own: int  # the worker processes alone, summed per sample
     flow_process: int  # the largest one flow-run process (tree) was seen at
     flow_processes: int  # the most flow-run processes seen at once
+    workers_pss: int = 0  # workers and everything they started, shared pages once
 
 
 def memory_peaks(samples: Sequence[MemorySample]) -> MemoryPeaks:
@@ -181,6 +208,7 @@ def memory_peaks(samples: Sequence[MemorySample]) -> MemoryPeaks:
         workers_own=max(sum(s.workers_own) for s in samples),
         flow_process=max((rss for s in samples for rss in s.flow.values()), default=0),
         flow_processes=max(len(s.flow) for s in samples),
+        workers_pss=max(s.workers_pss for s in samples),
     )
 
 
