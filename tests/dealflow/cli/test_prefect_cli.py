@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.runs import wait_for_state
 from tests.support import dealflow, prefect_http
 
 
@@ -62,4 +63,6 @@ def test_a_deployment_runs_on_the_stack_from_the_cli(stack: Any, tmp_path: Path)
     assert run.status_code == 200, run.text
     deployment = prefect_http().get(f"deployments/{run.json()['deployment_id']}")
     assert deployment.json()["name"] == "sla-sweep", "a run of the deployment, on the stack"
+    # The stack's worker takes it, as it would take a run started from the Prefect UI.
+    wait_for_state(run_id[1], "COMPLETED", timeout=120)
     assert list(home.iterdir()) == []

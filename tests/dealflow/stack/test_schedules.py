@@ -42,8 +42,8 @@ def test_every_scheduled_deployment_has_its_next_runs(stack: Any) -> None:
     }
     for name in scheduled_deployments():
         upcoming = runs_of(ids[name], state={"type": {"any_": ["SCHEDULED"]}})
-        assert upcoming, f"{name} has no scheduled run"
-        assert all(run["auto_scheduled"] for run in upcoming)
+        # Runs started by hand (`dealflow prefect deployment run`) may wait beside them.
+        assert any(run["auto_scheduled"] for run in upcoming), f"{name} has no scheduled run"
 
 
 def test_a_short_schedule_fires_and_its_run_completes(stack: Any) -> None:
