@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from dealflow.warm import protocol
 from dealflow.warm.fingerprint import code_fingerprint
+from dealflow.warm.run_client import connected_run_client
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Asked by the next launcher after a deploy: the supervisor starts a new parent.
@@ -260,9 +261,12 @@ def _run_engine(streams: list[int], request: dict[str, Any]) -> NoReturn:
     sys.argv = ["prefect.engine", *request["argv"]]
     # Preloaded for its imports; run afresh as __main__, as `python -m` would.
     sys.modules.pop("prefect.engine", None)
+    # Without a flow run to name, Prefect's engine says so at once: no server to wait for.
+    server = connected_run_client() if _names_a_flow_run() else contextlib.nullcontext()
     exitcode = 0
     try:
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+        with server:
+            runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         exitcode = _exit_status(exc.code)
     except BaseException:
@@ -281,6 +285,18 @@ def _run_engine(streams: list[int], request: dict[str, Any]) -> NoReturn:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(exitcode)
+
+
+def _names_a_flow_run() -> bool:
+    """Whether the arguments (or the environment) name a flow run, as the engine reads them."""
+    import uuid
+
+    named = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PREFECT__FLOW_RUN_ID", "")
+    try:
+        uuid.UUID(named)
+    except ValueError:
+        return False
+    return True
 
 
 def _name_process(flow_run_id: str) -> None:
