@@ -361,3 +361,58 @@ def wait_until(
                     detail = f"\n(describing why failed too: {exc!r})"
             raise AssertionError(f"not within {timeout:.0f} s: {what}{detail}")
         time.sleep(0.5)
+
+
+class ApiProxy:
+    """A TCP proxy in front of the Prefect server that can refuse one kind of request:
+    a connection whose request line starts with ``refusing`` is closed unanswered, as a
+    server being killed closes it. Everything else passes both ways untouched."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.refusing: bytes | None = None
+        self.refused = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: Any) -> None:
+        import socket
+
+        first = client.recv(65536)
+        if self.refusing is not None and first.startswith(self.refusing):
+            self.refused += 1
+            client.close()
+            return
+        try:
+            server = socket.create_connection(self.upstream)
+        except OSError:
+            client.close()
+            return
+        server.sendall(first)
+        threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+        _pump(client, server)
+
+
+def _pump(source: Any, target: Any) -> None:
+    import socket
+
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for end in (source, target):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)

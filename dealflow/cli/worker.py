@@ -24,4 +24,4 @@ def worker(
     fraction of a second instead of importing Prefect and the flows again."""
     from dealflow.warm.supervisor import run_worker
 
-    run_worker(["--pool", pool, *(["--name", name] if name else [])], warm=not cold)
+    run_worker(pool, name, warm=not cold)

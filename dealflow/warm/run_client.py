@@ -44,7 +44,7 @@ def connected_run_client(patience: float = PATIENCE_SECONDS) -> Iterator[None]:
             except Exception as exc:
                 context.__exit__(None, None, None)
                 error = exc
-        if not _unreachable(error) or time.monotonic() > deadline:
+        if not unreachable(error) or time.monotonic() > deadline:
             raise error
         if not said:
             print(
@@ -61,13 +61,23 @@ def connected_run_client(patience: float = PATIENCE_SECONDS) -> Iterator[None]:
         context.__exit__(None, None, None)
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """A refused or timed-out connection, as such or as Prefect's version check words it."""
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a connection to the server refused, cut or
+    timed out, as such or as Prefect's version check or its event stream words it."""
     import httpx
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+    lost = (
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.RemoteProtocolError,
+        ConnectionError,
+        InvalidHandshake,
+        ConnectionClosed,
+    )
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)):
+        if isinstance(seen, lost):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -1,7 +1,8 @@
 """``dealflow worker``: a Prefect worker of the process work pool with a warm parent beside
 it. The worker runs each flow run with the pool's command, ``python -m
 dealflow.warm.launch``, which asks the warm parent to fork it. The Prefect worker runs in
-this process, so signals reach it as they would ``prefect worker start``; a thread keeps
+this process (dealflow/warm/prompt.py: it also takes a run as soon as it is scheduled),
+and takes signals as ``prefect worker start`` does; a thread keeps
 the warm parent alive (a new one after a deploy or a crash), and the warm parent ends
 when this process does."""
 
@@ -24,8 +25,8 @@ from dealflow.warm.parent import EXIT_CODE_CHANGED
 RESTART_AT_MOST_EVERY_SECONDS = 30.0
 
 
-def run_worker(prefect_worker_arguments: list[str], warm: bool = True) -> None:
-    """Run ``prefect worker start <arguments>`` in this process until it exits."""
+def run_worker(pool: str, name: str | None, warm: bool = True) -> None:
+    """Run a Prefect process worker of ``pool`` in this process until it is stopped."""
     # The pool's command names `python`: this installation's, wherever the worker runs.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     os.environ.pop(SOCKET_VARIABLE, None)
@@ -35,11 +36,10 @@ def run_worker(prefect_worker_arguments: list[str], warm: bool = True) -> None:
         os.environ[SOCKET_VARIABLE] = str(socket_path)
         parent = WarmParent(socket_path, dict(os.environ))
         threading.Thread(target=parent.keep_alive, name="warm-parent", daemon=True).start()
-    from prefect.cli import app
+    from dealflow.warm.prompt import serve
 
-    sys.argv = ["prefect", "worker", "start", *prefect_worker_arguments]
     try:
-        app()
+        serve(pool, name)
     finally:
         if parent is not None:
             parent.stop()
