@@ -74,7 +74,13 @@ from bench.deal_copies import (
 )
 from bench.deals_under_load import DealsUnderLoad
 from bench.load_report import RunInfo, render_section, section_title
-from bench.process_trees import MemorySampler, memory_peaks, wait_workers_idle
+from bench.process_trees import (
+    MemorySampler,
+    cpu_between,
+    cpu_by_role,
+    memory_peaks,
+    wait_workers_idle,
+)
 from bench.production_stack import (
     BenchPlan,
     other_runs_between,
@@ -143,16 +149,19 @@ def run_phases(
     sampler = MemorySampler(roles).start()
     bare: BareUnderLoad | None = None
     try:
-        began = time.time()
+        began, cpu_before = time.time(), cpu_by_role(roles)
         ours, window = run_ours(stack, inbox, plan, deals, args)
         other = other_runs_between(began, time.time(), [deal_deployment_name()])
+        wait_workers_idle(roles)  # ours' last runs suspended and gone
         phases = [ours.result(window, memory_peaks(sampler.between(*window)), other)]
+        phases[0].cpu = cpu_between(cpu_before, cpu_by_role(roles))
         if deployment_id is not None:
-            wait_workers_idle(roles)  # ours' last runs suspended and gone
-            began = time.time()
+            began, cpu_before = time.time(), cpu_by_role(roles)
             bare, window = run_baseline(len(deals), suspends, deployment_id, args)
             other = other_runs_between(began, time.time(), [deal_deployment_name(), BASELINE_NAME])
+            wait_workers_idle(roles)
             phases.append(bare.result(window, memory_peaks(sampler.between(*window)), other))
+            phases[1].cpu = cpu_between(cpu_before, cpu_by_role(roles))
     finally:
         sampler.stop()
     return phases, raw_results(ours, bare, sampler)

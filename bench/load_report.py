@@ -142,6 +142,51 @@ def figures_tables(phases: Sequence[PhaseResult]) -> tuple[str, str]:
     return main, memory
 
 
+CPU_ROLES = [
+    ("server", "Prefect server"),
+    ("postgres", "PostgreSQL"),
+    ("workers", "workers with their runs"),
+    ("web", "web service"),
+]
+
+
+def cpu_table(phases: Sequence[PhaseResult]) -> str:
+    """CPU seconds by role over each phase, and per deal (per baseline run)."""
+    rows = []
+    for phase in phases:
+        total = sum(phase.cpu.values())
+        per = phase.count or 1
+        rows.append(
+            [
+                phase.name,
+                *(f"{phase.cpu.get(role, 0.0):.0f}" for role, _title in CPU_ROLES),
+                f"{total:.0f}",
+                *(f"{phase.cpu.get(role, 0.0) / per:.2f}" for role, _title in CPU_ROLES),
+                f"{total / per:.2f}",
+            ]
+        )
+    if len(phases) == 2 and all(sum(p.cpu.values()) for p in phases):
+        ours, base = phases
+        rows.append(
+            [
+                "ratio ours/baseline",
+                *[""] * (len(CPU_ROLES) + 1),
+                *(
+                    ratio(
+                        ours.cpu.get(role, 0.0) / ours.count, base.cpu.get(role, 0.0) / base.count
+                    )
+                    for role, _title in CPU_ROLES
+                ),
+                ratio(sum(ours.cpu.values()) / ours.count, sum(base.cpu.values()) / base.count),
+            ]
+        )
+    titles = [title for _role, title in CPU_ROLES]
+    return table(
+        ["scenario", *titles, "all", *(f"{t}, per deal" for t in titles), "all, per deal"],
+        rows,
+    )
+
+
 def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
     main_table, memory_table = figures_tables(phases)
     split_table = call_table(phases)
@@ -165,6 +210,10 @@ def render_section(info: RunInfo, phases: Sequence[PhaseResult]) -> str:
         "counted in the workers' trees). A sum of resident sizes counts the pages a fork "
         "shares with its warm parent once per fork; the PSS column (proportional set size, "
         "/proc/<pid>/smaps_rollup) counts them once. Peaks are over the phase; MiB.",
+        "CPU: from /proc, each process's own user and system time and that of the "
+        "children it waited for, summed over each role's process tree (the flow-run "
+        "processes count in the worker or warm parent that reaped them); PostgreSQL is "
+        "the whole database server, Prefect's database and Dealflow's.",
         "The baseline runs after ours on the same stack, with ours' deals still waiting "
         "(suspended at acceptance).",
         "Prefect's `suspend_flow_run` sets the PAUSED state first and stores the input "
@@ -219,6 +268,10 @@ The same latency, split where the approval POST (the `resume_flow_run` call) ret
 Peak memory, MiB:
 
 {memory_table}
+
+CPU-seconds over each phase, by role (until its last run process was gone):
+
+{cpu_table(phases)}
 
 {notes_text}
 """

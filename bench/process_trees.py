@@ -105,6 +105,51 @@ def tree_cpu_seconds(roots: Sequence[int]) -> float:
     return total / TICKS
 
 
+def tree_cpu_spent(roots: Sequence[int]) -> float:
+    """CPU seconds these trees have spent so far: each live process's own (user + system)
+    and that of the children it has waited for, so that the flow-run processes which
+    came and went count in the worker (or warm parent) that reaped them."""
+    children = children_map(process_table())
+    total, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = stat_fields(pid)
+            total += sum(int(fields[n]) for n in (11, 12, 13, 14))  # utime stime cutime cstime
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(pid, ()))
+    return total / TICKS
+
+
+def postgres_roots() -> list[int]:
+    """The PostgreSQL server's main process (its backends are its children)."""
+    found = []
+    for pid, (parent, _rss) in process_table().items():
+        if _command(pid) == b"postgres" and _command(parent) != b"postgres":
+            found.append(pid)
+    return found
+
+
+def _command(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as comm:
+            return comm.read().strip()
+    except OSError:
+        return b""
+
+
+def cpu_by_role(roles: Roles) -> dict[str, float]:
+    """CPU seconds spent so far by each role's trees, and by the PostgreSQL server."""
+    spent = {role: tree_cpu_spent(pids) for role, pids in roles.items()}
+    spent["postgres"] = tree_cpu_spent(postgres_roots())
+    return spent
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {role: after[role] - before.get(role, 0.0) for role in after}
+
+
 @dataclass
 class MemorySample:
     """One look at /proc. Bytes; ``flow`` holds each worker child's process tree."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bench.client_pool import LATER, ClientPool, Job
@@ -37,6 +37,9 @@ class PhaseResult:
     after_call: list[float]  # from the POST's answer (the call's return) to the next gate
     memory: MemoryPeaks
     other_runs: dict[str, int]  # runs of other deployments on the pool during the phase
+    # CPU seconds by role over the phase (its runs' processes gone): "server", "web",
+    # "workers" (with their warm parents and runs), "postgres" (the whole server)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_minute(self) -> float:
