@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECTION_TITLE = "## Approval latency (bench/approval_latency.py)"
@@ -72,7 +72,9 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.process_trees import TICKS, stat_fields
+from bench.production_stack import POSTGRES_SERVER
 from bench.results import CODE_CHANGE_SPELLED, RunClock, RunRecord, stats_of, table, write_results
+from bench.scratch_databases import create_databases, drop_databases
 from bench.script import BenchError, raise_interrupt, run_main, say
 from bench.timed_inbox import Received, TimedInbox
 from harness.mail import decide, link_in, to
@@ -269,8 +271,12 @@ def segments_since(
     return segments
 
 
-def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
-    """One fresh stack whose worker takes ``path``; raw samples to ``out``."""
+def run_scenario(
+    path: str, deals: int, warmup: int, out: Path, keep_data: bool, postgres: bool = False
+) -> None:
+    """One fresh stack whose worker takes ``path``; raw samples to ``out``. With
+    ``postgres``, Prefect and Dealflow on databases of its own on the production path's
+    PostgreSQL (dropped at the end) instead of SQLite files."""
     signal.signal(signal.SIGTERM, raise_interrupt)
     from aiosmtpd.controller import Controller
 
@@ -278,6 +284,15 @@ def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool)
     from dealflow.stack.local import Stack
 
     data_dir = Path(tempfile.mkdtemp(prefix="dealflow-bench-"))
+    databases = {role: f"latency_{os.getpid()}_{role}" for role in ("dealflow", "prefect")}
+    on_postgres: dict[str, Any] = {}
+    if postgres:
+        create_databases(POSTGRES_SERVER, list(databases.values()))
+        on_postgres = {
+            "database_url": f"{POSTGRES_SERVER}/{databases['dealflow']}",
+            "prefect_database_url": POSTGRES_SERVER.replace("+psycopg", "+asyncpg")
+            + f"/{databases['prefect']}",
+        }
     config = StackConfig(
         data_dir=data_dir,
         prefect_port=free_port(),
@@ -287,6 +302,7 @@ def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool)
         warm=path == "warm",
         # Every approval of the benchmark is clicked from this one address.
         extra_env={"DEALFLOW_LINK_REQUESTS_PER_MINUTE": "1000000"},
+        **on_postgres,
     )
     # Before Prefect or Dealflow's settings are first read in this process.
     os.environ.pop("DEALFLOW_DATABASE_URL", None)
@@ -339,6 +355,8 @@ def run_scenario(path: str, deals: int, warmup: int, out: Path, keep_data: bool)
             print(f"data kept in {data_dir}", file=sys.stderr)
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+            if postgres:
+                drop_databases(POSTGRES_SERVER, list(databases.values()))
 
 
 # (deal id, its run id), and a run of each bare deployment by its scenario
@@ -602,10 +620,11 @@ def render_section(
     paths: Sequence[str],
     record: RunRecord,
     extras: dict[str, dict[str, float]],
+    database: str = "SQLite",
 ) -> str:
     main_table, segment_table, role_table = results_tables(samples, paths)
     opening = record.header(SCRIPT, make_target="bench", code_change=CODE_CHANGE_SPELLED)
-    notes = "\n".join(f"- {note}" for note in report_notes(samples, paths, extras))
+    notes = "\n".join(f"- {note}" for note in report_notes(samples, paths, extras, database))
     return f"""{SECTION_TITLE}
 
 Time from the manager's approval (the HTTP POST of the form at the emailed link) to the
@@ -616,7 +635,7 @@ resumed with `resume_flow_run` and polled every 50 ms until it is PAUSED at its 
 gate. Ours runs as `make demo` does: one `dealflow worker` starting runs warm (forked
 from the warm parent, docs/deployment.md) or, on a second stack, cold (`--cold`, each
 run a fresh interpreter). One deal or run resumed at a time, ours and the baseline
-alternating; workers poll every second; Prefect and Dealflow on SQLite. CPU-seconds per
+alternating; workers poll every second; Prefect and Dealflow on {database}. CPU-seconds per
 resume: every process of the stack (Prefect server, web service, workers and all they
 started, read from /proc), from the call until no process of the run is left, less the
 stack's idle CPU over the same time.
@@ -646,7 +665,10 @@ from it), idle taken out.
 
 
 def report_notes(
-    samples: Sequence[Sample], paths: Sequence[str], extras: dict[str, dict[str, float]]
+    samples: Sequence[Sample],
+    paths: Sequence[str],
+    extras: dict[str, dict[str, float]],
+    database: str = "SQLite",
 ) -> list[str]:
     sizes = sorted({len(counted(samples, "ours", p)) for p in paths})
     ranks = ", ".join(f"with {n} samples {_nearest_rank(n)}" for n in sizes)
@@ -674,7 +696,7 @@ def report_notes(
         ]
         if errors.get("measuring") or errors.get("parking") or slow:
             notes.append(
-                f"{path}: Prefect's server (SQLite) logged {errors.get('measuring', 0):.0f} "
+                f"{path}: Prefect's server ({database}) logged {errors.get('measuring', 0):.0f} "
                 "failed state change(s) `database is locked` while samples were taken "
                 f"({errors.get('parking', 0):.0f} while the runs were started and parked); calls "
                 f"that took over 1 s: {len(slow)}."
@@ -693,7 +715,9 @@ def _nearest_rank(n: int) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def run_child(path: str, deals: int, warmup: int, out: Path, keep_data: bool) -> None:
+def run_child(
+    path: str, deals: int, warmup: int, out: Path, keep_data: bool, postgres: bool
+) -> None:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -708,6 +732,8 @@ def run_child(path: str, deals: int, warmup: int, out: Path, keep_data: bool) ->
     ]
     if keep_data:
         command.append("--keep-data")
+    if postgres:
+        command.append("--postgres")
     child = subprocess.Popen(command, cwd=PROJECT_ROOT)
     try:
         code = child.wait()
@@ -742,6 +768,12 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--keep-data", action="store_true", help="Keep the stacks' temporary data folders."
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="Prefect and Dealflow on PostgreSQL (databases of their own, dropped after), "
+        "as on the production path, instead of the demo's SQLite.",
+    )
     parser.add_argument("--raw", type=Path, help="Also write every sample to this JSON file.")
     parser.add_argument("--scenario-path", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--scenario-out", type=Path, help=argparse.SUPPRESS)
@@ -749,11 +781,20 @@ def main(argv: Sequence[str]) -> None:
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     if args.deals < 1 or args.warmup < 0:
         parser.error("--deals must be at least 1, --warmup at least 0")
+    if args.postgres and not args.no_results and args.scenario_path is None:
+        parser.error("--postgres measures beside the demo: give --no-results too")
     if not paths or any(p not in PATHS for p in paths):
         parser.error(f"--paths: a comma-separated list of {', '.join(PATHS)}, not {args.paths!r}")
 
     if args.scenario_path is not None:  # the child: one path on its own stack
-        run_scenario(args.scenario_path, args.deals, args.warmup, args.scenario_out, args.keep_data)
+        run_scenario(
+            args.scenario_path,
+            args.deals,
+            args.warmup,
+            args.scenario_out,
+            args.keep_data,
+            args.postgres,
+        )
         return
 
     signal.signal(signal.SIGTERM, raise_interrupt)
@@ -763,7 +804,7 @@ def main(argv: Sequence[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="dealflow-bench-") as scratch:
         for path in paths:
             out = Path(scratch) / f"{path}.json"
-            run_child(path, args.deals, args.warmup, out, args.keep_data)
+            run_child(path, args.deals, args.warmup, out, args.keep_data, args.postgres)
             result = json.loads(out.read_text())
             samples += [Sample(**raw) for raw in result["samples"]]
             extras[path] = {
@@ -780,7 +821,8 @@ def main(argv: Sequence[str]) -> None:
             f"warning: the checkout changed during the run: {record.code[0]} -> {record.code[1]}",
             file=sys.stderr,
         )
-    section = render_section(samples, paths, record, extras)
+    database = "PostgreSQL" if args.postgres else "SQLite"
+    section = render_section(samples, paths, record, extras, database)
     say("\n" + section)
     if not args.no_results:
         write_results(section, SECTION_TITLE)
