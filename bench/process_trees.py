@@ -90,32 +90,18 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def tree_cpu_seconds(roots: Sequence[int]) -> float:
-    """CPU seconds (user + system) the live processes of these trees have used."""
+def tree_cpu_seconds(roots: Sequence[int], reaped: bool = False) -> float:
+    """CPU seconds (user + system) the live processes of these trees have used; with
+    ``reaped``, also that of the children each has waited for, so that processes which
+    came and went (flow runs) count in the worker or warm parent that reaped them."""
+    fields_of_time = (11, 12, 13, 14) if reaped else (11, 12)  # utime stime cutime cstime
     children = children_map(process_table())
     total, todo = 0, list(roots)
     while todo:
         pid = todo.pop()
         try:
             fields = stat_fields(pid)
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-        todo.extend(children.get(pid, ()))
-    return total / TICKS
-
-
-def tree_cpu_spent(roots: Sequence[int]) -> float:
-    """CPU seconds these trees have spent so far: each live process's own (user + system)
-    and that of the children it has waited for, so that the flow-run processes which
-    came and went count in the worker (or warm parent) that reaped them."""
-    children = children_map(process_table())
-    total, todo = 0, list(roots)
-    while todo:
-        pid = todo.pop()
-        try:
-            fields = stat_fields(pid)
-            total += sum(int(fields[n]) for n in (11, 12, 13, 14))  # utime stime cutime cstime
+            total += sum(int(fields[n]) for n in fields_of_time)
         except (OSError, IndexError, ValueError):
             pass
         todo.extend(children.get(pid, ()))
@@ -141,8 +127,8 @@ def _command(pid: int) -> bytes:
 
 def cpu_by_role(roles: Roles) -> dict[str, float]:
     """CPU seconds spent so far by each role's trees, and by the PostgreSQL server."""
-    spent = {role: tree_cpu_spent(pids) for role, pids in roles.items()}
-    spent["postgres"] = tree_cpu_spent(postgres_roots())
+    spent = {role: tree_cpu_seconds(pids, reaped=True) for role, pids in roles.items()}
+    spent["postgres"] = tree_cpu_seconds(postgres_roots(), reaped=True)
     return spent
 
 

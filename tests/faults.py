@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -416,3 +416,48 @@ def _pump(source: Any, target: Any) -> None:
     for end in (source, target):
         with contextlib.suppress(OSError):
             end.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def pool_of_its_own(stack: Any, prefix: str) -> Iterator[str]:
+    """A process work pool beside the stack's, for a worker a test starts itself."""
+    import uuid
+
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    with stack.api() as api:
+        api.post("work_pools/", json={"name": name, "type": "process"}).raise_for_status()
+        try:
+            yield name
+        finally:
+            api.delete(f"work_pools/{name}")
+
+
+@contextlib.contextmanager
+def cold_worker(stack: Any, pool: str, log: Path, **settings: str) -> Iterator[Path]:
+    """`dealflow worker --cold` on ``pool``, with the stack's Prefect settings and
+    ``settings`` over them, its output in ``log``; until it has started polling."""
+    import subprocess
+    import sys
+
+    from dealflow.stack.config import prefect_env
+    from models.settings import PROJECT_ROOT
+
+    env = {**os.environ, **prefect_env(stack.config), **settings}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dealflow", "worker", "--pool", pool, "--cold"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "started!" not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        yield log
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -6,19 +6,14 @@ watched, on a pool of its own beside the stack's."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dealflow.stack.config import prefect_env
-from models.settings import PROJECT_ROOT
+from tests.faults import cold_worker, pool_of_its_own
 
 pytestmark = pytest.mark.stack
 
@@ -28,39 +23,16 @@ PICK_UP_WITHIN_SECONDS = 20.0
 
 @pytest.fixture
 def pool(stack: Any) -> Iterator[str]:
-    name = f"prompt-{uuid.uuid4().hex[:8]}"
-    with stack.api() as api:
-        api.post("work_pools/", json={"name": name, "type": "process"}).raise_for_status()
+    with pool_of_its_own(stack, "prompt") as name:
         yield name
-        api.delete(f"work_pools/{name}")
 
 
 @pytest.fixture
 def worker(stack: Any, pool: str, tmp_path: Path) -> Iterator[Path]:
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        **prefect_env(stack.config),
-        "PREFECT_WORKER_QUERY_SECONDS": str(POLL_SECONDS),
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dealflow", "worker", "--pool", pool, "--cold"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "started!" not in log.read_text(errors="replace"):
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.2)
+    with cold_worker(
+        stack, pool, tmp_path / "worker.log", PREFECT_WORKER_QUERY_SECONDS=str(POLL_SECONDS)
+    ) as log:
         yield log
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_a_run_scheduled_after_the_workers_poll_starts_within_seconds(

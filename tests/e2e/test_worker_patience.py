@@ -9,11 +9,7 @@ while, as a dying server does, and lets them through again."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dealflow.stack.config import prefect_env
 from harness.runs import run_state, wait_for_state
-from models.settings import PROJECT_ROOT
-from tests.faults import ApiProxy
+from tests.faults import ApiProxy, cold_worker, pool_of_its_own
 
 pytestmark = pytest.mark.stack
 
@@ -42,50 +36,33 @@ def proxy(stack: Any) -> Iterator[ApiProxy]:
 
 @pytest.fixture
 def pool(stack: Any) -> Iterator[str]:
-    name = f"patience-{uuid.uuid4().hex[:8]}"
-    with stack.api() as api:
-        api.post("work_pools/", json={"name": name, "type": "process"}).raise_for_status()
+    with pool_of_its_own(stack, "patience") as name:
         yield name
-        api.delete(f"work_pools/{name}")
 
 
 @pytest.fixture
 def worker_log(stack: Any, pool: str, proxy: ApiProxy, tmp_path: Path) -> Iterator[Path]:
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        **prefect_env(stack.config),
-        "PREFECT_API_URL": f"http://127.0.0.1:{proxy.port}/api",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dealflow", "worker", "--pool", pool, "--cold"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "started!" not in log.read_text(errors="replace"):
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.2)
+    proxied = f"http://127.0.0.1:{proxy.port}/api"
+    with cold_worker(stack, pool, tmp_path / "worker.log", PREFECT_API_URL=proxied) as log:
         yield log
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
-def sweep_deployment_on(stack: Any, pool: str) -> str:
-    """A copy of the stack's sla-sweep deployment on ``pool``: a real flow, quickly done."""
+def quick_deployment_on(stack: Any, pool: str) -> str:
+    """A deployment of tests/e2e/quick_flow.py on ``pool``, loaded from this checkout as
+    the stack's own deployments are."""
     with stack.api() as api:
         sweep = api.get("deployments/name/sla-sweep/sla-sweep").json()
-        copy = {
-            key: sweep[key]
-            for key in ("flow_id", "entrypoint", "path", "pull_steps", "job_variables")
-        }
-        created = api.post("deployments/", json={**copy, "name": pool, "work_pool_name": pool})
+        flow = api.post("flows/", json={"name": "quick-check"}).json()
+        created = api.post(
+            "deployments/",
+            json={
+                **{key: sweep[key] for key in ("path", "pull_steps", "job_variables")},
+                "name": pool,
+                "flow_id": flow["id"],
+                "work_pool_name": pool,
+                "entrypoint": "tests/e2e/quick_flow.py:quick_check",
+            },
+        )
         created.raise_for_status()
         return str(created.json()["id"])
 
@@ -93,7 +70,7 @@ def sweep_deployment_on(stack: Any, pool: str) -> str:
 def test_a_run_whose_start_finds_the_server_unreachable_starts_when_it_answers(
     stack: Any, pool: str, proxy: ApiProxy, worker_log: Path
 ) -> None:
-    deployment = sweep_deployment_on(stack, pool)
+    deployment = quick_deployment_on(stack, pool)
     proxy.refusing = EVENT_STREAM
     with stack.api() as api:
         run = api.post(f"deployments/{deployment}/create_flow_run", json={}).json()
