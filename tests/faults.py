@@ -423,8 +423,10 @@ def pool_of_its_own(stack: Any, prefix: str) -> Iterator[str]:
     """A process work pool beside the stack's, for a worker a test starts itself."""
     import uuid
 
+    from tests.support import prefect_http
+
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    with stack.api() as api:
+    with prefect_http() as api:
         api.post("work_pools/", json={"name": name, "type": "process"}).raise_for_status()
         try:
             yield name

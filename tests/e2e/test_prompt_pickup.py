@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.faults import cold_worker, pool_of_its_own
+from tests.support import prefect_http
 
 pytestmark = pytest.mark.stack
 
@@ -38,7 +39,7 @@ def worker(stack: Any, pool: str, tmp_path: Path) -> Iterator[Path]:
 def test_a_run_scheduled_after_the_workers_poll_starts_within_seconds(
     stack: Any, pool: str, worker: Path
 ) -> None:
-    with stack.api() as api:
+    with prefect_http() as api:
         flow = api.post("flows/", json={"name": "prompt-pickup-check"}).json()
         deployment = api.post(
             "deployments/",
@@ -52,7 +53,9 @@ def test_a_run_scheduled_after_the_workers_poll_starts_within_seconds(
         deployment.raise_for_status()
         time.sleep(2)  # after the worker's first poll, well before its next
         created = time.monotonic()
-        run = api.post(f"deployments/{deployment.json()['id']}/create_flow_run", json={}).json()
+        made = api.post(f"deployments/{deployment.json()['id']}/create_flow_run", json={})
+        assert made.status_code == 201, made.text
+        run = made.json()
         while True:
             state = api.get(f"flow_runs/{run['id']}").json()["state"]["type"]
             if state != "SCHEDULED":

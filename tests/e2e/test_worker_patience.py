@@ -19,6 +19,7 @@ import pytest
 
 from harness.runs import run_state, wait_for_state
 from tests.faults import ApiProxy, cold_worker, pool_of_its_own
+from tests.support import prefect_http
 
 pytestmark = pytest.mark.stack
 
@@ -50,7 +51,7 @@ def worker_log(stack: Any, pool: str, proxy: ApiProxy, tmp_path: Path) -> Iterat
 def quick_deployment_on(stack: Any, pool: str) -> str:
     """A deployment of tests/e2e/quick_flow.py on ``pool``, loaded from this checkout as
     the stack's own deployments are."""
-    with stack.api() as api:
+    with prefect_http() as api:
         sweep = api.get("deployments/name/sla-sweep/sla-sweep").json()
         flow = api.post("flows/", json={"name": "quick-check"}).json()
         created = api.post(
@@ -72,9 +73,10 @@ def test_a_run_whose_start_finds_the_server_unreachable_starts_when_it_answers(
 ) -> None:
     deployment = quick_deployment_on(stack, pool)
     proxy.refusing = EVENT_STREAM
-    with stack.api() as api:
-        run = api.post(f"deployments/{deployment}/create_flow_run", json={}).json()
-    run_id = run["id"]
+    with prefect_http() as api:
+        created = api.post(f"deployments/{deployment}/create_flow_run", json={})
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
     said = f"could not start flow run {run_id}: the Prefect server is unreachable"
     deadline = time.monotonic() + 60
     while said not in worker_log.read_text(errors="replace"):
@@ -84,7 +86,7 @@ def test_a_run_whose_start_finds_the_server_unreachable_starts_when_it_answers(
     proxy.refusing = None
 
     wait_for_state(run_id, "COMPLETED", timeout=120)
-    with stack.api() as api:
+    with prefect_http() as api:
         states = api.get("flow_run_states/", params={"flow_run_id": run_id}).json()
         api.delete(f"deployments/{deployment}")
     assert "CRASHED" not in [state["type"] for state in states]
