@@ -27,13 +27,10 @@ import anyio.abc
 from prefect.client.schemas.objects import FlowRun
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
-from dealflow.warm.run_client import unreachable
+from dealflow.warm.run_client import PATIENCE_SECONDS, RETRY_SECONDS, unreachable
 
 # After the event stream is lost (a server restart), try again this often.
 RECONNECT_SECONDS = 5.0
-# How long a run whose start found the server unreachable waits for it.
-UNREACHABLE_PATIENCE_SECONDS = 300.0
-RETRY_SECONDS = 1.0
 # How long the list of the pool's online workers is trusted.
 TEAM_SECONDS = 15.0
 
@@ -88,7 +85,7 @@ class PatientProcessWorker(ProcessWorker):
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
         watched = _StartWatch(task_status or anyio.TASK_STATUS_IGNORED)
-        deadline = time.monotonic() + UNREACHABLE_PATIENCE_SECONDS
+        deadline = time.monotonic() + PATIENCE_SECONDS
         said = False
         while True:
             try:
@@ -100,7 +97,7 @@ class PatientProcessWorker(ProcessWorker):
                     _say(
                         f"could not start flow run {flow_run.id}: the Prefect server is "
                         f"unreachable ({type(exc).__name__}); trying again for up to "
-                        f"{UNREACHABLE_PATIENCE_SECONDS:.0f} s"
+                        f"{PATIENCE_SECONDS:.0f} s"
                     )
                     said = True
                 await _until_reachable(self, deadline)

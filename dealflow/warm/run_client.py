@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-# How long a run waits for an unreachable Prefect server before it gives up as Prefect's
-# own command would (exit 1, reported crashed by the worker once the server is back).
+# How long a run (and the worker starting it) waits for an unreachable Prefect server
+# before giving up as Prefect would: the run reported Crashed once the server is back.
 PATIENCE_SECONDS = 300.0
 RETRY_SECONDS = 1.0
 
